@@ -1,0 +1,45 @@
+"""Shared fixtures: the shipped specs, layouts for the seed's unit, generated templates."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY  # noqa: E402
+
+from xlsx_kpi.layout import WorkbookLayout, build_layout  # noqa: E402
+from xlsx_kpi.spec import Catalog, load_specs  # noqa: E402
+from xlsx_kpi.template import write_template  # noqa: E402
+
+SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
+
+
+@pytest.fixture(scope="session")
+def catalog() -> Catalog:
+    return load_specs()
+
+
+@pytest.fixture()
+def dept_layout(catalog: Catalog) -> WorkbookLayout:
+    return build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
+
+
+@pytest.fixture()
+def project_layout(catalog: Catalog) -> WorkbookLayout:
+    return build_layout(catalog, catalog.workbook("sc-project"), PROJECT_IDENTITY)
+
+
+@pytest.fixture(scope="session")
+def dept_template(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
+    return write_template(layout, tmp_path_factory.mktemp("tpl") / "dept.xlsx")
+
+
+@pytest.fixture(scope="session")
+def project_template(catalog: Catalog, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    layout = build_layout(catalog, catalog.workbook("sc-project"), PROJECT_IDENTITY)
+    return write_template(layout, tmp_path_factory.mktemp("tpl") / "project.xlsx")

@@ -1,0 +1,171 @@
+"""The xlsx-kpi command line: parse options, call the library, print, exit (0 ok, 1 findings, 2 bad input)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.layout import Identity, build_layout
+from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
+from xlsx_kpi.template import generate, template_filename, write_template
+from xlsx_kpi.units import PROJECT_TYPES, read_units
+
+app = typer.Typer(
+    help="预算绩效自评表工具：生成 Excel 模板（template）、列出表种（specs）、重建内置模板（build-templates）。",
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+KIND_ALIASES = {"department": "department", "部门": "department", "部门整体": "department",
+                "project": "project", "项目": "project", "项目支出": "project"}
+
+SpecsDir = Annotated[Path | None, typer.Option("--sheets", help="表种规格目录（默认使用内置 sheets/）")]
+
+
+def _catalog(sheets: Path | None) -> Catalog:
+    return load_specs(sheets)
+
+
+def _workbook(catalog: Catalog, kind: str | None, spec: str | None) -> WorkbookSpec:
+    if spec:
+        return catalog.workbook(spec)
+    if not kind:
+        raise XlsxKpiError("请用 --kind 指定表种（department 部门整体 / project 项目支出），或用 --spec 指定规格")
+    wanted = KIND_ALIASES.get(kind.strip().lower())
+    if wanted is None:
+        raise XlsxKpiError(f"未知的表种 {kind!r}，应为 department（部门）或 project（项目）；用 xlsx-kpi specs 查看全部")
+    for wb in catalog.workbooks.values():
+        if wb.kind == wanted:
+            return wb
+    raise XlsxKpiError(f"没有 {kind} 类的表种规格")
+
+
+def _year(text: str | None) -> int:
+    if text is None:
+        return dt.date.today().year - 1
+    try:
+        year = int(text.strip())
+    except ValueError:
+        raise XlsxKpiError(f"年度“{text}”不是数字，请填写四位年份，如 2025") from None
+    if not 1990 <= year <= 2100:
+        raise XlsxKpiError(f"年度 {year} 不合理，请填写四位年份，如 2025")
+    return year
+
+
+@app.command("specs")
+def specs_cmd(sheets: SpecsDir = None) -> None:
+    """列出已知的表种和表格（地区、来源）。"""
+    catalog = _catalog(sheets)
+    for wb in catalog.workbooks.values():
+        kind = "部门整体" if wb.kind == "department" else "项目支出"
+        out.print(f"{wb.id}  [{kind}] {wb.name}（{wb.region}，第 {wb.version} 版）")
+        for s in catalog.sheets_of(wb):
+            src = f"  来源：{s.source.file} 第 {s.source.lines[0]}–{s.source.lines[1]} 行" if s.source else ""
+            out.print(f"    {s.sheet}：{s.name}（{s.id}）{src}")
+
+
+@app.command("template")
+def template_cmd(
+    kind: Annotated[str | None, typer.Option("--kind", "-k", help="表种：department（部门整体）或 project（项目支出）")] = None,
+    spec: Annotated[str | None, typer.Option("--spec", help="按规格 id 选择表种，如 sc-department")] = None,
+    year: Annotated[str | None, typer.Option("--year", "-y", help="年度，如 2025（默认上一年）")] = None,
+    unit: Annotated[str | None, typer.Option("--unit", "-u", help="单位名称")] = None,
+    code: Annotated[str | None, typer.Option("--code", "-c", help="预算单位编码")] = None,
+    project: Annotated[str | None, typer.Option("--project", "-p", help="项目名称（项目支出表）")] = None,
+    project_type: Annotated[str | None, typer.Option("--project-type", help="项目类型：产业发展/民生保障/基础设施/行政运行")] = None,
+    units: Annotated[Path | None, typer.Option("--units", help="单位清单 .xlsx/.csv（单位名称、预算单位编码、项目名称、项目类型），每行生成一个文件")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="输出文件（单个单位时）")] = None,
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="输出文件夹（默认当前文件夹）")] = Path("."),
+    password: Annotated[str | None, typer.Option("--password", help="工作表保护密码（可选；只防误改，不防破解）")] = None,
+    contact: Annotated[str | None, typer.Option("--contact", help="填表说明中的报送要求，如“12月31日前发送至 xx@xx.gov.cn”")] = None,
+    blank: Annotated[bool, typer.Option("--blank", help="生成不带单位信息的空白模板")] = False,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的文件")] = False,
+    sheets: SpecsDir = None,
+) -> None:
+    """为一个单位（或 --units 清单中的每个单位）生成自评模板。"""
+    catalog = _catalog(sheets)
+    wb = _workbook(catalog, kind, spec)
+    the_year = _year(year)
+    if project_type and project_type not in PROJECT_TYPES:
+        raise XlsxKpiError(f"项目类型“{project_type}”无效，应为：{'、'.join(PROJECT_TYPES)}")
+    is_project = wb.kind == "project"
+    if units:
+        rows = read_units(units, project=is_project)
+        idents = [Identity(year=the_year, unit_name=r.unit_name, unit_code=r.unit_code, project_name=r.project_name,
+                           project_type=r.project_type, contact=contact or "") for r in rows]
+        paths = generate(catalog, wb, idents, out_dir, password=password, force=force)
+        out.print(f"已生成 {len(paths)} 个模板，保存在 {out_dir}：")
+        for p in paths:
+            out.print(f"  {p.name}")
+        return
+    if not blank:
+        if not unit:
+            raise XlsxKpiError("请用 --unit 指定单位名称（或用 --units 指定单位清单，或加 --blank 生成空白模板）")
+        if not code:
+            raise XlsxKpiError("请用 --code 指定预算单位编码")
+        if is_project and not project:
+            raise XlsxKpiError("项目支出表请用 --project 指定项目名称")
+    ident = Identity(year=the_year, unit_name=unit or "", unit_code=code or "", project_name=project or "",
+                     project_type=project_type or "", contact=contact or "")
+    path = output or out_dir / template_filename(wb, ident)
+    if path.suffix.lower() != ".xlsx":
+        raise XlsxKpiError("输出文件名须以 .xlsx 结尾", file=str(path))
+    write_template(build_layout(catalog, wb, ident), path, password=password, force=force)
+    out.print(f"已生成模板：{path}")
+
+
+@app.command("build-templates")
+def build_templates_cmd(
+    out_dir: Annotated[Path, typer.Option("--out-dir", help="输出文件夹")] = Path("templates"),
+    year: Annotated[str | None, typer.Option("--year", "-y", help="模板年度（默认上一年）")] = None,
+    sheets: SpecsDir = None,
+) -> None:
+    """由 sheets/ 重新生成 templates/ 中的空白模板（每个表种一个，覆盖旧文件）。"""
+    catalog = _catalog(sheets)
+    the_year = _year(year)
+    for wb in catalog.workbooks.values():
+        path = out_dir / f"{wb.id}.xlsx"
+        write_template(build_layout(catalog, wb, Identity(year=the_year)), path, force=True)
+        out.print(f"已生成：{path}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    try:
+        app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")
+    except XlsxKpiError as e:
+        err.print(f"错误：{e.render()}")
+        return e.exit_code
+    except typer.Abort:
+        err.print("已取消")
+        return 2
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except Exception as e:
+        # Usage errors come from the click layer (vendored in newer typer): recognise them by shape.
+        if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):
+            name = getattr(e, "option_name", None)
+            text = f"没有选项 {name}" if type(e).__name__ == "NoSuchOption" and name else e.format_message()
+            err.print(f"参数错误：{text}；运行 xlsx-kpi --help 查看用法")
+            return 2
+        if type(e).__name__ in ("Exit",) and hasattr(e, "exit_code"):
+            return int(e.exit_code)
+        raise
+    except KeyboardInterrupt:
+        err.print("已中断")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,534 @@
+"""Turn specs into a cell-by-cell plan shared by the template writer, the reader and recalculation."""
+
+from __future__ import annotations
+
+import math
+import unicodedata
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Literal
+
+from xlsx_kpi import expr
+from xlsx_kpi.errors import SpecError
+from xlsx_kpi.spec import (
+    Catalog,
+    ChoiceBlock,
+    FieldsBlock,
+    GridBlock,
+    IndicatorsBlock,
+    InputsBlock,
+    InputType,
+    SheetSpec,
+    TargetsBlock,
+    TextBlock,
+    WorkbookSpec,
+    col_index,
+    col_letters,
+    span,
+)
+
+Role = Literal["title", "label", "header", "input", "formula", "constant"]
+
+# Excel limits the sheet-wide formula length; the self-check counter must stay under it.
+MAX_FORMULA = 8000
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who a workbook is for: recognised again when the filled file comes back."""
+
+    year: int
+    unit_name: str = ""
+    unit_code: str = ""
+    project_name: str = ""
+    project_type: str = ""
+    contact: str = ""
+
+    def get(self, name: str) -> str:
+        value = getattr(self, name)
+        return str(value) if value else ""
+
+
+@dataclass
+class Cell:
+    """One cell (or merged range) of a sheet."""
+
+    row: int
+    col: int
+    role: Role
+    style: str
+    text: str | None = None
+    value: Decimal | None = None
+    key: str | None = None
+    expr: str | None = None
+    input_type: InputType | None = None
+    max: Decimal | None = None
+    options: list[str] | None = None
+    last_row: int | None = None
+    last_col: int | None = None
+    label: str = ""
+    min_height: float = 0
+
+    @property
+    def a1(self) -> str:
+        return f"{col_letters(self.col)}{self.row + 1}"
+
+    @property
+    def bottom(self) -> int:
+        return self.last_row if self.last_row is not None else self.row
+
+    @property
+    def right(self) -> int:
+        return self.last_col if self.last_col is not None else self.col
+
+    @property
+    def merged(self) -> bool:
+        return self.bottom != self.row or self.right != self.col
+
+
+@dataclass(frozen=True)
+class Check:
+    """A self-check: `expr` is TRUE when the cell `key` shows a problem the unit must fix."""
+
+    key: str
+    expr: str
+    message: str
+
+
+@dataclass
+class SheetLayout:
+    spec: SheetSpec
+    name: str
+    cells: list[Cell] = field(default_factory=list)
+    checks: list[Check] = field(default_factory=list)
+    row_heights: dict[int, float] = field(default_factory=dict)
+    repeat_rows: tuple[int, int] | None = None
+    last_row: int = 0
+
+    @property
+    def print_last_col(self) -> int:
+        return self.spec.print_last_col
+
+
+@dataclass
+class WorkbookLayout:
+    spec: WorkbookSpec
+    identity: Identity
+    sheets: list[SheetLayout]
+    refs: dict[str, expr.CellRef]
+    cells: dict[str, Cell]
+    readings: dict[str, str]
+
+    def ref(self, name: str) -> expr.CellRef:
+        try:
+            return self.refs[name]
+        except KeyError:
+            raise SpecError(f"表种 {self.spec.id}：公式引用了不存在的单元格名 {name!r}") from None
+
+    def formulas(self) -> list[Cell]:
+        """Formula cells in an order where every cell comes after the cells it reads."""
+        order: list[Cell] = []
+        state: dict[str, int] = {}
+
+        def visit(key: str, chain: tuple[str, ...]) -> None:
+            if state.get(key) == 2:
+                return
+            if state.get(key) == 1:
+                raise SpecError(f"表种 {self.spec.id}：公式循环引用 {' -> '.join((*chain, key))}")
+            cell = self.cells[key]
+            if cell.role != "formula" or cell.expr is None:
+                state[key] = 2
+                return
+            state[key] = 1
+            for name in sorted(expr.parse(cell.expr).names()):
+                self.ref(name)
+                visit(name, (*chain, key))
+            state[key] = 2
+            order.append(cell)
+
+        for key in self.cells:
+            visit(key, ())
+        return order
+
+    def checks(self) -> list[Check]:
+        return [c for s in self.sheets for c in s.checks]
+
+
+def display_width(text: str) -> int:
+    """Width in Latin character cells: a CJK character counts 2 (XlsxWriter's autofit counts 1)."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def text_lines(text: str, width: float) -> int:
+    """Lines a wrapped text needs in a column of `width` Excel units."""
+    usable = max(2.0, width - 1.5)
+    return sum(max(1, math.ceil(display_width(p) / usable)) for p in text.split("\n"))
+
+
+class SheetBuilder:
+    """Places the blocks of one sheet spec row by row."""
+
+    def __init__(self, spec: SheetSpec, wb: WorkbookSpec, identity: Identity) -> None:
+        self.spec = spec
+        self.wb = wb
+        self.identity = identity
+        self.layout = SheetLayout(spec=spec, name=spec.sheet)
+        self.row = 0
+        self.widths = {col_index(c.col): c.width for c in spec.columns}
+        self.last_print = spec.print_last_col
+
+    # -- primitives -------------------------------------------------------------------------
+    def add(self, cell: Cell) -> Cell:
+        self.layout.cells.append(cell)
+        return cell
+
+    def label(self, row: int, cols: str | tuple[int, int], text: str, style: str = "label",
+              last_row: int | None = None) -> Cell:
+        first, last = span(cols) if isinstance(cols, str) else cols
+        return self.add(Cell(row, first, "label", style, text=text, last_row=last_row,
+                             last_col=last if last != first else None))
+
+    def input(self, row: int, cols: str | tuple[int, int], key: str, kind: InputType, label: str,
+              text: str | None = None, last_row: int | None = None, **kw: object) -> Cell:
+        first, last = span(cols) if isinstance(cols, str) else cols
+        cell = Cell(row, first, "input", f"in_{kind}", text=text, key=key, input_type=kind, label=label,
+                    last_row=last_row, last_col=last if last != first else None)
+        for k, v in kw.items():
+            setattr(cell, k, v)
+        self.add(cell)
+        self.default_checks(cell)
+        return cell
+
+    def formula(self, row: int, cols: str | tuple[int, int], key: str, source: str, style: str,
+                label: str, last_row: int | None = None) -> Cell:
+        first, last = span(cols) if isinstance(cols, str) else cols
+        return self.add(Cell(row, first, "formula", style, key=key, expr=source, label=label,
+                             last_row=last_row, last_col=last if last != first else None))
+
+    def check(self, key: str, source: str, message: str) -> None:
+        self.layout.checks.append(Check(key, source, message))
+
+    def default_checks(self, cell: Cell) -> None:
+        """Range checks every typed input gets, shown red by the template as soon as they fail."""
+        k = cell.key
+        assert k is not None
+        if cell.input_type == "score":
+            self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>{cell.max}))',
+                       f"{cell.label}须为0至{cell.max}之间的数字")
+        elif cell.input_type in ("amount", "count"):
+            self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0))', f"{cell.label}须为不小于0的数字")
+        elif cell.input_type == "percent":
+            self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>1))',
+                       f"{cell.label}须为0%至100%之间的百分数")
+
+    # -- banner ------------------------------------------------------------------------------
+    def banner(self) -> None:
+        spec = self.spec
+        if spec.attachment:
+            self.label(0, (0, 1), spec.attachment, "attachment")
+        status_col = spec.aux_first_col
+        if status_col is None:
+            raise SpecError(f"{spec.path}: 至少需要两列不打印的辅助列（print: false）存放自检状态")
+        self.formula(0, (status_col, status_col), f"{spec.key}.status", "", "status", "自检状态")
+        self.formula(0, (status_col + 1, status_col + 1), f"{spec.key}.problems", "0", "aux_number", "自检问题数")
+        self.row = 1
+        title = self.fill(spec.title)
+        self.label(self.row, (0, self.last_print), title, "title")
+        self.layout.row_heights[self.row] = 32
+        self.row += 1
+        if spec.subtitle:
+            self.label(self.row, (0, self.last_print), self.fill(spec.subtitle), "subtitle")
+            self.layout.row_heights[self.row] = 20
+            self.row += 1
+
+    def fill(self, text: str) -> str:
+        ident = self.identity
+        project = ident.project_name or "项目名称"
+        return text.format(year=ident.year, unit=ident.unit_name, code=ident.unit_code, project=project)
+
+    # -- blocks ------------------------------------------------------------------------------
+    def fields(self, block: FieldsBlock) -> None:
+        for items in block.rows:
+            for item in items:
+                cols = span(item.cols)
+                if item.grade_of:
+                    key = f"{item.grade_of}.grade"
+                    self.formula(self.row, cols, key, grade_source(self.wb, item.grade_of), "grade", "自评等级")
+                elif item.key and item.input:
+                    text = self.identity.get(item.identity) if item.identity else None
+                    self.input(self.row, cols, f"{block.id}.{item.key}", item.input, item.text or item.key,
+                               text=text or None)
+                elif item.key and item.expr:
+                    self.formula(self.row, cols, f"{block.id}.{item.key}", item.expr, f"info_{item.align}",
+                                 item.key)
+                else:
+                    self.label(self.row, cols, item.text or "", "header" if item.align == "center" else
+                               f"info_{item.align}")
+            self.row += 1
+
+    def indicators(self, block: IndicatorsBlock) -> None:
+        c = block.columns
+        cols = {name: col_index(getattr(c, name)) for name in type(c).model_fields}
+        header_row = self.row
+        for name, col in cols.items():
+            style = "header" if col <= self.last_print else "aux_header"
+            self.label(header_row, (col, col), block.headers.get(name, ""), style)
+        self.layout.repeat_rows = (header_row, header_row)
+        self.row += 1
+        score_keys: list[str] = []
+        for l1 in block.groups:
+            l1_first = self.row
+            l1_scores: list[str] = []
+            for l2 in l1.groups:
+                l2_first = self.row
+                l2_scores: list[str] = []
+                for ind in l2.indicators:
+                    r = self.row
+                    base = f"{block.id}.{ind.id}"
+                    self.label(r, (cols["level3"],) * 2, ind.name, "label_center")
+                    self.label(r, (cols["explanation"],) * 2, ind.explanation, "text")
+                    self.label(r, (cols["standard"],) * 2, ind.standard, "text")
+                    self.input(r, (cols["score"],) * 2, f"{base}.score", "score", f"{ind.name}自评分数",
+                               max=ind.points)
+                    self.input(r, (cols["basis"],) * 2, f"{base}.basis", "longtext", f"{ind.name}自评依据",
+                               min_height=30)
+                    self.add(Cell(r, cols["max"], "constant", "aux_number", value=ind.points,
+                                  key=f"{base}.max", label=f"{ind.name}分值"))
+                    if ind.rule:
+                        reading = self.wb.readings.get(f"{block.id}.{ind.id}", ind.rule.default)
+                        if reading not in ind.rule.readings:
+                            raise SpecError(f"{self.wb.path}: readings 中 {block.id}.{ind.id} 的口径 {reading!r} "
+                                            f"不存在，可选 {'、'.join(ind.rule.readings)}")
+                        chosen = ind.rule.readings[reading]
+                        self.formula(r, (cols["ref"],) * 2, f"{base}.ref", chosen.expr, "aux_score",
+                                     f"{ind.name}参考得分")
+                        text = chosen.label
+                        others = [k for k in ind.rule.readings if k != reading]
+                        if others:
+                            text += f"\n（另有口径：{'、'.join(others)}，见规格说明）"
+                        self.label(r, (cols["reading"],) * 2, text, "aux_text")
+                    else:
+                        self.label(r, (cols["ref"],) * 2, "", "aux_score")
+                        self.label(r, (cols["reading"],) * 2, "定性指标，由评价人按计分标准判断", "aux_text")
+                    l2_scores.append(f"{base}.score")
+                    self.row += 1
+                last = self.row - 1
+                self.label(l2_first, (cols["level2"],) * 2, l2.name, "label_center",
+                           last_row=last if last > l2_first else None)
+                self.formula(l2_first, (cols["l2_total"],) * 2, f"{block.id}.l2.{l2.id}",
+                             f"SUM({','.join(l2_scores)})", "aux_score", f"{l2.name}得分",
+                             last_row=last if last > l2_first else None)
+                l1_scores += l2_scores
+            last = self.row - 1
+            self.label(l1_first, (cols["level1"],) * 2, l1.name, "label_center", last_row=last)
+            self.formula(l1_first, (cols["l1_total"],) * 2, f"{block.id}.l1.{l1.id}",
+                         f"SUM({','.join(l1_scores)})", "aux_score", f"{l1.name}得分", last_row=last)
+            score_keys += l1_scores
+        r = self.row
+        self.label(r, (cols["level1"], cols["standard"]), block.total_label, "header")
+        self.formula(r, (cols["score"],) * 2, f"{block.id}.total", f"SUM({','.join(score_keys)})", "score_total",
+                     "合计")
+        self.label(r, (cols["basis"],) * 2, "", "label")
+        total_points = sum((i.points for _, _, i in block.indicators()), Decimal(0))
+        self.add(Cell(r, cols["max"], "constant", "aux_number", value=total_points, key=f"{block.id}.total_max",
+                      label="分值合计"))
+        self.layout.row_heights[r] = 24
+        self.row += 1
+
+    def grid(self, block: GridBlock) -> None:
+        first = self.row
+        self.label(first, block.corner_cols, block.corner, "header")
+        for gc in block.columns:
+            self.label(first, gc.cols, gc.header, "header")
+        self.row += 1
+        for gr in block.rows:
+            self.label(self.row, block.corner_cols, gr.label, "header")
+            for gc in block.columns:
+                key = f"{block.id}.{gr.id}.{gc.id}"
+                col_f = gc.formula if gc.formula and (gc.rows is None or gr.id in gc.rows) else None
+                row_f = gr.formula if gr.formula and (gr.cols is None or gc.id in gr.cols) else None
+                if col_f and row_f:
+                    raise SpecError(f"{self.spec.path}: {key} 同时有行公式和列公式，请用 rows/cols 限定范围")
+                fmt = gr.format or gc.format or ("percent" if (gc.input or gr.input) == "percent" else "amount")
+                label = f"{block.section}·{gr.label}·{gc.header}"
+                if col_f or row_f:
+                    source = (col_f or row_f or "").replace("{row}", gr.id).replace("{col}", gc.id)
+                    self.formula(self.row, gc.cols, key, source, f"f_{fmt}", label)
+                    if row_f and not col_f and fmt == "amount":
+                        self.sum_check(key, source, label)
+                    elif col_f and not row_f and fmt == "amount":
+                        self.sum_check(key, source, label)
+                else:
+                    kind = gc.input or gr.input or block.input
+                    self.input(self.row, gc.cols, key, kind, label)
+            self.row += 1
+        self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+
+    def sum_check(self, key: str, source: str, label: str) -> None:
+        """A total pasted over its formula no longer equals its parts: flag it red."""
+        self.check(key, f"IF(ISNUMBER({key}),ROUND({key}-({source}),6)<>0,{key}<>\"\")",
+                   f"{label}应等于各组成部分之和（公式可能被覆盖）")
+
+    def text(self, block: TextBlock) -> None:
+        first = self.row
+        for f in block.fields:
+            self.label(first, f.cols, f.header, "header")
+        self.row += 1
+        for f in block.fields:
+            self.input(self.row, f.cols, f"{block.id}.{f.id}", "longtext", f.header)
+        self.layout.row_heights[self.row] = block.height
+        self.row += 1
+        self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+
+    def targets(self, block: TargetsBlock) -> None:
+        c = block.columns
+        cols = {name: span(getattr(c, name)) for name in type(c).model_fields}
+        first = self.row
+        for name, cc in cols.items():
+            self.label(first, cc, block.headers.get(name, ""), "header")
+        self.row += 1
+        for l1 in block.groups:
+            l1_first = self.row
+            for g in l1.groups:
+                g_first = self.row
+                for i in range(1, g.rows + 1):
+                    base = f"{block.id}.{g.id}.{i}"
+                    what = f"{g.name}第{i}行"
+                    self.input(self.row, cols["name"], f"{base}.name", "text", f"{what}三级指标")
+                    self.input(self.row, cols["target"], f"{base}.target", "text", f"{what}预算指标值")
+                    self.input(self.row, cols["result"], f"{base}.result", "text", f"{what}执行结果")
+                    self.input(self.row, cols["deviation"], f"{base}.deviation", "text", f"{what}偏差原因")
+                    self.layout.row_heights[self.row] = 20
+                    self.row += 1
+                last = self.row - 1
+                self.label(g_first, cols["level2"], g.name, "label_center", last_row=last if last > g_first else None)
+            last = self.row - 1
+            self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last if last > l1_first else None)
+        self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+
+    def choice(self, block: ChoiceBlock) -> None:
+        first = self.row
+        chosen = self.identity.get(block.identity) if block.identity else ""
+        keys = []
+        for i, opt in enumerate(block.options, start=1):
+            self.label(first, opt.cols, opt.text, "header")
+            key = f"{block.id}.{i}"
+            keys.append(key)
+            self.input(first + 1, opt.cols, key, "tick", f"项目类型“{opt.text}”",
+                       text=block.mark if opt.text == chosen else None, options=[block.mark])
+        self.label(first, block.label_cols, block.label, "header", last_row=first + 1)
+        count = "+".join(f'IF({k}="{block.mark}",1,0)' for k in keys)
+        self.check(keys[0], f"({count})<>1", f"{block.label}须且只能勾选一项（{block.mark}）")
+        self.row += 2
+
+    def inputs(self, block: InputsBlock) -> None:
+        c = block.columns
+        cols = {name: span(getattr(c, name)) for name in type(c).model_fields}
+        for name, cc in cols.items():
+            self.label(self.row, cc, block.headers.get(name, ""), "header")
+        self.layout.repeat_rows = (self.row, self.row)
+        self.row += 1
+        for n, item in enumerate(block.items, start=1):
+            key = f"{block.id}.{item.id}"
+            self.add(Cell(self.row, cols["seq"][0], "constant", "label_center", value=Decimal(n)))
+            self.label(self.row, cols["label"], item.label, "text")
+            if item.expr:
+                self.formula(self.row, cols["value"], key, item.expr, "f_amount", item.label)
+                self.sum_check(key, item.expr, item.label)
+            elif item.input:
+                self.input(self.row, cols["value"], key, item.input, item.label, options=item.options,
+                           max=item.max)
+            else:
+                raise SpecError(f"{self.spec.path}: 基础数据 {item.id} 须有 input 或 expr")
+            self.label(self.row, cols["unit"], item.unit, "label_center")
+            self.label(self.row, cols["used_by"], item.used_by, "text")
+            self.row += 1
+
+    # -- finish ------------------------------------------------------------------------------
+    def build(self) -> SheetLayout:
+        self.banner()
+        for block in self.spec.blocks:
+            getattr(self, block.type)(block)
+        for chk in self.spec.checks:
+            self.check(chk.cell, chk.expr, chk.message)
+        self.layout.last_row = self.row - 1
+        self.status()
+        self.heights()
+        return self.layout
+
+    def status(self) -> None:
+        """A counter sums the failing self-checks; the status cell says 自检通过 or how many problems."""
+        key = self.spec.key
+        for cell in self.layout.cells:
+            if cell.key == f"{key}.problems":
+                parts = [f"IF({c.expr},1,0)" for c in self.layout.checks]
+                cell.expr = "+".join(parts) if parts else "0"
+                if len(cell.expr) > MAX_FORMULA:
+                    raise SpecError(f"{self.spec.path}: 自检公式过长（{len(cell.expr)} 字符），请减少检查项")
+            elif cell.key == f"{key}.status":
+                cell.expr = (f'IF({key}.problems=0,"✔ 自检通过","✘ 自检发现"&{key}.problems&'
+                             f'"处问题，请修改标红单元格")')
+
+    def heights(self) -> None:
+        need: dict[int, float] = {}
+        for cell in self.layout.cells:
+            text = cell.text or ""
+            width = sum(self.widths.get(c, 8.43) for c in range(cell.col, cell.right + 1))
+            rows = cell.bottom - cell.row + 1
+            size = 9 if cell.style.startswith("aux") else 10
+            lines = text_lines(text, width * 10 / size) if text else 1
+            h = max(lines * 13.5 + 5, cell.min_height)
+            per_row = h / rows
+            for r in range(cell.row, cell.bottom + 1):
+                need[r] = max(need.get(r, 15.0), per_row)
+        for r, h in need.items():
+            self.layout.row_heights[r] = max(self.layout.row_heights.get(r, 0), round(h, 1))
+
+
+def grade_source(wb: WorkbookSpec, block_id: str) -> str:
+    """The grade formula from the workbook's bands; blank until every score is filled."""
+    total = f"{block_id}.total"
+    inner = f'"{wb.grades[-1].grade}"'
+    for g in reversed(wb.grades[:-1]):
+        inner = f'IF({total}>={g.min},"{g.grade}",{inner})'
+    return f'IF({block_id}.filled<{block_id}.count,"",{inner})'
+
+
+def build_layout(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> WorkbookLayout:
+    """Lay out every sheet of a workbook kind for one unit (identity) and resolve the names."""
+    sheets = [SheetBuilder(s, wb, identity).build() for s in catalog.sheets_of(wb)]
+    refs: dict[str, expr.CellRef] = {}
+    cells: dict[str, Cell] = {}
+    for sl in sheets:
+        for cell in sl.cells:
+            if cell.key:
+                if cell.key in refs:
+                    raise SpecError(f"表种 {wb.id}：单元格名 {cell.key!r} 重复")
+                refs[cell.key] = expr.CellRef(sl.name, cell.row, cell.col)
+                cells[cell.key] = cell
+    layout = WorkbookLayout(spec=wb, identity=identity, sheets=sheets, refs=refs, cells=cells,
+                            readings=dict(wb.readings))
+    _add_score_counts(layout)
+    for cell in layout.formulas():
+        assert cell.expr is not None
+    for chk in layout.checks():
+        layout.ref(chk.key)
+        for name in expr.parse(chk.expr).names():
+            layout.ref(name)
+    return layout
+
+
+def _add_score_counts(layout: WorkbookLayout) -> None:
+    """Virtual cells `<block>.filled` / `<block>.count` used by the grade formula.
+
+    They are expanded inline (COUNT over the score cells, and the number of indicators) rather than
+    written as cells, so the grade formula stays a single Excel formula.
+    """
+    for sl in layout.sheets:
+        for block in sl.spec.blocks:
+            if isinstance(block, IndicatorsBlock):
+                scores = [f"{block.id}.{i.id}.score" for _, _, i in block.indicators()]
+                for cell in layout.cells.values():
+                    if cell.expr and f"{block.id}.filled" in cell.expr:
+                        cell.expr = cell.expr.replace(f"{block.id}.filled", f"COUNT({','.join(scores)})")
+                        cell.expr = cell.expr.replace(f"{block.id}.count", str(len(scores)))

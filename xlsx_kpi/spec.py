@@ -1,0 +1,487 @@
+"""Load and validate the table specs in sheets/*.yaml into typed objects."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from decimal import Decimal
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from xlsx_kpi import expr
+from xlsx_kpi.errors import SpecError
+
+COL_RE = re.compile(r"^[A-Z]{1,2}$")
+SPAN_RE = re.compile(r"^([A-Z]{1,2})(?::([A-Z]{1,2}))?$")
+ID_RE = r"^[a-z_][a-z0-9_]*$"
+
+InputType = Literal["amount", "count", "percent", "score", "text", "longtext", "choice", "tick"]
+
+
+class Strict(BaseModel):
+    """Base: unknown keys in a spec are mistakes, so they fail at load time."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def col_index(letters: str) -> int:
+    """Column letters to a 0-based index (A -> 0, AA -> 26)."""
+    n = 0
+    for ch in letters:
+        n = n * 26 + (ord(ch) - 64)
+    return n - 1
+
+
+def col_letters(index: int) -> str:
+    """0-based column index to letters."""
+    s = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        s = chr(65 + rem) + s
+    return s
+
+
+def span(text: str) -> tuple[int, int]:
+    """'B' or 'B:D' to a (first, last) 0-based column pair."""
+    m = SPAN_RE.match(text)
+    if not m:
+        raise ValueError(f"列范围应写成 B 或 B:D，而不是 {text!r}")
+    first = col_index(m.group(1))
+    last = col_index(m.group(2)) if m.group(2) else first
+    if last < first:
+        raise ValueError(f"列范围 {text} 倒置")
+    return first, last
+
+
+class Source(Strict):
+    file: str
+    lines: tuple[int, int]
+    document: str
+
+
+class Column(Strict):
+    col: str
+    width: float = Field(gt=0, le=120)
+    print: bool = True
+
+
+class Defect(Strict):
+    where: str
+    published: str
+    decision: str
+
+
+class Reading(Strict):
+    label: str
+    expr: str
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        expr.parse(v)
+        return v
+
+
+class Rule(Strict):
+    """A computable 计分标准: one or more readings of the published text."""
+
+    readings: dict[str, Reading]
+    default: str
+    note: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `rule: {expr: ..., label: ...}` is the common unambiguous case.
+        if isinstance(data, dict) and "expr" in data:
+            data = dict(data)
+            reading = {"expr": data.pop("expr"), "label": data.pop("label", "")}
+            data.setdefault("readings", {"default": reading})
+            data.setdefault("default", "default")
+        return data
+
+    @model_validator(mode="after")
+    def _default_exists(self) -> Rule:
+        if self.default not in self.readings:
+            raise ValueError(f"default 口径 {self.default!r} 不在 readings 中")
+        return self
+
+
+class Indicator(Strict):
+    id: str = Field(pattern=ID_RE)
+    name: str
+    points: Decimal = Field(gt=0)
+    explanation: str = ""
+    standard: str = ""
+    rule: Rule | None = None
+    defect: str = ""
+
+
+class Level2(Strict):
+    id: str = Field(pattern=ID_RE)
+    name: str
+    points: Decimal = Field(gt=0)
+    indicators: list[Indicator] = Field(min_length=1)
+
+
+class Level1(Strict):
+    id: str = Field(pattern=ID_RE)
+    name: str
+    points: Decimal = Field(gt=0)
+    groups: list[Level2] = Field(min_length=1)
+
+
+class IndicatorColumns(Strict):
+    level1: str
+    level2: str
+    level3: str
+    explanation: str
+    standard: str
+    score: str
+    basis: str
+    max: str
+    ref: str
+    reading: str
+    l2_total: str
+    l1_total: str
+
+
+class IndicatorsBlock(Strict):
+    """The scoring table: 一级/二级/三级指标, texts, 自评分数, 自评依据, reference scores."""
+
+    type: Literal["indicators"]
+    id: str = Field(pattern=ID_RE)
+    columns: IndicatorColumns
+    headers: dict[str, str]
+    total_label: str = "合计"
+    repeat_header: bool = True
+    groups: list[Level1] = Field(min_length=1)
+
+    def indicators(self) -> Iterator[tuple[Level1, Level2, Indicator]]:
+        for l1 in self.groups:
+            for l2 in l1.groups:
+                for ind in l2.indicators:
+                    yield l1, l2, ind
+
+
+Identity = Literal["unit_name", "unit_code", "year", "project_name", "project_type"]
+
+
+class FieldItem(Strict):
+    """One cell of a fields row: a label (text), an input (key+input) or a formula (key+expr)."""
+
+    cols: str
+    text: str | None = None
+    key: str | None = Field(default=None, pattern=ID_RE)
+    input: InputType | None = None
+    identity: Identity | None = None
+    expr: str | None = None
+    grade_of: str | None = None
+    align: Literal["left", "center", "right"] = "center"
+
+
+class FieldsBlock(Strict):
+    """Label/value rows such as 部门（单位）名称 | value | 预算单位编码 | value."""
+
+    type: Literal["fields"]
+    id: str = Field(pattern=ID_RE)
+    rows: list[list[FieldItem]]
+
+
+Format = Literal["amount", "percent"]
+
+
+class GridColumn(Strict):
+    id: str = Field(pattern=ID_RE)
+    header: str
+    cols: str
+    input: InputType | None = None
+    formula: str | None = None
+    rows: list[str] | None = None
+    format: Format | None = None
+
+
+class GridRow(Strict):
+    id: str = Field(pattern=ID_RE)
+    label: str
+    formula: str | None = None
+    cols: list[str] | None = None
+    input: InputType | None = None
+    format: Format | None = None
+
+
+class GridBlock(Strict):
+    """A rows x columns block of amounts and rates (预算执行情况, 预算结构)."""
+
+    type: Literal["grid"]
+    id: str = Field(pattern=ID_RE)
+    section: str
+    section_cols: str
+    corner: str
+    corner_cols: str
+    columns: list[GridColumn] = Field(min_length=1)
+    rows: list[GridRow] = Field(min_length=1)
+    input: InputType = "amount"
+
+
+class TextField(Strict):
+    id: str = Field(pattern=ID_RE)
+    header: str
+    cols: str
+
+
+class TextBlock(Strict):
+    """Free-text inputs under headers (年度总体目标)."""
+
+    type: Literal["text"]
+    id: str = Field(pattern=ID_RE)
+    section: str
+    section_cols: str
+    fields: list[TextField] = Field(min_length=1)
+    height: float = 90
+
+
+class TargetGroup(Strict):
+    id: str = Field(pattern=ID_RE)
+    name: str
+    rows: int = Field(ge=1, le=50)
+
+
+class TargetLevel1(Strict):
+    id: str = Field(pattern=ID_RE)
+    name: str
+    groups: list[TargetGroup] = Field(min_length=1)
+
+
+class TargetColumns(Strict):
+    level1: str
+    level2: str
+    name: str
+    target: str
+    result: str
+    deviation: str
+
+
+class TargetsBlock(Strict):
+    """年度绩效指标: groups of indicator rows the unit fills (name, 指标值, 执行结果, 偏差原因)."""
+
+    type: Literal["targets"]
+    id: str = Field(pattern=ID_RE)
+    section: str
+    section_cols: str
+    columns: TargetColumns
+    headers: dict[str, str]
+    groups: list[TargetLevel1] = Field(min_length=1)
+
+
+class ChoiceOption(Strict):
+    text: str
+    cols: str
+
+
+class ChoiceBlock(Strict):
+    """A single choice printed as tick boxes (项目类型: exactly one √)."""
+
+    type: Literal["choice"]
+    id: str = Field(pattern=ID_RE)
+    label: str
+    label_cols: str
+    options: list[ChoiceOption] = Field(min_length=2)
+    identity: Identity | None = None
+    mark: str = "√"
+
+
+class InputItem(Strict):
+    """One raw figure; `expr` instead of `input` makes it a derived value (e.g. a total)."""
+
+    id: str = Field(pattern=ID_RE)
+    label: str
+    unit: str = ""
+    input: InputType | None = None
+    expr: str | None = None
+    used_by: str = ""
+    options: list[str] | None = None
+    max: Decimal | None = None
+
+
+class InputColumns(Strict):
+    seq: str
+    label: str
+    value: str
+    unit: str
+    used_by: str
+
+
+class InputsBlock(Strict):
+    """基础数据: named raw figures the unit enters for the rule-based reference scores."""
+
+    type: Literal["inputs"]
+    id: str = Field(pattern=ID_RE)
+    columns: InputColumns
+    headers: dict[str, str]
+    items: list[InputItem] = Field(min_length=1)
+
+
+Block = Annotated[
+    IndicatorsBlock | FieldsBlock | GridBlock | TextBlock | TargetsBlock | ChoiceBlock | InputsBlock,
+    Field(discriminator="type"),
+]
+
+
+class CheckSpec(Strict):
+    """A self-check shown in the template: `expr` is TRUE when something is wrong at `cell`."""
+
+    cell: str
+    expr: str
+    message: str
+
+    @field_validator("expr")
+    @classmethod
+    def _parses(cls, v: str) -> str:
+        expr.parse(v)
+        return v
+
+
+class SheetSpec(Strict):
+    """One official table, laid out on one worksheet."""
+
+    id: str
+    version: int = Field(ge=1)
+    name: str
+    sheet: str
+    workbook: str
+    order: int
+    region: str
+    source: Source | None = None
+    attachment: str | None = None
+    key: str = Field(pattern=ID_RE)
+    title: str
+    subtitle: str | None = None
+    columns: list[Column] = Field(min_length=1)
+    blocks: list[Block] = Field(min_length=1)
+    checks: list[CheckSpec] = []
+    defects: list[Defect] = []
+    path: str = ""
+
+    @model_validator(mode="after")
+    def _columns(self) -> SheetSpec:
+        for c in self.columns:
+            if not COL_RE.match(c.col):
+                raise ValueError(f"列名 {c.col!r} 无效")
+        if len(self.sheet) > 31 or any(ch in self.sheet for ch in "[]:*?/\\"):
+            raise ValueError(f"工作表名 {self.sheet!r} 不合 Excel 规则")
+        return self
+
+    @property
+    def print_last_col(self) -> int:
+        return max(col_index(c.col) for c in self.columns if c.print)
+
+    @property
+    def aux_first_col(self) -> int | None:
+        """First column outside the print area (reference scores, status), if any."""
+        aux = [col_index(c.col) for c in self.columns if not c.print]
+        return min(aux) if aux else None
+
+
+class Grade(Strict):
+    grade: str
+    min: Decimal
+
+
+class WorkbookSpec(Strict):
+    """A kind of workbook (one unit's department or project filing) made of several sheets."""
+
+    id: str
+    version: int = Field(ge=1)
+    name: str
+    kind: Literal["department", "project"]
+    region: str
+    sheets: list[str] = Field(min_length=1)
+    grades: list[Grade] = Field(min_length=1)
+    readings: dict[str, str] = {}
+    decimals: int = Field(default=2, ge=0, le=4)
+    filename: str
+    contact: str = "请按下发通知的要求报送"
+    instructions: list[str] = Field(min_length=1)
+    path: str = ""
+
+    @field_validator("grades")
+    @classmethod
+    def _descending(cls, v: list[Grade]) -> list[Grade]:
+        mins = [g.min for g in v]
+        if mins != sorted(mins, reverse=True):
+            raise ValueError("grades 须按 min 从高到低排列")
+        return v
+
+
+class Catalog(Strict):
+    """Every spec found in a folder, indexed by id."""
+
+    workbooks: dict[str, WorkbookSpec]
+    sheets: dict[str, SheetSpec]
+
+    def workbook(self, wid: str) -> WorkbookSpec:
+        try:
+            return self.workbooks[wid]
+        except KeyError:
+            known = "、".join(sorted(self.workbooks))
+            raise SpecError(f"没有名为 {wid!r} 的表种，可用：{known}") from None
+
+    def sheets_of(self, wb: WorkbookSpec) -> list[SheetSpec]:
+        return [self.sheets[s] for s in wb.sheets]
+
+
+def default_dir() -> Path:
+    """The sheets/ folder shipped with the package."""
+    return Path(str(resources.files("xlsx_kpi.sheets")))
+
+
+def _format_error(path: Path, err: ValidationError) -> str:
+    lines = [f"规格文件 {path.name} 有误："]
+    for e in err.errors()[:10]:
+        loc = ".".join(str(p) for p in e["loc"])
+        lines.append(f"  {loc}: {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_file(path: Path) -> WorkbookSpec | SheetSpec:
+    """Parse one YAML spec; a bad spec fails here, naming the file and the key path."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as e:
+        raise SpecError(f"无法读取规格文件 {path}：{e}") from None
+    if not isinstance(data, dict):
+        raise SpecError(f"规格文件 {path.name} 应是一个映射（key: value）")
+    data["path"] = str(path)
+    model: type[WorkbookSpec] | type[SheetSpec] = WorkbookSpec if "sheets" in data else SheetSpec
+    try:
+        return model.model_validate(data)
+    except ValidationError as e:
+        raise SpecError(_format_error(path, e)) from None
+
+
+def load_specs(directory: Path | None = None) -> Catalog:
+    """Load every sheets/*.yaml and check the cross-file references."""
+    directory = directory or default_dir()
+    workbooks: dict[str, WorkbookSpec] = {}
+    sheets: dict[str, SheetSpec] = {}
+    for path in sorted(directory.glob("*.yaml")):
+        spec = load_file(path)
+        target: dict[str, Any] = workbooks if isinstance(spec, WorkbookSpec) else sheets
+        if spec.id in target:
+            raise SpecError(f"规格 id {spec.id!r} 重复：{path.name} 与 {Path(target[spec.id].path).name}")
+        target[spec.id] = spec
+    if not workbooks:
+        raise SpecError(f"目录 {directory} 中没有表种规格（*.yaml）")
+    for wb in workbooks.values():
+        for sid in wb.sheets:
+            if sid not in sheets:
+                raise SpecError(f"{Path(wb.path).name}: sheets 引用了不存在的表 {sid!r}")
+            if sheets[sid].workbook != wb.id:
+                raise SpecError(f"{Path(sheets[sid].path).name}: workbook 应为 {wb.id!r}")
+    return Catalog(workbooks=workbooks, sheets=sheets)

@@ -1,0 +1,100 @@
+"""Read the list of units (and projects) a batch of templates is sent to: .xlsx or .csv."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from xlsx_kpi.errors import XlsxKpiError
+
+NAME_COLS = ("单位名称", "部门名称", "部门（单位）名称", "预算单位名称")
+CODE_COLS = ("预算单位编码", "单位编码", "编码")
+PROJECT_COLS = ("项目名称",)
+TYPE_COLS = ("项目类型",)
+PROJECT_TYPES = ("产业发展", "民生保障", "基础设施", "行政运行")
+# Characters Windows forbids in file names, plus control characters.
+UNSAFE = re.compile(r'[\\/:*?"<>|\x00-\x1f]')
+
+
+@dataclass(frozen=True)
+class UnitRow:
+    unit_name: str
+    unit_code: str
+    project_name: str = ""
+    project_type: str = ""
+    line: int = 0
+
+
+def _pick(columns: list[str], wanted: tuple[str, ...]) -> str | None:
+    for w in wanted:
+        if w in columns:
+            return w
+    return None
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    if not path.exists():
+        raise XlsxKpiError("单位清单文件不存在，请检查路径", file=str(path))
+    if path.is_dir():
+        raise XlsxKpiError("单位清单应是 .xlsx 或 .csv 文件，而不是文件夹", file=str(path))
+    suffix = path.suffix.lower()
+    try:
+        if suffix in (".xlsx", ".xlsm"):
+            return pd.read_excel(path, dtype=str, engine="openpyxl").fillna("")
+        if suffix == ".csv":
+            # Excel on Chinese Windows saves CSV as GBK; UTF-8 (with or without BOM) is tried first.
+            for encoding in ("utf-8-sig", "gb18030"):
+                try:
+                    return pd.read_csv(path, dtype=str, encoding=encoding).fillna("")
+                except UnicodeDecodeError:
+                    continue
+            raise XlsxKpiError("无法识别单位清单的文字编码，请另存为 UTF-8 或 GBK 编码的 CSV", file=str(path))
+    except XlsxKpiError:
+        raise
+    except Exception as e:  # noqa: BLE001 - pandas/openpyxl raise many types for a bad file
+        raise XlsxKpiError(f"无法读取单位清单（{type(e).__name__}），请确认它是有效的 .xlsx 或 .csv 文件",
+                           file=str(path)) from None
+    raise XlsxKpiError("单位清单须为 .xlsx 或 .csv 文件", file=str(path))
+
+
+def read_units(path: Path, *, project: bool) -> list[UnitRow]:
+    """Rows of 单位名称, 预算单位编码 (and 项目名称, 项目类型 for projects); header names in Chinese."""
+    df = _read_table(path)
+    df.columns = [str(c).strip() for c in df.columns]
+    cols = list(df.columns)
+    name_col, code_col = _pick(cols, NAME_COLS), _pick(cols, CODE_COLS)
+    if not name_col or not code_col:
+        raise XlsxKpiError(f"单位清单须有“单位名称”和“预算单位编码”两列，现有列：{'、'.join(cols) or '（无）'}",
+                           file=str(path))
+    proj_col, type_col = _pick(cols, PROJECT_COLS), _pick(cols, TYPE_COLS)
+    if project and not proj_col:
+        raise XlsxKpiError("项目支出表需要单位清单中有“项目名称”列（可选“项目类型”列）", file=str(path))
+    rows: list[UnitRow] = []
+    for i, rec in enumerate(df.to_dict("records"), start=2):
+        name, code = str(rec[name_col]).strip(), str(rec[code_col]).strip()
+        if not name and not code:
+            continue
+        if not name or not code:
+            raise XlsxKpiError(f"第 {i} 行缺少{'单位名称' if not name else '预算单位编码'}", file=str(path))
+        pname = str(rec[proj_col]).strip() if proj_col else ""
+        ptype = str(rec[type_col]).strip() if type_col else ""
+        if project and not pname:
+            raise XlsxKpiError(f"第 {i} 行缺少项目名称", file=str(path))
+        if ptype and ptype not in PROJECT_TYPES:
+            raise XlsxKpiError(f"第 {i} 行项目类型“{ptype}”无效，应为：{'、'.join(PROJECT_TYPES)}", file=str(path))
+        rows.append(UnitRow(name, code, pname, ptype, i))
+    if not rows:
+        raise XlsxKpiError("单位清单中没有任何单位", file=str(path))
+    return rows
+
+
+def safe_filename(name: str) -> str:
+    """A file name an accountant can email: no characters Windows forbids, at most 150 characters."""
+    cleaned = UNSAFE.sub("_", name).strip(" .")
+    stem, dot, ext = cleaned.rpartition(".")
+    if dot and len(cleaned) > 150:
+        cleaned = stem[: 150 - len(ext) - 1] + "." + ext
+    return cleaned or "未命名.xlsx"
