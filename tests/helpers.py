@@ -50,9 +50,19 @@ def recalc_with_libreoffice(files: list[Path], out_dir: Path) -> list[Path]:
         user.mkdir()
         (user / "registrymodifications.xcu").write_text(PROFILE_XCU, encoding="utf-8")
         subprocess.run(
-            [exe, f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "xlsx",
-             "--outdir", str(out_dir), *map(str, files)],
-            check=True, capture_output=True, timeout=180,
+            [
+                exe,
+                f"-env:UserInstallation=file://{profile}",
+                "--headless",
+                "--convert-to",
+                "xlsx",
+                "--outdir",
+                str(out_dir),
+                *map(str, files),
+            ],
+            check=True,
+            capture_output=True,
+            timeout=180,
         )
     return [out_dir / f.name for f in files]
 

@@ -317,12 +317,8 @@ def test_callers_decimal_context_does_not_leak_in() -> None:
 
 
 def test_names_of_nested_expression() -> None:
-    expr = parse(
-        'IF(AND(tgt.qty.1.result>=tgt.qty.1.target,x<>""),ROUND(-ind.staff_control.score*2,1),SUM(a,b))'
-    )
-    assert expr.names() == frozenset(
-        {"tgt.qty.1.result", "tgt.qty.1.target", "x", "ind.staff_control.score", "a", "b"}
-    )
+    expr = parse('IF(AND(tgt.qty.1.result>=tgt.qty.1.target,x<>""),ROUND(-ind.staff_control.score*2,1),SUM(a,b))')
+    assert expr.names() == frozenset({"tgt.qty.1.result", "tgt.qty.1.target", "x", "ind.staff_control.score", "a", "b"})
     assert parse("1+2").names() == frozenset()
     assert expr.source.startswith("IF(AND(")
 

@@ -29,13 +29,13 @@ DEPT_EXPECTED = {
     "exec.total.budget": D(36808),
     "exec.total.actual": D(48413),
     "exec.total.carry": D(2922),
-    "exec.total.carry_rate": D("0.0604"),     # 2922 / 48413 = 6.04 %
-    "exec.project.carry_rate": D("0.1054"),   # 2922 / 27735 = 10.54 %
+    "exec.total.carry_rate": D("0.0604"),  # 2922 / 48413 = 6.04 %
+    "exec.project.carry_rate": D("0.1054"),  # 2922 / 27735 = 10.54 %
     "exec.total.carry_change": D("-0.7988"),  # (2922 - 14526) / 14526 = -79.88 %
     "fund.budget.total": D(36808),
-    "s.staff_control.ref": D("3.75"),         # 5 x 6 / 8, the default reading
+    "s.staff_control.ref": D("3.75"),  # 5 x 6 / 8, the default reading
     "s.budget_completion.ref": D(4),
-    "s.carryover_rate.ref": D(1),             # 6.04 % starts one 5-point step above 5 %
+    "s.carryover_rate.ref": D(1),  # 6.04 % starts one 5-point step above 5 %
     "s.carryover_change.ref": D(2),
     "a1.status": "✔ 自检通过",
     "a2.status": "✔ 自检通过",
@@ -89,7 +89,7 @@ def test_project_seed_figures(project_layout: WorkbookLayout, project_template: 
         "s.grade": "优",
         "exec.total.carry_rate": D("0.3806"),  # 2922 / 7678 = 38.06 %, as the seed wrote
         "fund.carry_rate.general": D("0.3806"),
-        "fund.carry_rate.gov_fund": "",        # no 预算额: no rate (the seed wrote 38.06 % here)
+        "fund.carry_rate.gov_fund": "",  # no 预算额: no rate (the seed wrote 38.06 % here)
         "s.cost_saving.ref": D(5),
         "s.satisfaction.ref": D("9.5"),
         "a2.status": "✔ 自检通过",
@@ -99,8 +99,8 @@ def test_project_seed_figures(project_layout: WorkbookLayout, project_template: 
 
 def test_self_check_turns_status_red(dept_layout: WorkbookLayout, dept_template: Path, tmp_path: Path) -> None:
     inputs = dept_inputs()
-    inputs["s.staff_control.score"] = D(6)       # above its 分值 of 5
-    inputs["exec.basic.budget"] = D(-1)          # a negative amount
+    inputs["s.staff_control.score"] = D(6)  # above its 分值 of 5
+    inputs["exec.basic.budget"] = D(-1)  # a negative amount
     filled = fill(dept_template, dept_layout, inputs, tmp_path / "bad.xlsx")
     [recalculated] = recalc_with_libreoffice([filled], tmp_path / "lo")
     lo = read_values(recalculated, dept_layout)

@@ -158,9 +158,7 @@ def test_parse_number_full_notes(raw: object, note: str) -> None:
 
 
 def test_parse_number_units_are_the_callers() -> None:
-    assert parse_number("5单", units=("单",)) == Parsed(
-        Status.OK, D("5"), "5单", "以文本形式存储的数字；含单位“单”"
-    )
+    assert parse_number("5单", units=("单",)) == Parsed(Status.OK, D("5"), "5单", "以文本形式存储的数字；含单位“单”")
     assert parse_number("3.35分", units=()).status is Status.TEXT
 
 

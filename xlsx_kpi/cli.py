@@ -25,8 +25,14 @@ app = typer.Typer(
 out = Console(highlight=False, soft_wrap=True)
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 
-KIND_ALIASES = {"department": "department", "部门": "department", "部门整体": "department",
-                "project": "project", "项目": "project", "项目支出": "project"}
+KIND_ALIASES = {
+    "department": "department",
+    "部门": "department",
+    "部门整体": "department",
+    "project": "project",
+    "项目": "project",
+    "项目支出": "project",
+}
 
 SpecsDir = Annotated[Path | None, typer.Option("--sheets", help="表种规格目录（默认使用内置 sheets/）")]
 
@@ -42,7 +48,9 @@ def _workbook(catalog: Catalog, kind: str | None, spec: str | None) -> WorkbookS
         raise XlsxKpiError("请用 --kind 指定表种（department 部门整体 / project 项目支出），或用 --spec 指定规格")
     wanted = KIND_ALIASES.get(kind.strip().lower())
     if wanted is None:
-        raise XlsxKpiError(f"未知的表种 {kind!r}，应为 department（部门）或 project（项目）；用 xlsx-kpi specs 查看全部")
+        raise XlsxKpiError(
+            f"未知的表种 {kind!r}，应为 department（部门）或 project（项目）；用 xlsx-kpi specs 查看全部"
+        )
     for wb in catalog.workbooks.values():
         if wb.kind == wanted:
             return wb
@@ -75,18 +83,31 @@ def specs_cmd(sheets: SpecsDir = None) -> None:
 
 @app.command("template")
 def template_cmd(
-    kind: Annotated[str | None, typer.Option("--kind", "-k", help="表种：department（部门整体）或 project（项目支出）")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", "-k", help="表种：department（部门整体）或 project（项目支出）")
+    ] = None,
     spec: Annotated[str | None, typer.Option("--spec", help="按规格 id 选择表种，如 sc-department")] = None,
     year: Annotated[str | None, typer.Option("--year", "-y", help="年度，如 2025（默认上一年）")] = None,
     unit: Annotated[str | None, typer.Option("--unit", "-u", help="单位名称")] = None,
     code: Annotated[str | None, typer.Option("--code", "-c", help="预算单位编码")] = None,
     project: Annotated[str | None, typer.Option("--project", "-p", help="项目名称（项目支出表）")] = None,
-    project_type: Annotated[str | None, typer.Option("--project-type", help="项目类型：产业发展/民生保障/基础设施/行政运行")] = None,
-    units: Annotated[Path | None, typer.Option("--units", help="单位清单 .xlsx/.csv（单位名称、预算单位编码、项目名称、项目类型），每行生成一个文件")] = None,
+    project_type: Annotated[
+        str | None, typer.Option("--project-type", help="项目类型：产业发展/民生保障/基础设施/行政运行")
+    ] = None,
+    units: Annotated[
+        Path | None,
+        typer.Option(
+            "--units", help="单位清单 .xlsx/.csv（单位名称、预算单位编码、项目名称、项目类型），每行生成一个文件"
+        ),
+    ] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="输出文件（单个单位时）")] = None,
     out_dir: Annotated[Path, typer.Option("--out-dir", help="输出文件夹（默认当前文件夹）")] = Path("."),
-    password: Annotated[str | None, typer.Option("--password", help="工作表保护密码（可选；只防误改，不防破解）")] = None,
-    contact: Annotated[str | None, typer.Option("--contact", help="填表说明中的报送要求，如“12月31日前发送至 xx@xx.gov.cn”")] = None,
+    password: Annotated[
+        str | None, typer.Option("--password", help="工作表保护密码（可选；只防误改，不防破解）")
+    ] = None,
+    contact: Annotated[
+        str | None, typer.Option("--contact", help="填表说明中的报送要求，如“12月31日前发送至 xx@xx.gov.cn”")
+    ] = None,
     blank: Annotated[bool, typer.Option("--blank", help="生成不带单位信息的空白模板")] = False,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的文件")] = False,
     sheets: SpecsDir = None,
@@ -100,8 +121,17 @@ def template_cmd(
     is_project = wb.kind == "project"
     if units:
         rows = read_units(units, project=is_project)
-        idents = [Identity(year=the_year, unit_name=r.unit_name, unit_code=r.unit_code, project_name=r.project_name,
-                           project_type=r.project_type, contact=contact or "") for r in rows]
+        idents = [
+            Identity(
+                year=the_year,
+                unit_name=r.unit_name,
+                unit_code=r.unit_code,
+                project_name=r.project_name,
+                project_type=r.project_type,
+                contact=contact or "",
+            )
+            for r in rows
+        ]
         paths = generate(catalog, wb, idents, out_dir, password=password, force=force)
         out.print(f"已生成 {len(paths)} 个模板，保存在 {out_dir}：")
         for p in paths:
@@ -114,8 +144,14 @@ def template_cmd(
             raise XlsxKpiError("请用 --code 指定预算单位编码")
         if is_project and not project:
             raise XlsxKpiError("项目支出表请用 --project 指定项目名称")
-    ident = Identity(year=the_year, unit_name=unit or "", unit_code=code or "", project_name=project or "",
-                     project_type=project_type or "", contact=contact or "")
+    ident = Identity(
+        year=the_year,
+        unit_name=unit or "",
+        unit_code=code or "",
+        project_name=project or "",
+        project_type=project_type or "",
+        contact=contact or "",
+    )
     path = output or out_dir / template_filename(wb, ident)
     if path.suffix.lower() != ".xlsx":
         raise XlsxKpiError("输出文件名须以 .xlsx 结尾", file=str(path))

@@ -367,9 +367,7 @@ class _Parser:
                     self.advance()
                     break
                 if token.kind == "end":
-                    raise self.fail(
-                        token, f"缺少右括号 ')'，与第 {opening.pos + 1} 个字符处 {func.text} 的 '(' 配对"
-                    )
+                    raise self.fail(token, f"缺少右括号 ')'，与第 {opening.pos + 1} 个字符处 {func.text} 的 '(' 配对")
                 raise self.fail(token, f"此处应为 ',' 或 ')'，却遇到 '{token.raw}'")
         low, high = _FUNCTIONS[func.text]
         count = len(args)

@@ -182,28 +182,68 @@ class SheetBuilder:
         self.layout.cells.append(cell)
         return cell
 
-    def label(self, row: int, cols: str | tuple[int, int], text: str, style: str = "label",
-              last_row: int | None = None) -> Cell:
+    def label(
+        self, row: int, cols: str | tuple[int, int], text: str, style: str = "label", last_row: int | None = None
+    ) -> Cell:
         first, last = span(cols) if isinstance(cols, str) else cols
-        return self.add(Cell(row, first, "label", style, text=text, last_row=last_row,
-                             last_col=last if last != first else None))
+        return self.add(
+            Cell(row, first, "label", style, text=text, last_row=last_row, last_col=last if last != first else None)
+        )
 
-    def input(self, row: int, cols: str | tuple[int, int], key: str, kind: InputType, label: str,
-              text: str | None = None, last_row: int | None = None, **kw: object) -> Cell:
+    def input(
+        self,
+        row: int,
+        cols: str | tuple[int, int],
+        key: str,
+        kind: InputType,
+        label: str,
+        text: str | None = None,
+        last_row: int | None = None,
+        **kw: object,
+    ) -> Cell:
         first, last = span(cols) if isinstance(cols, str) else cols
-        cell = Cell(row, first, "input", f"in_{kind}", text=text, key=key, input_type=kind, label=label,
-                    last_row=last_row, last_col=last if last != first else None)
+        cell = Cell(
+            row,
+            first,
+            "input",
+            f"in_{kind}",
+            text=text,
+            key=key,
+            input_type=kind,
+            label=label,
+            last_row=last_row,
+            last_col=last if last != first else None,
+        )
         for k, v in kw.items():
             setattr(cell, k, v)
         self.add(cell)
         self.default_checks(cell)
         return cell
 
-    def formula(self, row: int, cols: str | tuple[int, int], key: str, source: str, style: str,
-                label: str, last_row: int | None = None) -> Cell:
+    def formula(
+        self,
+        row: int,
+        cols: str | tuple[int, int],
+        key: str,
+        source: str,
+        style: str,
+        label: str,
+        last_row: int | None = None,
+    ) -> Cell:
         first, last = span(cols) if isinstance(cols, str) else cols
-        return self.add(Cell(row, first, "formula", style, key=key, expr=source, label=label,
-                             last_row=last_row, last_col=last if last != first else None))
+        return self.add(
+            Cell(
+                row,
+                first,
+                "formula",
+                style,
+                key=key,
+                expr=source,
+                label=label,
+                last_row=last_row,
+                last_col=last if last != first else None,
+            )
+        )
 
     def check(self, key: str, source: str, message: str) -> None:
         self.layout.checks.append(Check(key, source, message))
@@ -213,13 +253,17 @@ class SheetBuilder:
         k = cell.key
         assert k is not None
         if cell.input_type == "score":
-            self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>{cell.max}))',
-                       f"{cell.label}须为0至{cell.max}之间的数字")
+            self.check(
+                k,
+                f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>{cell.max}))',
+                f"{cell.label}须为0至{cell.max}之间的数字",
+            )
         elif cell.input_type in ("amount", "count"):
             self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0))', f"{cell.label}须为不小于0的数字")
         elif cell.input_type == "percent":
-            self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>1))',
-                       f"{cell.label}须为0%至100%之间的百分数")
+            self.check(
+                k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>1))', f"{cell.label}须为0%至100%之间的百分数"
+            )
 
     # -- banner ------------------------------------------------------------------------------
     def banner(self) -> None:
@@ -256,14 +300,15 @@ class SheetBuilder:
                     self.formula(self.row, cols, key, grade_source(self.wb, item.grade_of), "grade", "自评等级")
                 elif item.key and item.input:
                     text = self.identity.get(item.identity) if item.identity else None
-                    self.input(self.row, cols, f"{block.id}.{item.key}", item.input, item.text or item.key,
-                               text=text or None)
+                    self.input(
+                        self.row, cols, f"{block.id}.{item.key}", item.input, item.text or item.key, text=text or None
+                    )
                 elif item.key and item.expr:
-                    self.formula(self.row, cols, f"{block.id}.{item.key}", item.expr, f"info_{item.align}",
-                                 item.key)
+                    self.formula(self.row, cols, f"{block.id}.{item.key}", item.expr, f"info_{item.align}", item.key)
                 else:
-                    self.label(self.row, cols, item.text or "", "header" if item.align == "center" else
-                               f"info_{item.align}")
+                    self.label(
+                        self.row, cols, item.text or "", "header" if item.align == "center" else f"info_{item.align}"
+                    )
             self.row += 1
 
     def indicators(self, block: IndicatorsBlock) -> None:
@@ -288,20 +333,32 @@ class SheetBuilder:
                     self.label(r, (cols["level3"],) * 2, ind.name, "label_center")
                     self.label(r, (cols["explanation"],) * 2, ind.explanation, "text")
                     self.label(r, (cols["standard"],) * 2, ind.standard, "text")
-                    self.input(r, (cols["score"],) * 2, f"{base}.score", "score", f"{ind.name}自评分数",
-                               max=ind.points)
-                    self.input(r, (cols["basis"],) * 2, f"{base}.basis", "longtext", f"{ind.name}自评依据",
-                               min_height=30)
-                    self.add(Cell(r, cols["max"], "constant", "aux_number", value=ind.points,
-                                  key=f"{base}.max", label=f"{ind.name}分值"))
+                    self.input(r, (cols["score"],) * 2, f"{base}.score", "score", f"{ind.name}自评分数", max=ind.points)
+                    self.input(
+                        r, (cols["basis"],) * 2, f"{base}.basis", "longtext", f"{ind.name}自评依据", min_height=30
+                    )
+                    self.add(
+                        Cell(
+                            r,
+                            cols["max"],
+                            "constant",
+                            "aux_number",
+                            value=ind.points,
+                            key=f"{base}.max",
+                            label=f"{ind.name}分值",
+                        )
+                    )
                     if ind.rule:
                         reading = self.wb.readings.get(f"{block.id}.{ind.id}", ind.rule.default)
                         if reading not in ind.rule.readings:
-                            raise SpecError(f"{self.wb.path}: readings 中 {block.id}.{ind.id} 的口径 {reading!r} "
-                                            f"不存在，可选 {'、'.join(ind.rule.readings)}")
+                            raise SpecError(
+                                f"{self.wb.path}: readings 中 {block.id}.{ind.id} 的口径 {reading!r} "
+                                f"不存在，可选 {'、'.join(ind.rule.readings)}"
+                            )
                         chosen = ind.rule.readings[reading]
-                        self.formula(r, (cols["ref"],) * 2, f"{base}.ref", chosen.expr, "aux_score",
-                                     f"{ind.name}参考得分")
+                        self.formula(
+                            r, (cols["ref"],) * 2, f"{base}.ref", chosen.expr, "aux_score", f"{ind.name}参考得分"
+                        )
                         text = chosen.label
                         others = [k for k in ind.rule.readings if k != reading]
                         if others:
@@ -313,25 +370,49 @@ class SheetBuilder:
                     l2_scores.append(f"{base}.score")
                     self.row += 1
                 last = self.row - 1
-                self.label(l2_first, (cols["level2"],) * 2, l2.name, "label_center",
-                           last_row=last if last > l2_first else None)
-                self.formula(l2_first, (cols["l2_total"],) * 2, f"{block.id}.l2.{l2.id}",
-                             f"SUM({','.join(l2_scores)})", "aux_score", f"{l2.name}得分",
-                             last_row=last if last > l2_first else None)
+                self.label(
+                    l2_first, (cols["level2"],) * 2, l2.name, "label_center", last_row=last if last > l2_first else None
+                )
+                self.formula(
+                    l2_first,
+                    (cols["l2_total"],) * 2,
+                    f"{block.id}.l2.{l2.id}",
+                    f"SUM({','.join(l2_scores)})",
+                    "aux_score",
+                    f"{l2.name}得分",
+                    last_row=last if last > l2_first else None,
+                )
                 l1_scores += l2_scores
             last = self.row - 1
             self.label(l1_first, (cols["level1"],) * 2, l1.name, "label_center", last_row=last)
-            self.formula(l1_first, (cols["l1_total"],) * 2, f"{block.id}.l1.{l1.id}",
-                         f"SUM({','.join(l1_scores)})", "aux_score", f"{l1.name}得分", last_row=last)
+            self.formula(
+                l1_first,
+                (cols["l1_total"],) * 2,
+                f"{block.id}.l1.{l1.id}",
+                f"SUM({','.join(l1_scores)})",
+                "aux_score",
+                f"{l1.name}得分",
+                last_row=last,
+            )
             score_keys += l1_scores
         r = self.row
         self.label(r, (cols["level1"], cols["standard"]), block.total_label, "header")
-        self.formula(r, (cols["score"],) * 2, f"{block.id}.total", f"SUM({','.join(score_keys)})", "score_total",
-                     "合计")
+        self.formula(
+            r, (cols["score"],) * 2, f"{block.id}.total", f"SUM({','.join(score_keys)})", "score_total", "合计"
+        )
         self.label(r, (cols["basis"],) * 2, "", "label")
         total_points = sum((i.points for _, _, i in block.indicators()), Decimal(0))
-        self.add(Cell(r, cols["max"], "constant", "aux_number", value=total_points, key=f"{block.id}.total_max",
-                      label="分值合计"))
+        self.add(
+            Cell(
+                r,
+                cols["max"],
+                "constant",
+                "aux_number",
+                value=total_points,
+                key=f"{block.id}.total_max",
+                label="分值合计",
+            )
+        )
         self.layout.row_heights[r] = 24
         self.row += 1
 
@@ -366,8 +447,11 @@ class SheetBuilder:
 
     def sum_check(self, key: str, source: str, label: str) -> None:
         """A total pasted over its formula no longer equals its parts: flag it red."""
-        self.check(key, f"IF(ISNUMBER({key}),ROUND({key}-({source}),6)<>0,{key}<>\"\")",
-                   f"{label}应等于各组成部分之和（公式可能被覆盖）")
+        self.check(
+            key,
+            f'IF(ISNUMBER({key}),ROUND({key}-({source}),6)<>0,{key}<>"")',
+            f"{label}应等于各组成部分之和（公式可能被覆盖）",
+        )
 
     def text(self, block: TextBlock) -> None:
         first = self.row
@@ -414,8 +498,15 @@ class SheetBuilder:
             self.label(first, opt.cols, opt.text, "header")
             key = f"{block.id}.{i}"
             keys.append(key)
-            self.input(first + 1, opt.cols, key, "tick", f"项目类型“{opt.text}”",
-                       text=block.mark if opt.text == chosen else None, options=[block.mark])
+            self.input(
+                first + 1,
+                opt.cols,
+                key,
+                "tick",
+                f"项目类型“{opt.text}”",
+                text=block.mark if opt.text == chosen else None,
+                options=[block.mark],
+            )
         self.label(first, block.label_cols, block.label, "header", last_row=first + 1)
         count = "+".join(f'IF({k}="{block.mark}",1,0)' for k in keys)
         self.check(keys[0], f"({count})<>1", f"{block.label}须且只能勾选一项（{block.mark}）")
@@ -436,8 +527,7 @@ class SheetBuilder:
                 self.formula(self.row, cols["value"], key, item.expr, "f_amount", item.label)
                 self.sum_check(key, item.expr, item.label)
             elif item.input:
-                self.input(self.row, cols["value"], key, item.input, item.label, options=item.options,
-                           max=item.max)
+                self.input(self.row, cols["value"], key, item.input, item.label, options=item.options, max=item.max)
             else:
                 raise SpecError(f"{self.spec.path}: 基础数据 {item.id} 须有 input 或 expr")
             self.label(self.row, cols["unit"], item.unit, "label_center")
@@ -466,8 +556,7 @@ class SheetBuilder:
                 if len(cell.expr) > MAX_FORMULA:
                     raise SpecError(f"{self.spec.path}: 自检公式过长（{len(cell.expr)} 字符），请减少检查项")
             elif cell.key == f"{key}.status":
-                cell.expr = (f'IF({key}.problems=0,"✔ 自检通过","✘ 自检发现"&{key}.problems&'
-                             f'"处问题，请修改标红单元格")')
+                cell.expr = f'IF({key}.problems=0,"✔ 自检通过","✘ 自检发现"&{key}.problems&"处问题，请修改标红单元格")'
 
     def heights(self) -> None:
         need: dict[int, float] = {}
@@ -506,8 +595,9 @@ def build_layout(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> Work
                     raise SpecError(f"表种 {wb.id}：单元格名 {cell.key!r} 重复")
                 refs[cell.key] = expr.CellRef(sl.name, cell.row, cell.col)
                 cells[cell.key] = cell
-    layout = WorkbookLayout(spec=wb, identity=identity, sheets=sheets, refs=refs, cells=cells,
-                            readings=dict(wb.readings))
+    layout = WorkbookLayout(
+        spec=wb, identity=identity, sheets=sheets, refs=refs, cells=cells, readings=dict(wb.readings)
+    )
     _add_score_counts(layout)
     for cell in layout.formulas():
         assert cell.expr is not None
@@ -516,6 +606,23 @@ def build_layout(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> Work
         for name in expr.parse(chk.expr).names():
             layout.ref(name)
     return layout
+
+
+def check_catalog(catalog: Catalog) -> None:
+    """Every formula, self-check and rule reading of every workbook refers to cells that exist."""
+    for wb in catalog.workbooks.values():
+        layout = build_layout(catalog, wb, Identity(year=2000))
+        for sl in layout.sheets:
+            for block in sl.spec.blocks:
+                if isinstance(block, IndicatorsBlock):
+                    for _, _, ind in block.indicators():
+                        for name, reading in ind.rule.readings.items() if ind.rule else ():
+                            for ref in expr.parse(reading.expr).names():
+                                if ref not in layout.refs:
+                                    raise SpecError(
+                                        f"{sl.spec.path}: {block.id}.{ind.id} 的口径 {name} "
+                                        f"引用了不存在的单元格名 {ref!r}"
+                                    )
 
 
 def _add_score_counts(layout: WorkbookLayout) -> None:

@@ -40,6 +40,7 @@ def recalculate(layout: WorkbookLayout, inputs: Mapping[str, expr.Value]) -> Val
 
 def failing_checks(layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> list[Check]:
     """The self-checks that are TRUE (a problem) for these values, as the template would show them."""
+
     def lookup(name: str) -> expr.Value:
         return values.get(name)
 
@@ -53,6 +54,7 @@ def prefilled(layout: WorkbookLayout) -> dict[str, expr.Value]:
 
 def reading_values(layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> dict[str, dict[str, expr.Value]]:
     """Every reading of every rule-based indicator: key `<block>.<indicator>` -> {reading: score}."""
+
     def lookup(name: str) -> expr.Value:
         return values.get(name)
 

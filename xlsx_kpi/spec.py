@@ -484,4 +484,9 @@ def load_specs(directory: Path | None = None) -> Catalog:
                 raise SpecError(f"{Path(wb.path).name}: sheets 引用了不存在的表 {sid!r}")
             if sheets[sid].workbook != wb.id:
                 raise SpecError(f"{Path(sheets[sid].path).name}: workbook 应为 {wb.id!r}")
-    return Catalog(workbooks=workbooks, sheets=sheets)
+    catalog = Catalog(workbooks=workbooks, sheets=sheets)
+    # Lay every workbook out once so a formula naming a missing cell fails now, not mid-run.
+    from xlsx_kpi.layout import check_catalog  # layout builds on spec: imported here to avoid a cycle
+
+    check_catalog(catalog)
+    return catalog

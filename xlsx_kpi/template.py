@@ -54,8 +54,7 @@ STYLES: dict[str, dict[str, Any]] = {
     "aux_text": {**BOX, "font_size": 9, "align": "left", "font_color": "#404040", "bg_color": AUX_FILL},
     "aux_number": {**BOX, "font_size": 9, "align": "center", "bg_color": AUX_FILL, "num_format": "0.##"},
     "aux_score": {**BOX, "font_size": 9, "align": "center", "bg_color": FORMULA_FILL, "num_format": "0.00"},
-    "status": {**BASE, "bold": True, "text_wrap": True, "font_color": "#006100", "bg_color": "#C6EFCE",
-               "border": 1},
+    "status": {**BASE, "bold": True, "text_wrap": True, "font_color": "#006100", "bg_color": "#C6EFCE", "border": 1},
     "grade": {**BOX, "bold": True, "align": "center", "bg_color": FORMULA_FILL},
     "score_total": {**BOX, "bold": True, "align": "center", "bg_color": FORMULA_FILL, "num_format": "0.00"},
     "f_amount": {**BOX, "align": "right", "bg_color": FORMULA_FILL, "num_format": "#,##0.00"},
@@ -150,13 +149,15 @@ class TemplateWriter:
     def write(self, path: Path) -> None:
         options = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
         wb = xlsxwriter.Workbook(str(path), options)
-        wb.set_properties({
-            "title": self.layout.spec.name,
-            "subject": f"{self.layout.identity.year} {self.layout.identity.unit_name}",
-            "author": "xlsx-kpi",
-            "comments": "由 xlsx-kpi 生成的预算绩效自评模板",
-            "created": CREATED,
-        })
+        wb.set_properties(
+            {
+                "title": self.layout.spec.name,
+                "subject": f"{self.layout.identity.year} {self.layout.identity.unit_name}",
+                "author": "xlsx-kpi",
+                "comments": "由 xlsx-kpi 生成的预算绩效自评模板",
+                "created": CREATED,
+            }
+        )
         for k, v in identity_rows(self.layout):
             wb.set_custom_property(f"xlsx_kpi_{k}", v or "-")
         guide = wb.add_worksheet(GUIDE_SHEET)
@@ -221,34 +222,62 @@ class TemplateWriter:
         label = cell.label[:120]
         opts: dict[str, Any]
         if kind == "score":
-            mx = float(cell.max or 0)
-            opts = {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": mx,
-                    "input_message": f"请填写0至{cell.max}之间的分数（本项分值{cell.max}分）。",
-                    "error_message": f"自评分数须在0至{cell.max}分之间，请重新填写。"}
+            mx = cell.max or Decimal(0)
+            maximum: float | int = int(mx) if mx == mx.to_integral_value() else float(mx)
+            opts = {
+                "validate": "decimal",
+                "criteria": "between",
+                "minimum": 0,
+                "maximum": maximum,
+                "input_message": f"请填写0至{cell.max}之间的分数（本项分值{cell.max}分）。",
+                "error_message": f"自评分数须在0至{cell.max}分之间，请重新填写。",
+            }
         elif kind == "amount":
-            opts = {"validate": "decimal", "criteria": ">=", "value": 0,
-                    "input_message": "请填写金额（单位见表头或单位列），不带单位，不小于0。",
-                    "error_message": "金额须为不小于0的数字，请重新填写。"}
+            opts = {
+                "validate": "decimal",
+                "criteria": ">=",
+                "value": 0,
+                "input_message": "请填写金额（单位见表头或单位列），不带单位，不小于0。",
+                "error_message": "金额须为不小于0的数字，请重新填写。",
+            }
         elif kind == "count":
             maximum = int(cell.max) if cell.max is not None else 1_000_000_000
-            opts = {"validate": "integer", "criteria": "between", "minimum": 0, "maximum": maximum,
-                    "input_message": f"请填写0至{maximum}之间的整数。" if cell.max is not None else "请填写不小于0的整数。",
-                    "error_message": "须为不小于0的整数，请重新填写。"}
+            opts = {
+                "validate": "integer",
+                "criteria": "between",
+                "minimum": 0,
+                "maximum": maximum,
+                "input_message": f"请填写0至{maximum}之间的整数。" if cell.max is not None else "请填写不小于0的整数。",
+                "error_message": "须为不小于0的整数，请重新填写。",
+            }
         elif kind == "percent":
-            opts = {"validate": "decimal", "criteria": "between", "minimum": 0, "maximum": 1,
-                    "input_message": "请填写百分数，如 95%（0%～100%）。",
-                    "error_message": "须为0%至100%之间的百分数，如 95%。"}
+            opts = {
+                "validate": "decimal",
+                "criteria": "between",
+                "minimum": 0,
+                "maximum": 1,
+                "input_message": "请填写百分数，如 95%（0%～100%）。",
+                "error_message": "须为0%至100%之间的百分数，如 95%。",
+            }
         elif kind in ("choice", "tick"):
             options = cell.options or []
-            opts = {"validate": "list", "source": options,
-                    "input_message": f"请从下拉列表中选择：{'、'.join(options)}。" if kind == "choice"
-                    else "属于该类型请选择“√”，否则留空；只能勾选一项。",
-                    "error_message": f"只能填写：{'、'.join(options)}。"}
+            opts = {
+                "validate": "list",
+                "source": options,
+                "input_message": f"请从下拉列表中选择：{'、'.join(options)}。"
+                if kind == "choice"
+                else "属于该类型请选择“√”，否则留空；只能勾选一项。",
+                "error_message": f"只能填写：{'、'.join(options)}。",
+            }
         else:
             limit = 2000 if kind == "longtext" else 500
-            opts = {"validate": "length", "criteria": "<=", "value": limit,
-                    "input_message": f"请填写文字，不超过{limit}字。",
-                    "error_message": f"内容过长，请控制在{limit}字以内。"}
+            opts = {
+                "validate": "length",
+                "criteria": "<=",
+                "value": limit,
+                "input_message": f"请填写文字，不超过{limit}字。",
+                "error_message": f"内容过长，请控制在{limit}字以内。",
+            }
         opts["input_title"] = label[:32]
         opts["error_title"] = "填写有误"
         opts["error_type"] = "stop"
@@ -264,12 +293,18 @@ class TemplateWriter:
         for chk in sl.checks:
             ref = self.layout.ref(chk.key)
             formula = "=" + expr.to_excel(expr.parse(chk.expr), self.layout.ref, ref.sheet)
-            ws.conditional_format(ref.row, ref.col, ref.row, ref.col,
-                                  {"type": "formula", "criteria": formula, "format": red})
+            ws.conditional_format(
+                ref.row, ref.col, ref.row, ref.col, {"type": "formula", "criteria": formula, "format": red}
+            )
         status = self.layout.refs.get(f"{sl.spec.key}.status")
         if status:
-            ws.conditional_format(status.row, status.col, status.row, status.col,
-                                  {"type": "text", "criteria": "not containing", "value": "自检通过", "format": red})
+            ws.conditional_format(
+                status.row,
+                status.col,
+                status.row,
+                status.col,
+                {"type": "text", "criteria": "not containing", "value": "自检通过", "format": red},
+            )
 
     def page_setup(self, sl: SheetLayout, ws: Worksheet) -> None:
         ws.set_landscape()
@@ -317,8 +352,11 @@ class TemplateWriter:
         r += 1
         ws.write_string(r, 0, "颜色含义", self.fmt(wb, "guide_key"))
         r += 1
-        legend = [("in_text", "可填写：浅绿色单元格，请在此填写"), ("f_amount", "自动计算：浅灰色单元格，已锁定，请勿修改"),
-                  ("label", "表格文字：已锁定")]
+        legend = [
+            ("in_text", "可填写：浅绿色单元格，请在此填写"),
+            ("f_amount", "自动计算：浅灰色单元格，已锁定，请勿修改"),
+            ("label", "表格文字：已锁定"),
+        ]
         for style, text in legend:
             ws.write_blank(r, 0, None, self.fmt(wb, style))
             ws.write_string(r, 1, text, self.fmt(wb, "guide_text"))
@@ -368,8 +406,14 @@ def lock_structure(path: Path, password: str | None) -> None:
     os.replace(tmp, path)
 
 
-def write_template(layout: WorkbookLayout, path: Path, *, password: str | None = None, force: bool = False,
-                   inputs: Mapping[str, expr.Value] | None = None) -> Path:
+def write_template(
+    layout: WorkbookLayout,
+    path: Path,
+    *,
+    password: str | None = None,
+    force: bool = False,
+    inputs: Mapping[str, expr.Value] | None = None,
+) -> Path:
     """Write the template for one unit to `path` atomically; never overwrite without `force`.
 
     `inputs` pre-fills input cells (used to make filled fixtures and benchmarks); every formula's
@@ -403,13 +447,24 @@ def write_template(layout: WorkbookLayout, path: Path, *, password: str | None =
 
 def template_filename(wb: WorkbookSpec, identity: Identity) -> str:
     """The file name an accountant emails: year, code, unit, (project,) kind."""
-    name = wb.filename.format(year=identity.year, code=identity.unit_code or "编码", unit=identity.unit_name or "单位",
-                              project=identity.project_name or "项目")
+    name = wb.filename.format(
+        year=identity.year,
+        code=identity.unit_code or "编码",
+        unit=identity.unit_name or "单位",
+        project=identity.project_name or "项目",
+    )
     return safe_filename(name)
 
 
-def generate(catalog: Catalog, wb: WorkbookSpec, identities: list[Identity], out_dir: Path, *,
-             password: str | None = None, force: bool = False) -> list[Path]:
+def generate(
+    catalog: Catalog,
+    wb: WorkbookSpec,
+    identities: list[Identity],
+    out_dir: Path,
+    *,
+    password: str | None = None,
+    force: bool = False,
+) -> list[Path]:
     """One template per identity into `out_dir`; refuses up front if any file exists (without force)."""
     paths = [out_dir / template_filename(wb, ident) for ident in identities]
     dupes = sorted({p.name for p in paths if paths.count(p) > 1})
@@ -418,8 +473,9 @@ def generate(catalog: Catalog, wb: WorkbookSpec, identities: list[Identity], out
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         names = "、".join(p.name for p in existing[:5]) + ("等" if len(existing) > 5 else "")
-        raise OutputExistsError(f"以下 {len(existing)} 个文件已存在，未生成任何文件：{names}；如需覆盖请加 --force",
-                                file=str(out_dir))
+        raise OutputExistsError(
+            f"以下 {len(existing)} 个文件已存在，未生成任何文件：{names}；如需覆盖请加 --force", file=str(out_dir)
+        )
     for ident, path in zip(identities, paths, strict=True):
         write_template(build_layout(catalog, wb, ident), path, password=password, force=True)
     return paths

@@ -55,8 +55,9 @@ def _read_table(path: Path) -> pd.DataFrame:
     except XlsxKpiError:
         raise
     except Exception as e:  # noqa: BLE001 - pandas/openpyxl raise many types for a bad file
-        raise XlsxKpiError(f"无法读取单位清单（{type(e).__name__}），请确认它是有效的 .xlsx 或 .csv 文件",
-                           file=str(path)) from None
+        raise XlsxKpiError(
+            f"无法读取单位清单（{type(e).__name__}），请确认它是有效的 .xlsx 或 .csv 文件", file=str(path)
+        ) from None
     raise XlsxKpiError("单位清单须为 .xlsx 或 .csv 文件", file=str(path))
 
 
@@ -67,8 +68,9 @@ def read_units(path: Path, *, project: bool) -> list[UnitRow]:
     cols = list(df.columns)
     name_col, code_col = _pick(cols, NAME_COLS), _pick(cols, CODE_COLS)
     if not name_col or not code_col:
-        raise XlsxKpiError(f"单位清单须有“单位名称”和“预算单位编码”两列，现有列：{'、'.join(cols) or '（无）'}",
-                           file=str(path))
+        raise XlsxKpiError(
+            f"单位清单须有“单位名称”和“预算单位编码”两列，现有列：{'、'.join(cols) or '（无）'}", file=str(path)
+        )
     proj_col, type_col = _pick(cols, PROJECT_COLS), _pick(cols, TYPE_COLS)
     if project and not proj_col:
         raise XlsxKpiError("项目支出表需要单位清单中有“项目名称”列（可选“项目类型”列）", file=str(path))
