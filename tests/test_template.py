@@ -82,7 +82,7 @@ def test_inputs_unlocked_marked_and_validated(dept_layout: WorkbookLayout, dept_
     assert dv.error == "自评分数须在0至5分之间，请重新填写。"
     assert dv.errorStyle in (None, "stop") and dv.showErrorMessage  # absent means stop
     n_inputs = sum(1 for c in dept_layout.cells.values() if c.role == "input" and c.key and c.key.startswith("s."))
-    assert len(ws.data_validations.dataValidation) == n_inputs == 54
+    assert len(ws.data_validations.dataValidation) == n_inputs == 81  # score, basis, difference note
 
 
 def test_target_sheet_amounts_rates_and_choices(

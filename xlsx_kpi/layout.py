@@ -367,6 +367,9 @@ class SheetBuilder:
                     else:
                         self.label(r, (cols["ref"],) * 2, "", "aux_score")
                         self.label(r, (cols["reading"],) * 2, "定性指标，由评价人按计分标准判断", "aux_text")
+                    self.input(
+                        r, (cols["note"],) * 2, f"{base}.note", "longtext", f"{ind.name}差异说明", style="aux_in_text"
+                    )
                     l2_scores.append(f"{base}.score")
                     self.row += 1
                 last = self.row - 1
@@ -421,9 +424,20 @@ class SheetBuilder:
         self.label(first, block.corner_cols, block.corner, "header")
         for gc in block.columns:
             self.label(first, gc.cols, gc.header, "header")
+        if block.note_cols:
+            self.label(first, block.note_cols, block.note_header, "aux_header")
         self.row += 1
         for gr in block.rows:
             self.label(self.row, block.corner_cols, gr.label, "header")
+            if block.note_cols:
+                self.input(
+                    self.row,
+                    block.note_cols,
+                    f"{block.id}.{gr.id}.note",
+                    "longtext",
+                    f"{block.section}·{gr.label}情况说明",
+                    style="aux_in_text",
+                )
             for gc in block.columns:
                 key = f"{block.id}.{gr.id}.{gc.id}"
                 col_f = gc.formula if gc.formula and (gc.rows is None or gr.id in gc.rows) else None

@@ -149,6 +149,7 @@ class IndicatorColumns(Strict):
     reading: str
     l2_total: str
     l1_total: str
+    note: str
 
 
 class IndicatorsBlock(Strict):
@@ -227,6 +228,9 @@ class GridBlock(Strict):
     columns: list[GridColumn] = Field(min_length=1)
     rows: list[GridRow] = Field(min_length=1)
     input: InputType = "amount"
+    # An unprinted input column where the unit explains a warning on that row (e.g. 执行额 above 预算额).
+    note_cols: str | None = None
+    note_header: str = "情况说明（不打印）"
 
 
 class TextField(Strict):

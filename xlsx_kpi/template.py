@@ -67,6 +67,7 @@ STYLES: dict[str, dict[str, Any]] = {
     "in_text": {**BOX, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_longtext": {**BOX, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_choice": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False},
+    "aux_in_text": {**BOX, "font_size": 9, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_tick": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False, "font_size": 12},
     "guide_title": {**BASE, "font_name": TITLE_FONT, "font_size": 16},
     "guide_text": {**BASE, "text_wrap": True, "valign": "top"},
