@@ -1,0 +1,48 @@
+"""What an audit finds: a Finding names a cell, a severity with meaning for the user, and a Chinese message."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """错误 must be fixed; 警告 is acceptable only with a written 说明; 提示 is for the reviewer's eye."""
+
+    ERROR = "错误"
+    WARNING = "警告"
+    INFO = "提示"
+
+    @property
+    def rank(self) -> int:
+        return {"错误": 0, "警告": 1, "提示": 2}[self.value]
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One problem at one cell.
+
+    `cell` is the A1 address of the (top-left) cell on `sheet`; `expected` and `actual` are display texts
+    (a recomputed 10.54% vs a written 6.03%); `explanation` holds the unit's written 说明 that makes a
+    警告 acceptable, and `explained_by` the A1 address where it was written.
+    """
+
+    code: str
+    severity: Severity
+    sheet: str
+    cell: str
+    message: str
+    expected: str = ""
+    actual: str = ""
+    indicator: str = ""
+    title: str = ""
+    explained_by: str = ""
+    explanation: str = ""
+
+    @property
+    def explained(self) -> bool:
+        return self.severity is Severity.WARNING and bool(self.explanation.strip())
+
+    @property
+    def where(self) -> str:
+        return f"{self.sheet}!{self.cell}"

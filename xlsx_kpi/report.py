@@ -1,0 +1,110 @@
+"""The result of checking one workbook: findings, counts, exit code, JSON form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from xlsx_kpi.findings import Finding, Severity
+
+
+@dataclass
+class Report:
+    """One file's outcome. `error` is set (and findings empty) when the file could not be used at all."""
+
+    file: Path
+    findings: list[Finding] = field(default_factory=list)
+    error: str | None = None
+    workbook_id: str = ""
+    unit_name: str = ""
+    unit_code: str = ""
+    year: str = ""
+    project_name: str = ""
+    total: Decimal | None = None
+    grade: str = ""
+    annotated: Path | None = None
+
+    @property
+    def usable(self) -> bool:
+        return self.error is None
+
+    def count(self, severity: Severity, *, explained: bool | None = None) -> int:
+        return sum(
+            1
+            for f in self.findings
+            if f.severity is severity and (explained is None or f.explained == explained)
+        )
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """错误 / 警告 (not yet explained) / 已说明的警告 / 提示."""
+        return {
+            "错误": self.count(Severity.ERROR),
+            "警告": self.count(Severity.WARNING, explained=False),
+            "已说明": self.count(Severity.WARNING, explained=True),
+            "提示": self.count(Severity.INFO),
+        }
+
+    @property
+    def status(self) -> str:
+        if self.error is not None:
+            return "无法读取"
+        if self.count(Severity.ERROR):
+            return "有错误"
+        if self.count(Severity.WARNING, explained=False):
+            return "有警告"
+        return "通过"
+
+    @property
+    def exit_code(self) -> int:
+        if self.error is not None:
+            return 2
+        return 1 if self.count(Severity.ERROR) else 0
+
+    def flatten(self, *fields: str) -> list[tuple[Any, ...]]:
+        """Findings as tuples of the named fields, e.g. flatten("where", "code"), in report order."""
+        return [tuple(getattr(f, name) for name in fields) for f in self.findings]
+
+    def sort(self) -> None:
+        self.findings.sort(key=lambda f: (f.severity.rank, f.sheet, _cell_key(f.cell), f.code))
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": str(self.file),
+            "status": self.status,
+            "error": self.error,
+            "workbook": self.workbook_id,
+            "unit_name": self.unit_name,
+            "unit_code": self.unit_code,
+            "year": self.year,
+            "project_name": self.project_name,
+            "total": None if self.total is None else str(self.total),
+            "grade": self.grade,
+            "counts": self.counts,
+            "annotated": None if self.annotated is None else str(self.annotated),
+            "findings": [
+                {
+                    "file": str(self.file),
+                    "sheet": f.sheet,
+                    "cell": f.cell,
+                    "code": f.code,
+                    "severity": f.severity.value,
+                    "title": f.title,
+                    "indicator": f.indicator,
+                    "message": f.message,
+                    "expected": f.expected,
+                    "actual": f.actual,
+                    "explained": f.explained,
+                    "explanation": f.explanation,
+                }
+                for f in self.findings
+            ],
+        }
+
+
+def _cell_key(a1: str) -> tuple[int, str]:
+    letters = "".join(ch for ch in a1 if ch.isalpha())
+    digits = "".join(ch for ch in a1 if ch.isdigit())
+    return (int(digits or 0), letters.rjust(3))
