@@ -3,27 +3,35 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
+from xlsx_kpi.audit import Options, check_paths, find_workbooks
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.layout import Identity, build_layout
+from xlsx_kpi.report import Report
+from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
 from xlsx_kpi.template import generate, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, read_units
 
 app = typer.Typer(
-    help="预算绩效自评表工具：生成 Excel 模板（template）、列出表种（specs）、重建内置模板（build-templates）。",
+    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、列出表种（specs）、重建内置模板（build-templates）。",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+# Not a terminal (a log, a pipe): wide enough that file names in the summary table do not fold.
+out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
 
 KIND_ALIASES = {
     "department": "department",
@@ -174,11 +182,121 @@ def build_templates_cmd(
         out.print(f"已生成：{path}")
 
 
+@app.command("check")
+def check_cmd(
+    paths: Annotated[
+        list[Path], typer.Argument(help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核）", show_default=False)
+    ],
+    out_dir: Annotated[
+        Path | None, typer.Option("--out-dir", help="审核批注文件的输出文件夹（默认与原文件同一文件夹）")
+    ] = None,
+    no_annotate: Annotated[bool, typer.Option("--no-annotate", help="只审核，不生成“_审核.xlsx”批注文件")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="在标准输出打印机器可读的 JSON 报告")] = False,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的审核批注文件")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
+    sheets: SpecsDir = None,
+) -> None:
+    """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
+    catalog = _catalog(sheets)
+    files = find_workbooks(paths)
+    if not files:
+        raise XlsxKpiError("没有找到要审核的 .xlsx 文件")
+    options = Options(out_dir=out_dir, annotate=not no_annotate, force=force)
+    console = err if as_json else out
+    with Progress(
+        TextColumn("审核"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=len(files) < 2,
+    ) as bar:
+        task = bar.add_task("check", total=len(files))
+        reports = check_paths(
+            files,
+            catalog,
+            options,
+            workers=workers or (os.cpu_count() or 1),
+            sheets=sheets,
+            progress=lambda _: bar.advance(task),
+        )
+    if as_json:
+        sys.stdout.write(json.dumps(batch_json(reports), ensure_ascii=False, indent=2) + "\n")
+    else:
+        if len(reports) <= 3:
+            for r in reports:
+                _print_findings(console, r)
+    _print_summary(console, reports)
+    raise typer.Exit(max(r.exit_code for r in reports))
+
+
+@app.command("rules")
+def rules_cmd() -> None:
+    """列出全部审核规则（代码、级别、名称、说明），即 docs/RULES.md 的内容。"""
+    sys.stdout.write(catalogue())
+
+
+def batch_json(reports: list[Report]) -> dict[str, object]:
+    return {
+        "files": [r.to_json() for r in reports],
+        "summary": {
+            "files": len(reports),
+            "unusable": sum(1 for r in reports if not r.usable),
+            "错误": sum(r.counts["错误"] for r in reports),
+            "警告": sum(r.counts["警告"] for r in reports),
+            "提示": sum(r.counts["提示"] for r in reports),
+        },
+        "exit_code": max((r.exit_code for r in reports), default=0),
+    }
+
+
+def _print_findings(console: Console, report: Report) -> None:
+    if not report.usable:
+        return
+    console.print(f"\n{report.file}（{report.unit_name}）")
+    for n, f in enumerate(report.findings, start=1):
+        mark = "（已说明）" if f.explained else ""
+        console.print(f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}", markup=False)
+    if not report.findings:
+        console.print("  未发现问题")
+
+
+def _print_summary(console: Console, reports: list[Report]) -> None:
+    table = Table(title="审核汇总", show_lines=False)
+    for col in ("文件", "单位", "合计", "等级", "错误", "警告", "已说明", "提示", "结论"):
+        table.add_column(col, overflow="fold")
+    for r in reports:
+        c = r.counts
+        table.add_row(
+            r.file.name,
+            r.unit_name,
+            "" if r.total is None else f"{r.total:.2f}",
+            r.grade,
+            str(c["错误"]),
+            str(c["警告"]),
+            str(c["已说明"]),
+            str(c["提示"]),
+            r.status,
+        )
+    console.print(table)
+    for r in reports:
+        if r.error:
+            console.print(f"无法读取：{r.error}", markup=False)
+        if r.output_error:
+            console.print(f"未生成审核文件：{r.output_error}", markup=False)
+        elif r.annotated:
+            console.print(f"审核文件：{r.annotated}", markup=False)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
     try:
-        app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")
+        # Without standalone mode, an Exit(code) raised by a command comes back as the return value.
+        result = app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")
+        if isinstance(result, int):
+            return result
     except XlsxKpiError as e:
         err.print(f"错误：{e.render()}")
         return e.exit_code

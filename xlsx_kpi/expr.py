@@ -114,11 +114,16 @@ class Expr:
     root: _Node = field(repr=False)
 
     def names(self) -> frozenset[str]:
-        """Every name the expression references, in any branch."""
-        return frozenset(_walk_names(self.root))
+        """Every name the expression references, in any branch (computed once: parse() shares Exprs)."""
+        return _names(self.root)
 
     def __str__(self) -> str:
         return self.source
+
+
+@functools.lru_cache(maxsize=8192)
+def _names(root: _Node) -> frozenset[str]:
+    return frozenset(_walk_names(root))
 
 
 def _walk_names(node: _Node) -> Iterator[str]:

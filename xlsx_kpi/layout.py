@@ -15,6 +15,9 @@ from xlsx_kpi.spec import (
     ChoiceBlock,
     FieldsBlock,
     GridBlock,
+    GridColumn,
+    GridRow,
+    Indicator,
     IndicatorsBlock,
     InputsBlock,
     InputType,
@@ -63,6 +66,7 @@ class Cell:
     expr: str | None = None
     input_type: InputType | None = None
     max: Decimal | None = None
+    min: Decimal | None = None
     options: list[str] | None = None
     last_row: int | None = None
     last_col: int | None = None
@@ -253,10 +257,11 @@ class SheetBuilder:
         k = cell.key
         assert k is not None
         if cell.input_type == "score":
+            low = cell.min if cell.min is not None else 0
             self.check(
                 k,
-                f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0,{k}>{cell.max}))',
-                f"{cell.label}须为0至{cell.max}之间的数字",
+                f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<{low},{k}>{cell.max}))',
+                f"{cell.label}须为{low}至{cell.max}之间的数字",
             )
         elif cell.input_type in ("amount", "count"):
             self.check(k, f'IF({k}="",FALSE,OR(NOT(ISNUMBER({k})),{k}<0))', f"{cell.label}须为不小于0的数字")
@@ -297,136 +302,241 @@ class SheetBuilder:
                 cols = span(item.cols)
                 if item.grade_of:
                     key = f"{item.grade_of}.grade"
-                    self.formula(self.row, cols, key, grade_source(self.wb, item.grade_of), "grade", "自评等级")
+                    cell = self.formula(self.row, cols, key, grade_source(self.wb, item.grade_of), "grade", "自评等级")
                 elif item.key and item.input:
                     text = self.identity.get(item.identity) if item.identity else None
-                    self.input(
+                    cell = self.input(
                         self.row, cols, f"{block.id}.{item.key}", item.input, item.text or item.key, text=text or None
                     )
                 elif item.key and item.expr:
-                    self.formula(self.row, cols, f"{block.id}.{item.key}", item.expr, f"info_{item.align}", item.key)
+                    cell = self.formula(
+                        self.row, cols, f"{block.id}.{item.key}", item.expr, f"info_{item.align}", item.key
+                    )
                 else:
-                    self.label(
+                    cell = self.label(
                         self.row, cols, item.text or "", "header" if item.align == "center" else f"info_{item.align}"
                     )
+                if item.height:
+                    cell.min_height = item.height
             self.row += 1
 
+    def printed(self, cols: tuple[int, int]) -> bool:
+        return cols[0] <= self.last_print
+
+    def header_cells(self, parts: dict[str, tuple[int, int]], headers: dict[str, str]) -> None:
+        """One header row: the printed parts in the table's style, the helper columns in grey."""
+        for name, cols in parts.items():
+            self.label(self.row, cols, headers.get(name, ""), "header" if self.printed(cols) else "aux_header")
+
+    def points_cell(self, row: int, cols: tuple[int, int], key: str, value: Decimal, label: str, last_row: int) -> None:
+        """A 分值 printed in the table or kept in a helper column; named, so formulas and rules can read it."""
+        self.add(
+            Cell(
+                row,
+                cols[0],
+                "constant",
+                "number" if self.printed(cols) else "aux_number",
+                value=value,
+                key=key,
+                label=label,
+                last_row=last_row if last_row > row else None,
+                last_col=cols[1] if cols[1] != cols[0] else None,
+            )
+        )
+
     def indicators(self, block: IndicatorsBlock) -> None:
-        c = block.columns
-        cols = {name: col_index(getattr(c, name)) for name in type(c).model_fields}
+        top = {name: span(c) for name, c in block.columns.model_dump().items() if c is not None}
         header_row = self.row
-        for name, col in cols.items():
-            style = "header" if col <= self.last_print else "aux_header"
-            self.label(header_row, (col, col), block.headers.get(name, ""), style)
+        self.header_cells(top, block.headers)
         self.layout.repeat_rows = (header_row, header_row)
         self.row += 1
         score_keys: list[str] = []
         for l1 in block.groups:
+            cols = block.columns_of(l1)
+            if l1.headers is not None:
+                self.header_cells(cols, {**block.headers, **l1.headers})
+                self.row += 1
             l1_first = self.row
             l1_scores: list[str] = []
             for l2 in l1.groups:
                 l2_first = self.row
                 l2_scores: list[str] = []
                 for ind in l2.indicators:
-                    r = self.row
-                    base = f"{block.id}.{ind.id}"
-                    self.label(r, (cols["level3"],) * 2, ind.name, "label_center")
-                    self.label(r, (cols["explanation"],) * 2, ind.explanation, "text")
-                    self.label(r, (cols["standard"],) * 2, ind.standard, "text")
-                    self.input(r, (cols["score"],) * 2, f"{base}.score", "score", f"{ind.name}自评分数", max=ind.points)
-                    self.input(
-                        r, (cols["basis"],) * 2, f"{base}.basis", "longtext", f"{ind.name}自评依据", min_height=30
-                    )
-                    self.add(
-                        Cell(
-                            r,
-                            cols["max"],
-                            "constant",
-                            "aux_number",
-                            value=ind.points,
-                            key=f"{base}.max",
-                            label=f"{ind.name}分值",
-                        )
-                    )
-                    if ind.rule:
-                        reading = self.wb.readings.get(f"{block.id}.{ind.id}", ind.rule.default)
-                        if reading not in ind.rule.readings:
-                            raise SpecError(
-                                f"{self.wb.path}: readings 中 {block.id}.{ind.id} 的口径 {reading!r} "
-                                f"不存在，可选 {'、'.join(ind.rule.readings)}"
-                            )
-                        chosen = ind.rule.readings[reading]
-                        self.formula(
-                            r, (cols["ref"],) * 2, f"{base}.ref", chosen.expr, "aux_score", f"{ind.name}参考得分"
-                        )
-                        text = chosen.label
-                        others = [k for k in ind.rule.readings if k != reading]
-                        if others:
-                            text += f"\n（另有口径：{'、'.join(others)}，见规格说明）"
-                        self.label(r, (cols["reading"],) * 2, text, "aux_text")
-                    else:
-                        self.label(r, (cols["ref"],) * 2, "", "aux_score")
-                        self.label(r, (cols["reading"],) * 2, "定性指标，由评价人按计分标准判断", "aux_text")
-                    self.input(
-                        r, (cols["note"],) * 2, f"{base}.note", "longtext", f"{ind.name}差异说明", style="aux_in_text"
-                    )
-                    l2_scores.append(f"{base}.score")
+                    self.indicator_row(block, cols, ind)
+                    l2_scores.append(f"{block.id}.{ind.id}.score")
                     self.row += 1
                 last = self.row - 1
-                self.label(
-                    l2_first, (cols["level2"],) * 2, l2.name, "label_center", last_row=last if last > l2_first else None
-                )
-                self.formula(
-                    l2_first,
-                    (cols["l2_total"],) * 2,
-                    f"{block.id}.l2.{l2.id}",
-                    f"SUM({','.join(l2_scores)})",
-                    "aux_score",
-                    f"{l2.name}得分",
-                    last_row=last if last > l2_first else None,
-                )
+                if "level2" in cols:
+                    self.label(
+                        l2_first, cols["level2"], l2.name, "label_center", last_row=last if last > l2_first else None
+                    )
+                if "level2_points" in cols:
+                    key = f"{block.id}.l2.{l2.id}.max"
+                    self.points_cell(l2_first, cols["level2_points"], key, l2.points, f"{l2.name}分值", last)
+                if "l2_total" in cols:
+                    self.formula(
+                        l2_first,
+                        cols["l2_total"],
+                        f"{block.id}.l2.{l2.id}",
+                        f"SUM({','.join(l2_scores)})",
+                        "aux_score",
+                        f"{l2.name}得分",
+                        last_row=last if last > l2_first else None,
+                    )
                 l1_scores += l2_scores
             last = self.row - 1
-            self.label(l1_first, (cols["level1"],) * 2, l1.name, "label_center", last_row=last)
-            self.formula(
-                l1_first,
-                (cols["l1_total"],) * 2,
-                f"{block.id}.l1.{l1.id}",
-                f"SUM({','.join(l1_scores)})",
-                "aux_score",
-                f"{l1.name}得分",
-                last_row=last,
-            )
+            if "level1" in cols:
+                self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last)
+            if "level1_points" in cols:
+                key = f"{block.id}.l1.{l1.id}.max"
+                self.points_cell(l1_first, cols["level1_points"], key, l1.points, f"{l1.name}分值", last)
+            if "l1_total" in cols:
+                self.formula(
+                    l1_first,
+                    cols["l1_total"],
+                    f"{block.id}.l1.{l1.id}",
+                    f"SUM({','.join(l1_scores)})",
+                    "aux_score",
+                    f"{l1.name}得分",
+                    last_row=last,
+                )
             score_keys += l1_scores
+        if block.section:
+            if not block.section_cols:
+                raise SpecError(f"{self.spec.path}: 指标表 {block.id} 有 section 时须写 section_cols")
+            self.label(header_row, block.section_cols, block.section, "section", last_row=self.row - 1)
+        self.total_row(block, top, score_keys)
+
+    def indicator_row(self, block: IndicatorsBlock, cols: dict[str, tuple[int, int]], ind: Indicator) -> None:
         r = self.row
-        self.label(r, (cols["level1"], cols["standard"]), block.total_label, "header")
-        self.formula(
-            r, (cols["score"],) * 2, f"{block.id}.total", f"SUM({','.join(score_keys)})", "score_total", "合计"
-        )
-        self.label(r, (cols["basis"],) * 2, "", "label")
-        total_points = sum((i.points for _, _, i in block.indicators()), Decimal(0))
-        self.add(
-            Cell(
-                r,
-                cols["max"],
-                "constant",
-                "aux_number",
-                value=total_points,
-                key=f"{block.id}.total_max",
-                label="分值合计",
+        base = f"{block.id}.{ind.id}"
+        where = f"{self.spec.path}: {base}"
+        self.label(r, cols["level3"], ind.name, "label_center")
+        if "explanation" in cols:
+            self.label(r, cols["explanation"], ind.explanation, "text")
+        if "standard" in cols:
+            self.label(r, cols["standard"], ind.standard, "text")
+        if ind.target and "target" not in cols:
+            raise SpecError(f"{where} 有 target（年度指标值），但指标表没有 target 列")
+        if ind.measure and "actual" not in cols:
+            raise SpecError(f"{where} 有 measure，但指标表没有 actual（实际完成值）列")
+        if "target" in cols:
+            first, last = cols["target"]
+            self.add(
+                Cell(
+                    r,
+                    first,
+                    "constant",
+                    "text",
+                    text=ind.target,
+                    key=f"{base}.target",
+                    label=f"{ind.name}年度指标值",
+                    last_col=last if last != first else None,
+                )
             )
+        if "actual" in cols:
+            self.input(r, cols["actual"], f"{base}.actual", "longtext", f"{ind.name}实际完成值")
+        low = ind.min_score if ind.min_score != 0 else None
+        self.input(r, cols["score"], f"{base}.score", "score", f"{ind.name}自评分数", max=ind.points, min=low)
+        if "basis" in cols:
+            self.input(r, cols["basis"], f"{base}.basis", "longtext", f"{ind.name}自评依据", min_height=30)
+        if "remark" in cols:
+            self.input(r, cols["remark"], f"{base}.remark", "longtext", f"{ind.name}备注")
+        if "max" in cols:
+            first, last = cols["max"]
+            self.add(
+                Cell(
+                    r,
+                    first,
+                    "constant",
+                    "number" if self.printed(cols["max"]) else "aux_number",
+                    value=ind.points,
+                    key=f"{base}.max",
+                    label=f"{ind.name}分值",
+                    last_col=last if last != first else None,
+                )
+            )
+        elif ind.rule:
+            raise SpecError(f"{where} 有计分规则，但指标表没有 max（分值）列")
+        if ind.rule:
+            if "ref" not in cols:
+                raise SpecError(f"{where} 有计分规则，但指标表没有 ref（参考得分）列")
+            reading = self.wb.readings.get(base, ind.rule.default)
+            if reading not in ind.rule.readings:
+                raise SpecError(
+                    f"{self.wb.path}: readings 中 {base} 的口径 {reading!r} 不存在，可选 {'、'.join(ind.rule.readings)}"
+                )
+            chosen = ind.rule.readings[reading]
+            self.formula(r, cols["ref"], f"{base}.ref", chosen.expr, "aux_score", f"{ind.name}参考得分")
+            text = chosen.label
+            others = [k for k in ind.rule.readings if k != reading]
+            if others:
+                text += f"\n（另有口径：{'、'.join(others)}，见规格说明）"
+            if "reading" in cols:
+                self.label(r, cols["reading"], text, "aux_text")
+        else:
+            if "ref" in cols:
+                self.label(r, cols["ref"], "", "aux_score")
+            if "reading" in cols:
+                self.label(r, cols["reading"], "定性指标，由评价人按计分标准判断", "aux_text")
+        if "note" in cols:
+            self.input(r, cols["note"], f"{base}.note", "longtext", f"{ind.name}差异说明", style="aux_in_text")
+
+    def total_row(self, block: IndicatorsBlock, cols: dict[str, tuple[int, int]], score_keys: list[str]) -> None:
+        """合计/总分: the sum of every score (and of `total_includes`), with the 分值 total beside it."""
+        r = self.row
+        extra_points = Decimal(0)
+        for key in block.total_includes:
+            found = [c for c in self.layout.cells if c.key == key]
+            if not found or found[0].input_type != "score" or found[0].max is None:
+                raise SpecError(f"{self.spec.path}: total_includes 中的 {key!r} 须是本表前面已有的自评分数单元格")
+            extra_points += found[0].max
+        score = cols["score"]
+        points = cols.get("level1_points") or cols.get("max")
+        left = min(c[0] for c in cols.values())
+        if block.section_cols:
+            left = min(left, span(block.section_cols)[0])
+        stop = points[0] if points and self.printed(points) and points[0] < score[0] else score[0]
+        self.label(r, (left, stop - 1), block.total_label, "header")
+        if points and self.printed(points) and points[1] + 1 < score[0]:
+            self.label(r, (points[1] + 1, score[0] - 1), "", "label")
+        self.formula(
+            r, score, f"{block.id}.total", f"SUM({','.join(score_keys + block.total_includes)})", "score_total", "合计"
         )
+        if score[1] < self.last_print:
+            self.label(r, (score[1] + 1, self.last_print), "", "label")
+        if points:
+            total_points = sum((i.points for _, _, i in block.indicators()), extra_points)
+            self.points_cell(r, points, f"{block.id}.total_max", total_points, "分值合计", r)
         self.layout.row_heights[r] = 24
         self.row += 1
 
     def grid(self, block: GridBlock) -> None:
         first = self.row
-        self.label(first, block.corner_cols, block.corner, "header")
-        for gc in block.columns:
-            self.label(first, gc.cols, gc.header, "header")
+        grouped = any(gc.group for gc in block.columns)
+        last_header = first + 1 if grouped else first
+        self.label(first, block.corner_cols, block.corner, "header", last_row=last_header if grouped else None)
+        i = 0
+        while i < len(block.columns):
+            gc = block.columns[i]
+            style = "header" if self.printed(span(gc.cols)) else "aux_header"
+            if gc.group is None:
+                self.label(first, gc.cols, gc.header, style, last_row=last_header if grouped else None)
+                i += 1
+                continue
+            # A run of columns under one group header.
+            j = i
+            while j + 1 < len(block.columns) and block.columns[j + 1].group == gc.group:
+                j += 1
+            self.label(first, (span(gc.cols)[0], span(block.columns[j].cols)[1]), gc.group, style)
+            for member in block.columns[i : j + 1]:
+                self.label(last_header, member.cols, member.header, style)
+            i = j + 1
         if block.note_cols:
-            self.label(first, block.note_cols, block.note_header, "aux_header")
-        self.row += 1
+            self.label(
+                first, block.note_cols, block.note_header, "aux_header", last_row=last_header if grouped else None
+            )
+        self.row = last_header + 1
         for gr in block.rows:
             self.label(self.row, block.corner_cols, gr.label, "header")
             if block.note_cols:
@@ -439,25 +549,46 @@ class SheetBuilder:
                     style="aux_in_text",
                 )
             for gc in block.columns:
-                key = f"{block.id}.{gr.id}.{gc.id}"
-                col_f = gc.formula if gc.formula and (gc.rows is None or gr.id in gc.rows) else None
-                row_f = gr.formula if gr.formula and (gr.cols is None or gc.id in gr.cols) else None
-                if col_f and row_f:
-                    raise SpecError(f"{self.spec.path}: {key} 同时有行公式和列公式，请用 rows/cols 限定范围")
-                fmt = gr.format or gc.format or ("percent" if (gc.input or gr.input) == "percent" else "amount")
-                label = f"{block.section}·{gr.label}·{gc.header}"
-                if col_f or row_f:
-                    source = (col_f or row_f or "").replace("{row}", gr.id).replace("{col}", gc.id)
-                    self.formula(self.row, gc.cols, key, source, f"f_{fmt}", label)
-                    if row_f and not col_f and fmt == "amount":
-                        self.sum_check(key, source, label)
-                    elif col_f and not row_f and fmt == "amount":
-                        self.sum_check(key, source, label)
-                else:
-                    kind = gc.input or gr.input or block.input
-                    self.input(self.row, gc.cols, key, kind, label)
+                self.grid_cell(block, gr, gc)
             self.row += 1
         self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+
+    def grid_cell(self, block: GridBlock, gr: GridRow, gc: GridColumn) -> None:
+        key = f"{block.id}.{gr.id}.{gc.id}"
+        cols = span(gc.cols)
+        printed = self.printed(cols)
+        label = f"{block.section}·{gr.label}·{gc.header}"
+        if gr.id in gc.values:
+            value = gc.values[gr.id]
+            if isinstance(value, Decimal):
+                self.points_cell(self.row, cols, key, value, label, self.row)
+            else:
+                self.label(self.row, cols, value, "label_center" if printed else "aux_text")
+            return
+        col_f = gc.formula if gc.formula and (gc.rows is None or gr.id in gc.rows) else None
+        row_f = gr.formula if gr.formula and (gr.cols is None or gc.id in gr.cols) else None
+        if col_f and row_f:
+            raise SpecError(f"{self.spec.path}: {key} 同时有行公式和列公式，请用 rows/cols 限定范围")
+        fmt = gr.format or gc.format or ("percent" if (gc.input or gr.input) == "percent" else "amount")
+        if col_f or row_f:
+            source = (col_f or row_f or "").replace("{row}", gr.id).replace("{col}", gc.id)
+            style = f"f_{fmt}" if printed or fmt != "score" else "aux_score"
+            self.formula(self.row, cols, key, source, style, label)
+            if fmt == "amount":
+                self.sum_check(key, source, label)
+            return
+        kind = gc.input or gr.input or block.input
+        bound: Decimal | None = None
+        if isinstance(gc.max, Decimal):
+            bound = gc.max
+        elif isinstance(gc.max, str):
+            ref = next((c for c in self.layout.cells if c.key == f"{block.id}.{gr.id}.{gc.max}"), None)
+            if ref is None or ref.value is None:
+                raise SpecError(f"{self.spec.path}: {key} 的 max 应指向同一行中数值固定的列 {gc.max!r}")
+            bound = ref.value
+        if kind == "score" and bound is None:
+            raise SpecError(f"{self.spec.path}: {key} 是自评分数，须在列中写 max")
+        self.input(self.row, cols, key, kind, label, max=bound)
 
     def sum_check(self, key: str, source: str, label: str) -> None:
         """A total pasted over its formula no longer equals its parts: flag it red."""
@@ -538,8 +669,10 @@ class SheetBuilder:
             self.add(Cell(self.row, cols["seq"][0], "constant", "label_center", value=Decimal(n)))
             self.label(self.row, cols["label"], item.label, "text")
             if item.expr:
-                self.formula(self.row, cols["value"], key, item.expr, "f_amount", item.label)
-                self.sum_check(key, item.expr, item.label)
+                fmt = item.format or "amount"
+                self.formula(self.row, cols["value"], key, item.expr, f"f_{fmt}", item.label)
+                if fmt == "amount":
+                    self.sum_check(key, item.expr, item.label)
             elif item.input:
                 self.input(self.row, cols["value"], key, item.input, item.label, options=item.options, max=item.max)
             else:
@@ -648,7 +781,7 @@ def _add_score_counts(layout: WorkbookLayout) -> None:
     for sl in layout.sheets:
         for block in sl.spec.blocks:
             if isinstance(block, IndicatorsBlock):
-                scores = [f"{block.id}.{i.id}.score" for _, _, i in block.indicators()]
+                scores = [f"{block.id}.{i.id}.score" for _, _, i in block.indicators()] + block.total_includes
                 for cell in layout.cells.values():
                     if cell.expr and f"{block.id}.filled" in cell.expr:
                         cell.expr = cell.expr.replace(f"{block.id}.filled", f"COUNT({','.join(scores)})")

@@ -25,6 +25,7 @@ class Report:
     total: Decimal | None = None
     grade: str = ""
     annotated: Path | None = None
+    output_error: str | None = None
 
     @property
     def usable(self) -> bool:
@@ -32,9 +33,7 @@ class Report:
 
     def count(self, severity: Severity, *, explained: bool | None = None) -> int:
         return sum(
-            1
-            for f in self.findings
-            if f.severity is severity and (explained is None or f.explained == explained)
+            1 for f in self.findings if f.severity is severity and (explained is None or f.explained == explained)
         )
 
     @property
@@ -59,7 +58,7 @@ class Report:
 
     @property
     def exit_code(self) -> int:
-        if self.error is not None:
+        if self.error is not None or self.output_error is not None:
             return 2
         return 1 if self.count(Severity.ERROR) else 0
 
@@ -84,6 +83,7 @@ class Report:
             "grade": self.grade,
             "counts": self.counts,
             "annotated": None if self.annotated is None else str(self.annotated),
+            "output_error": self.output_error,
             "findings": [
                 {
                     "file": str(self.file),

@@ -76,6 +76,18 @@ class Defect(Strict):
     decision: str
 
 
+class Note(Strict):
+    """What the transcription inferred, or a published figure the table's own rules contradict.
+
+    `where` names a cell key (fund.total.budget), a block or a seed line range; `published` quotes the
+    seed; `note` says what we made of it. Defects of indicator rows go in `defects` instead.
+    """
+
+    where: str
+    published: str = ""
+    note: str
+
+
 class Reading(Strict):
     label: str
     expr: str
@@ -112,14 +124,39 @@ class Rule(Strict):
         return self
 
 
+class Measure(Strict):
+    """A quantitative 年度指标值: the number the 实际完成值 is compared with (by a check rule, not a formula).
+
+    `direction` says which side meets the target: at_least (≥, more is better), at_most (≤, less is
+    better) or equal. `value` is the target as a number, a percentage as a fraction (90% -> 0.9).
+    """
+
+    direction: Literal["at_least", "at_most", "equal"]
+    value: Decimal
+    unit: str = ""
+
+
 class Indicator(Strict):
     id: str = Field(pattern=ID_RE)
     name: str
     points: Decimal = Field(gt=0)
     explanation: str = ""
     standard: str = ""
+    # The printed 年度指标值 (needs a `target` column) and, when it is a number, how to compare it.
+    target: str = ""
+    measure: Measure | None = None
+    # Lowest score allowed; below 0 for a 加减分项 whose deductions are typed as negative scores.
+    min_score: Decimal = Decimal(0)
     rule: Rule | None = None
     defect: str = ""
+
+    @model_validator(mode="after")
+    def _range(self) -> Indicator:
+        if self.min_score >= self.points:
+            raise ValueError(f"min_score {self.min_score} 须小于分值 {self.points}")
+        if self.measure and not self.target:
+            raise ValueError("有 measure 的指标须写出 target（年度指标值）")
+        return self
 
 
 class Level2(Strict):
@@ -129,27 +166,66 @@ class Level2(Strict):
     indicators: list[Indicator] = Field(min_length=1)
 
 
+class IndicatorColumns(Strict):
+    """Where each part of an indicator row goes: a column (B) or a merged span (G:H); None leaves it out.
+
+    Printed parts: level1/level2/level3 names, their printed 分值 (level1_points, level2_points, and `max`
+    for the 三级指标 when it lies in the print area), explanation, standard, target (年度指标值), actual
+    (实际完成值, typed), score (typed), basis and remark (typed). Parts outside the print area (print:
+    false columns) are the helpers: max, ref (reference score), reading, l2_total, l1_total, note.
+    """
+
+    level1: str | None = None
+    level1_points: str | None = None
+    level2: str | None = None
+    level2_points: str | None = None
+    level3: str
+    explanation: str | None = None
+    standard: str | None = None
+    target: str | None = None
+    actual: str | None = None
+    score: str
+    basis: str | None = None
+    remark: str | None = None
+    max: str | None = None
+    ref: str | None = None
+    reading: str | None = None
+    l2_total: str | None = None
+    l1_total: str | None = None
+    note: str | None = None
+
+    @field_validator("*")
+    @classmethod
+    def _span(cls, v: str | None) -> str | None:
+        if v is not None:
+            span(v)
+        return v
+
+
+COLUMN_PARTS = frozenset(IndicatorColumns.model_fields)
+
+
 class Level1(Strict):
     id: str = Field(pattern=ID_RE)
     name: str
     points: Decimal = Field(gt=0)
     groups: list[Level2] = Field(min_length=1)
+    # A group laid out differently from the rest of the table: parts moved or left out (None) ...
+    columns: dict[str, str | None] = {}
+    # ... and, when given, its own header row printed above it (block headers overridden by these).
+    headers: dict[str, str] | None = None
 
-
-class IndicatorColumns(Strict):
-    level1: str
-    level2: str
-    level3: str
-    explanation: str
-    standard: str
-    score: str
-    basis: str
-    max: str
-    ref: str
-    reading: str
-    l2_total: str
-    l1_total: str
-    note: str
+    @field_validator("columns")
+    @classmethod
+    def _parts(cls, v: dict[str, str | None]) -> dict[str, str | None]:
+        for part, cols in v.items():
+            if part not in COLUMN_PARTS:
+                raise ValueError(f"未知的列 {part!r}，可用：{'、'.join(sorted(COLUMN_PARTS))}")
+            if cols is not None:
+                span(cols)
+        if ("level3" in v and v["level3"] is None) or ("score" in v and v["score"] is None):
+            raise ValueError("level3 和 score 列不能省略")
+        return v
 
 
 class IndicatorsBlock(Strict):
@@ -161,7 +237,17 @@ class IndicatorsBlock(Strict):
     headers: dict[str, str]
     total_label: str = "合计"
     repeat_header: bool = True
+    # A printed section label left of the table (绩效指标), spanning its header and rows.
+    section: str | None = None
+    section_cols: str | None = None
+    # Score cells laid out earlier on the same sheet that count in the total (预算执行率 得分).
+    total_includes: list[str] = []
     groups: list[Level1] = Field(min_length=1)
+
+    def columns_of(self, l1: Level1) -> dict[str, tuple[int, int]]:
+        """The parts of this group's rows and their column spans, after the group's overrides."""
+        merged: dict[str, str | None] = {**self.columns.model_dump(), **l1.columns}
+        return {part: span(cols) for part, cols in merged.items() if cols is not None}
 
     def indicators(self) -> Iterator[tuple[Level1, Level2, Indicator]]:
         for l1 in self.groups:
@@ -184,6 +270,8 @@ class FieldItem(Strict):
     expr: str | None = None
     grade_of: str | None = None
     align: Literal["left", "center", "right"] = "center"
+    # Minimum height of the row in points (room for a long typed text such as 年度整体绩效目标).
+    height: float | None = Field(default=None, gt=0, le=409)
 
 
 class FieldsBlock(Strict):
@@ -194,7 +282,7 @@ class FieldsBlock(Strict):
     rows: list[list[FieldItem]]
 
 
-Format = Literal["amount", "percent"]
+Format = Literal["amount", "percent", "score"]
 
 
 class GridColumn(Strict):
@@ -205,6 +293,14 @@ class GridColumn(Strict):
     formula: str | None = None
     rows: list[str] | None = None
     format: Format | None = None
+    # Fixed cells by row id: a number is a named constant formulas can read (分值 10), text is printed
+    # as is ("—", or "" for an empty cell). They take precedence over formulas and inputs.
+    values: dict[str, Decimal | str] = {}
+    # Upper bound of score inputs in this column: a number, or the id of a column whose constant in the
+    # same row is the bound (得分 capped by 分值).
+    max: Decimal | str | None = None
+    # Consecutive columns with the same group get one merged header above their own (按资金来源).
+    group: str | None = None
 
 
 class GridRow(Strict):
@@ -231,6 +327,22 @@ class GridBlock(Strict):
     # An unprinted input column where the unit explains a warning on that row (e.g. 执行额 above 预算额).
     note_cols: str | None = None
     note_header: str = "情况说明（不打印）"
+
+    @model_validator(mode="after")
+    def _ids(self) -> GridBlock:
+        rows = {r.id for r in self.rows}
+        cols = {c.id for c in self.columns}
+        for c in self.columns:
+            for rid in [*(c.rows or []), *c.values]:
+                if rid not in rows:
+                    raise ValueError(f"列 {c.id} 引用了不存在的行 {rid!r}")
+            if isinstance(c.max, str) and c.max not in cols:
+                raise ValueError(f"列 {c.id} 的 max 引用了不存在的列 {c.max!r}")
+        for r in self.rows:
+            for cid in r.cols or []:
+                if cid not in cols:
+                    raise ValueError(f"行 {r.id} 引用了不存在的列 {cid!r}")
+        return self
 
 
 class TextField(Strict):
@@ -311,6 +423,8 @@ class InputItem(Strict):
     used_by: str = ""
     options: list[str] | None = None
     max: Decimal | None = None
+    # Number format of a derived value (`expr`): amounts by default, "percent" for a rate.
+    format: Format | None = None
 
 
 class InputColumns(Strict):
@@ -366,10 +480,13 @@ class SheetSpec(Strict):
     key: str = Field(pattern=ID_RE)
     title: str
     subtitle: str | None = None
+    # Printed page: A4 in this orientation, scaled to the page width.
+    orientation: Literal["landscape", "portrait"] = "landscape"
     columns: list[Column] = Field(min_length=1)
     blocks: list[Block] = Field(min_length=1)
     checks: list[CheckSpec] = []
     defects: list[Defect] = []
+    notes: list[Note] = []
     path: str = ""
 
     @model_validator(mode="after")
@@ -405,6 +522,8 @@ class WorkbookSpec(Strict):
     name: str
     kind: Literal["department", "project"]
     region: str
+    # Listing order; `--kind` picks the first workbook of its kind (lowest order, then file name).
+    order: int = 0
     sheets: list[str] = Field(min_length=1)
     grades: list[Grade] = Field(min_length=1)
     readings: dict[str, str] = {}
@@ -488,6 +607,7 @@ def load_specs(directory: Path | None = None) -> Catalog:
                 raise SpecError(f"{Path(wb.path).name}: sheets 引用了不存在的表 {sid!r}")
             if sheets[sid].workbook != wb.id:
                 raise SpecError(f"{Path(sheets[sid].path).name}: workbook 应为 {wb.id!r}")
+    workbooks = dict(sorted(workbooks.items(), key=lambda kv: kv[1].order))  # stable: file order within a rank
     catalog = Catalog(workbooks=workbooks, sheets=sheets)
     # Lay every workbook out once so a formula naming a missing cell fails now, not mid-run.
     from xlsx_kpi.layout import check_catalog  # layout builds on spec: imported here to avoid a cycle

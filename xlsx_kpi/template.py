@@ -53,12 +53,15 @@ STYLES: dict[str, dict[str, Any]] = {
     "text": {**BOX, "align": "left"},
     "aux_text": {**BOX, "font_size": 9, "align": "left", "font_color": "#404040", "bg_color": AUX_FILL},
     "aux_number": {**BOX, "font_size": 9, "align": "center", "bg_color": AUX_FILL, "num_format": "0.##"},
+    # A printed constant such as a 分值: General shows 10 as "10" and 2.5 as "2.5".
+    "number": {**BOX, "align": "center"},
     "aux_score": {**BOX, "font_size": 9, "align": "center", "bg_color": FORMULA_FILL, "num_format": "0.00"},
     "status": {**BASE, "bold": True, "text_wrap": True, "font_color": "#006100", "bg_color": "#C6EFCE", "border": 1},
     "grade": {**BOX, "bold": True, "align": "center", "bg_color": FORMULA_FILL},
     "score_total": {**BOX, "bold": True, "align": "center", "bg_color": FORMULA_FILL, "num_format": "0.00"},
     "f_amount": {**BOX, "align": "right", "bg_color": FORMULA_FILL, "num_format": "#,##0.00"},
     "f_percent": {**BOX, "align": "right", "bg_color": FORMULA_FILL, "num_format": "0.00%"},
+    "f_score": {**BOX, "align": "center", "bg_color": FORMULA_FILL, "num_format": "0.00"},
     "in_score": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False, "num_format": "0.00"},
     "in_amount": {**BOX, "align": "right", "bg_color": INPUT_FILL, "locked": False, "num_format": "#,##0.00"},
     "in_count": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False, "num_format": "0"},
@@ -197,6 +200,8 @@ class TemplateWriter:
         elif cell.role == "constant":
             if cell.value is not None:
                 ws.write_number(cell.row, cell.col, float(cell.value), fmt)
+            elif cell.text:
+                ws.write_string(cell.row, cell.col, cell.text, fmt)
             else:
                 ws.write_blank(cell.row, cell.col, None, fmt)
         elif cell.role == "input":
@@ -224,14 +229,17 @@ class TemplateWriter:
         opts: dict[str, Any]
         if kind == "score":
             mx = cell.max or Decimal(0)
+            mn = cell.min or Decimal(0)
             maximum: float | int = int(mx) if mx == mx.to_integral_value() else float(mx)
+            minimum: float | int = int(mn) if mn == mn.to_integral_value() else float(mn)
+            hint = "加分填正数，扣分填负数；" if mn < 0 else ""
             opts = {
                 "validate": "decimal",
                 "criteria": "between",
-                "minimum": 0,
+                "minimum": minimum,
                 "maximum": maximum,
-                "input_message": f"请填写0至{cell.max}之间的分数（本项分值{cell.max}分）。",
-                "error_message": f"自评分数须在0至{cell.max}分之间，请重新填写。",
+                "input_message": f"请填写{minimum}至{cell.max}之间的分数（{hint}本项分值{cell.max}分）。",
+                "error_message": f"自评分数须在{minimum}至{cell.max}分之间，请重新填写。",
             }
         elif kind == "amount":
             opts = {
@@ -308,7 +316,10 @@ class TemplateWriter:
             )
 
     def page_setup(self, sl: SheetLayout, ws: Worksheet) -> None:
-        ws.set_landscape()
+        if sl.spec.orientation == "portrait":
+            ws.set_portrait()
+        else:
+            ws.set_landscape()
         ws.set_paper(9)
         ws.fit_to_pages(1, 0)
         ws.center_horizontally()

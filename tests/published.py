@@ -1,0 +1,136 @@
+"""Workbooks as the seed's units actually filled them: rates and totals typed over the formulas."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import openpyxl
+from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY, dept_inputs, kechuang_inputs
+
+from xlsx_kpi.expr import Value
+from xlsx_kpi.layout import build_layout
+from xlsx_kpi.spec import Catalog
+from xlsx_kpi.template import write_template
+
+# What seed 000 wrote into the cells that are formulas in our template (附件2, lines 654-730).
+DEPT_WRITTEN: dict[str, float] = {
+    "exec.total.budget": 36808,
+    "exec.total.actual": 48413,
+    "exec.total.carry": 2922,
+    "exec.total.carry_rate": 0.0603,
+    "exec.total.carry_change": -0.7988,
+    "exec.basic.carry_rate": 0,
+    "exec.basic.carry_change": 0,
+    "exec.project.carry_rate": 0.0603,
+    "exec.project.carry_change": -0.7988,
+    "fund.budget.total": 36808,
+    "fund.actual.total": 48413,
+    "fund.carry.total": 2922,
+    "fund.carry_rate.total": 0.0603,
+    "fund.carry_rate.general": 0.0603,
+    "fund.carry_rate.gov_fund": 0,
+    "fund.carry_rate.soe": 0,
+    "fund.carry_rate.social": 0,
+    "fund.carry_change.total": -0.7988,
+    "fund.carry_change.general": -0.7988,
+    "fund.carry_change.gov_fund": 0,
+    "fund.carry_change.soe": 0,
+    "fund.carry_change.social": 0,
+    "s.total": 95.35,
+}
+# The “科创会” project (lines 1193-1267): 38.06 % even in the fund columns with no 预算额.
+KECHUANG_WRITTEN: dict[str, float] = {
+    "exec.total.carry_rate": 0.3806,
+    "exec.fiscal.carry_rate": 0.3806,
+    "exec.total.carry_change": 0,
+    "fund.carry_rate.total": 0.3806,
+    "fund.carry_rate.general": 0.3806,
+    "fund.carry_rate.gov_fund": 0.3806,
+    "fund.carry_rate.soe": 0.3806,
+    "fund.carry_rate.social": 0.3806,
+    "s.total": 98.5,
+}
+
+
+def overwrite(path: Path, catalog: Catalog, workbook_id: str, written: dict[str, float | str], out: Path) -> Path:
+    """Type values over formula cells with openpyxl, as a unit pasting numbers from its Word report."""
+    identity = PROJECT_IDENTITY if workbook_id == "sc-project" else DEPT_IDENTITY
+    layout = build_layout(catalog, catalog.workbook(workbook_id), identity)
+    wb = openpyxl.load_workbook(path)
+    for key, value in written.items():
+        ref = layout.refs[key]
+        wb[ref.sheet].cell(ref.row + 1, ref.col + 1).value = value
+    wb.save(out)
+    return out
+
+
+def dept_published(
+    catalog: Catalog,
+    folder: Path,
+    inputs: dict[str, Value] | None = None,
+    written: dict[str, float | str] | None = None,
+    name: str = "资阳_部门.xlsx",
+) -> Path:
+    layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = write_template(layout, folder / f"clean_{name}", inputs=inputs or dept_inputs(), force=True)
+    if written == {}:
+        return clean
+    out = overwrite(clean, catalog, "sc-department", dict(written or DEPT_WRITTEN), folder / name)
+    clean.unlink()
+    return out
+
+
+def kechuang_published(
+    catalog: Catalog,
+    folder: Path,
+    inputs: dict[str, Value] | None = None,
+    written: dict[str, float | str] | None = None,
+    name: str = "资阳_科创会.xlsx",
+) -> Path:
+    layout = build_layout(catalog, catalog.workbook("sc-project"), PROJECT_IDENTITY)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = write_template(layout, folder / f"clean_{name}", inputs=inputs or kechuang_inputs(), force=True)
+    if written == {}:
+        return clean
+    out = overwrite(clean, catalog, "sc-project", dict(written or KECHUANG_WRITTEN), folder / name)
+    clean.unlink()
+    return out
+
+
+def kechuang_full_inputs() -> dict[str, Value]:
+    """The project inputs plus its 年度总体目标 and first 绩效指标 rows (seed lines 1274-1311)."""
+    v = kechuang_inputs()
+    v.update(
+        {
+            "goal.target": "完成省科协下达的各项目标任务",
+            "goal.result": "已完成",
+            "goal.deviation": "无偏差",
+            "tgt.qty.1.name": "重点项目专场推介会邀请专家人数",
+            "tgt.qty.1.target": "=10人",
+            "tgt.qty.1.result": "=10人",
+            "tgt.qty.1.deviation": "无偏差",
+            "tgt.qty.2.name": "推介成果-洽谈企业数",
+            "tgt.qty.2.target": "≥30家",
+            "tgt.qty.2.result": "=35家",
+            "tgt.qty.2.deviation": "无偏差",
+            "tgt.cost.1.name": "首届科创中国-天府科技云服务大会专项经费",
+            "tgt.cost.1.target": "≤80万元",
+            "tgt.cost.1.result": "=76.78万元",
+            "tgt.cost.1.deviation": "结余3.22万元",
+        }
+    )
+    return v
+
+
+def corrected_dept_inputs() -> dict[str, Value]:
+    """The seed's figures with its mistakes fixed and its warnings explained."""
+    v = dept_inputs()
+    v["exec.total.note"] = "执行额含使用上年结转资金 11605 百元"
+    v["exec.project.note"] = "政策和项目支出使用上年结转资金 11605 百元"
+    v["s.staff_control.note"] = "按超编率扣减计分（5×(1−33%)=3.35），与市财政局口径一致"
+    return v
+
+
+D = Decimal

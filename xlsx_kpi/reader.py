@@ -1,0 +1,1094 @@
+"""Read a returned workbook straight from its xlsx zip: refuse unusable files, identify it, locate every cell."""
+
+from __future__ import annotations
+
+import re
+import stat
+import struct
+import threading
+import zipfile
+import zlib
+from collections import OrderedDict
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+from xml.parsers import expat
+
+from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
+from defusedxml.expatreader import DefusedExpatParser  # type: ignore[import-untyped]
+
+from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.expr import ExcelError, Value
+from xlsx_kpi.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.spec import Catalog, col_index, col_letters
+from xlsx_kpi.template import META_SHEET, defined_name, fingerprint
+from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
+
+__all__ = ["Filing", "RawCell", "read_workbook", "to_inputs"]
+
+# --- Limits for untrusted zips (checked before any XML is parsed) ------------------------------------
+# Our filled department template has 15 members and ~270 KB uncompressed; Excel files with images stay
+# far below these. A real zip bomb (1 MB -> 1 GB) trips the ratio test long before the total cap.
+MAX_MEMBERS = 5_000
+MAX_TOTAL_BYTES = 200 * 1024 * 1024  # sum of declared uncompressed sizes, and of bytes actually inflated
+BOMB_MIN_BYTES = 1024 * 1024  # members smaller than this are never suspicious, whatever their ratio
+BOMB_RATIO = 100  # declared size / compressed size above which a large member is a suspected bomb
+CHUNK = 32 * 1024  # bytes inflated (and fed to the XML parser) at a time
+MAX_FILE_BYTES = MAX_TOTAL_BYTES  # a larger file is refused before it is opened as a zip
+MAX_SHARED_STRINGS = 1_000_000  # ~60 MB of str objects; a filled template has ~300
+MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell, ~330); more are ignored
+MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
+MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~13
+MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
+LAYOUT_CACHE_SIZE = 256  # laid-out workbooks kept per (catalog, kind, unit); build_layout costs ~6 ms
+
+# --- The refusals: one Chinese sentence each, saying what to do -------------------------------------
+MSG_NOT_FOUND = "文件不存在，请检查文件名和路径"
+MSG_IS_DIR = "这是一个文件夹，不是 Excel 文件，请指定其中的 .xlsx 文件"
+MSG_NO_PERMISSION = "没有读取权限，请关闭正在使用它的程序或检查文件权限后重试"
+MSG_EMPTY = "文件是空的（0 字节），请重新保存或重新索取后报送"
+MSG_UNREADABLE = "无法读取文件（{detail}），请检查文件后重试"
+MSG_ENCRYPTED = "工作簿设置了打开密码（已加密），请取消密码后另存为 .xlsx 再报送"
+MSG_XLS = "这是旧版 Excel 97-2003（.xls）文件，请在 Excel 或 WPS 中另存为 .xlsx"
+MSG_TEXT = "这不是 Excel 工作簿（看起来是文本、CSV 或网页文件），请使用下发的 .xlsx 模板"
+MSG_UNKNOWN_FORMAT = "文件格式无法识别，不是 Excel 工作簿，请使用下发的 .xlsx 模板"
+MSG_BOMB = "文件异常（压缩比过高，疑似压缩炸弹），已拒绝读取"
+MSG_TOO_MANY = f"文件异常（压缩包内超过 {MAX_MEMBERS} 个部件），已拒绝读取"
+MSG_TOO_BIG = f"文件异常（解压后超过 {MAX_TOTAL_BYTES // (1024 * 1024)} MB），已拒绝读取"
+MSG_FILE_TOO_BIG = f"文件过大（超过 {MAX_FILE_BYTES // (1024 * 1024)} MB），不是填报的模板，已拒绝读取"
+MSG_TOO_MANY_STRINGS = f"文件异常（超过 {MAX_SHARED_STRINGS} 个文字单元格内容），已拒绝读取"
+MSG_CORRUPT = "文件已损坏（不是完整的 .xlsx），请重新保存或重新索取"
+MSG_BAD_PART = "文件已损坏（{part} 无法解析），请在 Excel 或 WPS 中重新保存后报送"
+MSG_DOCX = "这是 Word 文档（.docx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
+MSG_PPTX = "这是 PowerPoint 演示文稿（.pptx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
+MSG_ODS = "这是 OpenDocument 表格（.ods），请在 WPS 或 LibreOffice 中另存为 .xlsx"
+MSG_NOT_XLSX = "不是 Excel 工作簿（缺少 xl/workbook.xml），请使用下发的 .xlsx 模板"
+MSG_MACRO = "工作簿包含宏（VBA），为安全起见不予读取；请另存为不含宏的 .xlsx"
+MSG_STRICT = "这是“严格 Open XML”格式，请在 Excel 中另存为“Excel 工作簿(.xlsx)”"
+MSG_UNSAFE_XML = "文件包含不安全的 XML 内容（DTD/实体声明），已拒绝读取，请用 Excel 或 WPS 重新保存后报送"
+MSG_NOT_OURS = "不是由 xlsx-kpi 生成的模板（找不到模板标识），请使用下发的模板填写"
+MSG_BAD_IDENTITY = "模板标识不完整（{field} 缺失或无法识别），请使用下发的模板重新填写"
+MSG_UNKNOWN_KIND = "模板表种“{wid}”不在本工具的规格中，请使用下发的模板或升级 xlsx-kpi"
+MSG_OLD_VERSION = "模板版本 {found} 已过期（当前为第 {current} 版），无法读取，请用新模板重新填写"
+MSG_NEW_VERSION = "模板版本 {found} 比本工具的规格（第 {current} 版）新，请升级 xlsx-kpi 后再读取"
+MSG_FINGERPRINT = "模板结构与当前规格不一致（版式指纹不符），请用新模板重新填写"
+MSG_MISSING_SHEET = "缺少工作表“{sheet}”（可能被删除或改名），请用原模板重新填写"
+
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
+
+STRICT_NS = "http://purl.oclc.org/ooxml/spreadsheetml/main"
+
+# Built-in number formats that show a date or time: 14-22 and 45-47 everywhere, and in Chinese
+# (and other East Asian) Excel also 27-36 and 50-58, e.g. 31 = yyyy"年"m"月"d"日".
+DATE_FORMAT_IDS = frozenset([*range(14, 23), *range(27, 37), *range(45, 48), *range(50, 59)])
+_FORMAT_NOISE = re.compile(r'"[^"]*"|\\.|_.|\*.|\[[^\]]*\]')
+_ELAPSED = re.compile(r"\[(?:h+|m+|s+)\]", re.IGNORECASE)
+_ESCAPED_CHAR = re.compile(r"_x([0-9A-Fa-f]{4})_")
+_NAME_REF = re.compile(
+    r"^=?\s*(?:'((?:[^']|'')+)'|([^'!]+))!\$?([A-Za-z]{1,3})\$?([0-9]{1,7})(?::\$?[A-Za-z]{1,3}\$?[0-9]{1,7})?\s*$"
+)
+_A1 = re.compile(r"^\$?([A-Z]{1,3})\$?([0-9]{1,7})$")
+# Shared formulas: cell references to shift, and the text that must not be touched (strings, sheet names).
+_FORMULA_TOKEN = re.compile(
+    r'"(?:[^"]|"")*"|\'(?:[^\']|\'\')*\'|(?<![A-Za-z0-9_.$])(\$?)([A-Z]{1,3})(\$?)([0-9]{1,7})(?![A-Za-z0-9_(!])'
+)
+_WHOLE_LINES = re.compile(r"(?<![A-Za-z0-9_.])\$?(?:[A-Z]{1,3}:\$?[A-Z]{1,3}|[0-9]+:\$?[0-9]+)(?![A-Za-z0-9_(])")
+MAX_ROW = 1_048_576
+MAX_COL = 16_384  # XFD
+
+
+class _Stop(Exception):
+    """Raised from a parser callback once everything needed from a part has been seen."""
+
+
+@dataclass(frozen=True)
+class RawCell:
+    """What one cell of the file holds, before any interpretation.
+
+    value: text (shared, inline or a formula's text result), a number as Decimal (to_decimal, so
+    6.0299999999999994 reads 6.03), a bool, an ExcelError, or None for a blank cell and for a formula
+    whose cached result is missing or empty text. formula: the formula text without "=", if any.
+    is_date: a number shown with a date or time format, or an ISO date cell (t="d", kept as text).
+    address: "附件1!F7", where the value was read.
+    """
+
+    value: str | Decimal | bool | ExcelError | None
+    formula: str | None = None
+    is_date: bool = False
+    address: str = ""
+
+
+@dataclass
+class Filing:
+    """A returned workbook as read: its identity, its layout and the raw content of every keyed cell.
+
+    The layout is shared by every filing of the same unit and kind (building one costs ~7 ms), so treat
+    it as read-only.
+    """
+
+    path: Path
+    layout: WorkbookLayout
+    meta: dict[str, str]
+    cells: dict[str, RawCell]
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def a1(self, key: str) -> tuple[str, str]:
+        """(sheet, "F7") where `key` was read, after following moved defined names."""
+        cell = self.cells.get(key)
+        if cell is not None and cell.address:
+            sheet, _, a1 = cell.address.rpartition("!")
+            return sheet, a1
+        ref = self.layout.ref(key)
+        return ref.sheet, f"{col_letters(ref.col)}{ref.row + 1}"
+
+
+# --- Opening the file ---------------------------------------------------------------------------------
+
+
+def _fail(message: str, path: Path, cell: str | None = None) -> XlsxKpiError:
+    return XlsxKpiError(message, file=str(path), cell=cell)
+
+
+def _open(path: Path) -> IO[bytes]:
+    try:
+        st = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise _fail(MSG_NOT_FOUND, path) from None
+    except PermissionError:
+        raise _fail(MSG_NO_PERMISSION, path) from None
+    except OSError as e:
+        raise _fail(MSG_UNREADABLE.format(detail=e.strerror or e), path) from None
+    if stat.S_ISDIR(st.st_mode):
+        raise _fail(MSG_IS_DIR, path)
+    if st.st_size == 0:
+        raise _fail(MSG_EMPTY, path)
+    if st.st_size > MAX_FILE_BYTES:
+        raise _fail(MSG_FILE_TOO_BIG, path)
+    try:
+        return path.open("rb")
+    except PermissionError:
+        raise _fail(MSG_NO_PERMISSION, path) from None
+    except OSError as e:
+        raise _fail(MSG_UNREADABLE.format(detail=e.strerror or e), path) from None
+
+
+def _looks_like_text(head: bytes) -> bool:
+    """CSV, TSV, HTML, MHT and XML-2003 files saved as .xlsx: no NUL bytes and decodable text."""
+    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+        return True
+    if b"\x00" in head:
+        return False
+    sample = head[:4096]
+    for encoding in ("utf-8", "gb18030"):
+        try:
+            text = sample.decode(encoding)
+        except UnicodeDecodeError:
+            # The sample may end inside a multi-byte character.
+            try:
+                text = sample[:-3].decode(encoding)
+            except UnicodeDecodeError:
+                continue
+        return all(ch.isprintable() or ch in "\r\n\t\f" for ch in text)
+    return False
+
+
+def _sniff(fh: IO[bytes], path: Path) -> None:
+    """Say what a file really is when it is not a zip, before zipfile gives a useless message."""
+    head = fh.read(8192)
+    fh.seek(0)
+    if head.startswith(ZIP_MAGIC):
+        return
+    if head.startswith(OLE_MAGIC):
+        # Encrypted OOXML is an OLE container with an "EncryptedPackage" stream; search for its
+        # directory entry (the name in UTF-16LE) rather than parse the FAT chain.
+        tail = b""
+        scanned = 0
+        while scanned < MAX_OLE_SCAN:
+            block = fh.read(1024 * 1024)
+            if not block:
+                break
+            if ENCRYPTED_STREAM in tail + block:
+                raise _fail(MSG_ENCRYPTED, path)
+            tail = block[-len(ENCRYPTED_STREAM) :]
+            scanned += len(block)
+        raise _fail(MSG_XLS, path)
+    if _looks_like_text(head):
+        raise _fail(MSG_TEXT, path)
+    raise _fail(MSG_UNKNOWN_FORMAT, path)
+
+
+def _zip_entries(fh: IO[bytes]) -> int | None:
+    """Members declared by the end-of-central-directory record (zip64 too); None if it is not found.
+
+    Read before zipfile builds a ZipInfo per entry, because a small file can declare millions.
+    """
+    size = fh.seek(0, 2)
+    fh.seek(max(0, size - 22 - 65535))
+    tail = fh.read()
+    fh.seek(0)
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return None
+    entries: int = struct.unpack_from("<H", tail, pos + 10)[0]
+    if entries == 0xFFFF and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+        fh.seek(struct.unpack_from("<Q", tail, pos - 12)[0])
+        record = fh.read(40)
+        fh.seek(0)
+        if len(record) == 40 and record[:4] == b"PK\x06\x06":
+            entries = struct.unpack_from("<Q", record, 32)[0]
+    return entries
+
+
+class _Package:
+    """The zip, checked against bombs up front and inflated with a byte budget."""
+
+    def __init__(self, zf: zipfile.ZipFile, path: Path) -> None:
+        self.zf = zf
+        self.path = path
+        infos = zf.infolist()
+        if len(infos) > MAX_MEMBERS:
+            raise _fail(MSG_TOO_MANY, path)
+        total = 0
+        for info in infos:
+            if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(info.compress_size, 1):
+                raise _fail(MSG_BOMB, path)
+            total += info.file_size
+        if total > MAX_TOTAL_BYTES:
+            raise _fail(MSG_TOO_BIG, path)
+        self.members = {info.filename: info for info in infos}
+        self.inflated = 0
+
+    def chunks(self, name: str) -> Iterator[bytes]:
+        """A member's bytes in chunks; stops at its declared size or the total budget (sizes can lie)."""
+        info = self.members[name]
+        seen = 0
+        try:
+            with self.zf.open(info) as member:
+                while chunk := member.read(CHUNK):
+                    seen += len(chunk)
+                    self.inflated += len(chunk)
+                    if seen > info.file_size:
+                        raise _fail(MSG_BOMB, self.path)
+                    if self.inflated > MAX_TOTAL_BYTES:
+                        raise _fail(MSG_TOO_BIG, self.path)
+                    yield chunk
+        except (zipfile.BadZipFile, zlib.error, EOFError, RuntimeError, NotImplementedError, ValueError):
+            raise _fail(MSG_CORRUPT, self.path) from None
+        except OSError:
+            raise _fail(MSG_CORRUPT, self.path) from None
+
+
+# --- XML parts ------------------------------------------------------------------------------------------
+# Every part is parsed by expat with defusedxml's guards installed (the same four callbacks its own
+# parsers install: a DOCTYPE, an entity declaration or an external entity raises). The element
+# callbacks are lean closures rather than an ElementTree builder, because building elements for every
+# cell costs several times the whole read budget; namespace processing is left off for the same
+# reason, and tags are matched by local name. A callback raises _Stop once a part has given all we need.
+
+_GUARD = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
+
+
+def _new_parser() -> expat.XMLParserType:
+    parser = expat.ParserCreate()
+    parser.StartDoctypeDeclHandler = _GUARD.defused_start_doctype_decl
+    parser.EntityDeclHandler = _GUARD.defused_entity_decl
+    parser.UnparsedEntityDeclHandler = _GUARD.defused_unparsed_entity_decl
+    parser.ExternalEntityRefHandler = _GUARD.defused_external_entity_ref_handler
+    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+    parser.ordered_attributes = False
+    parser.buffer_text = True
+    return parser
+
+
+def _run(pkg: _Package, name: str, parser: expat.XMLParserType) -> None:
+    try:
+        for chunk in pkg.chunks(name):
+            parser.Parse(chunk, False)
+        parser.Parse(b"", True)
+    except _Stop:
+        pass
+    except DefusedXmlException:
+        raise _fail(MSG_UNSAFE_XML, pkg.path) from None
+    except expat.ExpatError:
+        raise _fail(MSG_BAD_PART.format(part=name), pkg.path) from None
+
+
+class _Tags(dict[str, Any]):
+    """Tag -> meaning, by local name: "x:c" finds "c" (the lookup is then cached for this parse)."""
+
+    def __missing__(self, tag: str) -> Any:
+        prefix, _, local = tag.rpartition(":")
+        value = self.get(local) if prefix else None
+        self[tag] = value
+        return value
+
+
+def _root_namespace(tag: str, attrs: dict[str, str]) -> str:
+    prefix = tag.rpartition(":")[0]
+    return attrs.get(f"xmlns:{prefix}" if prefix else "xmlns", "")
+
+
+def _int(text: str | None) -> int | None:
+    """A small non-negative ASCII integer, or None ("²".isdigit() is True, and int() of 5,000 digits raises)."""
+    return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
+
+
+def _unescape(text: str) -> str:
+    """OOXML writes control characters as _xHHHH_ (Excel: a CR is _x000D_)."""
+    if "_x" not in text:
+        return text
+    return _ESCAPED_CHAR.sub(lambda m: chr(int(m.group(1), 16)), text)
+
+
+def _member(base: str, target: str) -> str:
+    """Resolve a relationship target ("worksheets/sheet1.xml" or "/xl/worksheets/sheet1.xml")."""
+    parts = target[1:].split("/") if target.startswith("/") else [*base.split("/"), *target.split("/")]
+    out: list[str] = []
+    for part in parts:
+        if part == "..":
+            if out:
+                out.pop()
+        elif part not in ("", "."):
+            out.append(part)
+    return "/".join(out)
+
+
+@dataclass
+class _Book:
+    sheets: dict[str, str] = field(default_factory=dict)  # sheet name -> relationship id
+    names: dict[str, str] = field(default_factory=dict)  # workbook-scoped defined names -> text
+    targets: dict[str, str] = field(default_factory=dict)  # relationship id -> member name
+    shared_strings: str | None = None
+    styles: str | None = None
+
+
+def _read_book(pkg: _Package) -> _Book:
+    """Sheet names and workbook-scoped defined names (workbook.xml), member names (its rels)."""
+    book = _Book()
+    tags = _Tags(sheet=1, definedName=2)
+    text: list[str] = []
+    root = True
+    pending: str | None = None  # the defined name whose text is being collected
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal root, pending
+        if pending is not None:
+            # A defined name has no child elements: its text is all that came since it opened
+            # (plus any indentation after it, hence strip; a reference never has outer spaces).
+            book.names.setdefault(pending, "".join(text).strip())
+            pending = None
+        if root:
+            root = False
+            if _root_namespace(tag, attrs) == STRICT_NS:
+                raise _fail(MSG_STRICT, pkg.path)
+        kind = tags[tag]
+        if kind == 2:
+            name = attrs.get("name", "")
+            # Ours are workbook-scoped K_ names; sheet-scoped ones (print areas) and others are skipped.
+            if name.startswith("K_") and "localSheetId" not in attrs and len(book.names) < MAX_NAMES:
+                pending = name
+                text.clear()
+        elif kind == 1:
+            if len(book.sheets) < MAX_SHEETS:
+                rid = next((v for k, v in attrs.items() if k == "id" or k.endswith(":id")), "")
+                book.sheets.setdefault(attrs.get("name", ""), rid)
+
+    parser = _new_parser()
+    parser.StartElementHandler = start
+    parser.CharacterDataHandler = text.append
+    _run(pkg, "xl/workbook.xml", parser)
+    if pending is not None:
+        book.names.setdefault(pending, "".join(text).strip())
+
+    rels = "xl/_rels/workbook.xml.rels"
+    if rels in pkg.members:
+        rel_tags = _Tags(Relationship=1)
+
+        def rel(tag: str, attrs: dict[str, str]) -> None:
+            if rel_tags[tag] is None or attrs.get("TargetMode") == "External":
+                return
+            member = _member("xl", attrs.get("Target", ""))
+            book.targets[attrs.get("Id", "")] = member
+            kind = attrs.get("Type", "")
+            if kind.endswith("/sharedStrings"):
+                book.shared_strings = member
+            elif kind.endswith("/styles"):
+                book.styles = member
+
+        parser = _new_parser()
+        parser.StartElementHandler = rel
+        _run(pkg, rels, parser)
+    return book
+
+
+def _read_shared_strings(pkg: _Package, name: str | None) -> list[str]:
+    """Every shared string: rich-text runs concatenated, phonetic (rPh) runs left out.
+
+    End and text callbacks are switched on only inside <t>, and start callbacks off inside <rPr>.
+    """
+    if name is None or name not in pkg.members:
+        return []
+    strings: list[str] = []
+    parts: list[str] = []
+    tags = _Tags(si=1, t=2, rPr=3, rPh=4)
+    parser = _new_parser()
+    started = False
+    phonetic = False
+
+    def finish() -> None:
+        if len(strings) >= MAX_SHARED_STRINGS:
+            raise _fail(MSG_TOO_MANY_STRINGS, pkg.path)
+        strings.append(_unescape(parts[0] if len(parts) == 1 else "".join(parts)))
+        parts.clear()
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal started, phonetic
+        kind = tags[tag]
+        if kind == 2:
+            if not phonetic:
+                parser.CharacterDataHandler = parts.append
+                parser.EndElementHandler = end_t
+        elif kind == 1:
+            if started:
+                finish()
+            started, phonetic = True, False
+        elif kind == 3:
+            # Run properties (LibreOffice writes a font per script) hold no text: skip their children.
+            parser.StartElementHandler = None
+            parser.EndElementHandler = end_rpr
+        elif kind == 4:  # phonetic runs follow the text runs of an <si>
+            phonetic = True
+
+    def end_t(tag: str) -> None:
+        if tags[tag] == 2:
+            parser.CharacterDataHandler = None
+            parser.EndElementHandler = None
+
+    def end_rpr(tag: str) -> None:
+        if tags[tag] == 3:
+            parser.StartElementHandler = start
+            parser.EndElementHandler = None
+
+    parser.StartElementHandler = start
+    _run(pkg, name, parser)
+    if started:
+        finish()
+    return strings
+
+
+def is_date_format(code: str) -> bool:
+    """True for a number format that shows a date or time (yyyy-mm-dd, h:mm, [h]:mm, 上午/下午)."""
+    if _ELAPSED.search(code):
+        return True
+    text = _FORMAT_NOISE.sub("", code).lower().replace("general", "")
+    return any(ch in text for ch in "ymdhs") or "am/pm" in text or "上午/下午" in text
+
+
+def _read_date_styles(pkg: _Package, name: str | None) -> frozenset[int]:
+    """Indexes into cellXfs whose number format shows a date or time."""
+    if name is None or name not in pkg.members:
+        return frozenset()
+    custom: dict[int, str] = {}
+    formats: list[int] = []
+    # Elements that may follow <cellXfs>: reaching one ends the scan.
+    tags = _Tags(numFmt=1, cellXfs=2, xf=3, cellStyles=4, dxfs=4, tableStyles=4, colors=4, extLst=4)
+    in_xfs = False
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal in_xfs
+        kind = tags[tag]
+        if kind == 3:
+            if in_xfs:
+                formats.append(_int(attrs.get("numFmtId")) or 0)
+        elif kind == 1:
+            fmt = _int(attrs.get("numFmtId"))
+            if fmt is not None:
+                custom[fmt] = attrs.get("formatCode", "")
+        elif kind == 2:
+            in_xfs = True
+        elif kind == 4 and in_xfs:
+            raise _Stop
+
+    parser = _new_parser()
+    parser.StartElementHandler = start
+    _run(pkg, name, parser)
+    dates = set()
+    for index, fmt in enumerate(formats):
+        code = custom.get(fmt)
+        if (code is not None and is_date_format(code)) or (code is None and fmt in DATE_FORMAT_IDS):
+            dates.add(index)
+    return frozenset(dates)
+
+
+def _read_custom_properties(pkg: _Package) -> dict[str, str]:
+    """docProps/custom.xml properties named xlsx_kpi_<key>; the template writes "-" for empty."""
+    name = "docProps/custom.xml"
+    if name not in pkg.members:
+        return {}
+    meta: dict[str, str] = {}
+    text: list[str] = []
+    tags = _Tags(property=1)
+    key = ""
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal key
+        if tags[tag]:
+            prop = attrs.get("name", "")
+            key = prop.removeprefix("xlsx_kpi_") if prop.startswith("xlsx_kpi_") else ""
+            text.clear()
+
+    def end(tag: str) -> None:
+        nonlocal key
+        if tags[tag] and key:
+            value = "".join(text).strip()
+            meta[key] = "" if value == "-" else value
+            key = ""
+
+    parser = _new_parser()
+    parser.StartElementHandler = start
+    parser.EndElementHandler = end
+    parser.CharacterDataHandler = text.append
+    _run(pkg, name, parser)
+    return meta
+
+
+# --- Worksheets -----------------------------------------------------------------------------------------
+
+_C, _ROW, _V, _F, _IS, _T, _RPH, _AFTER = range(8)
+# Elements that follow <sheetData> in a worksheet: reaching one ends the scan.
+_AFTER_SHEETDATA = (
+    "sheetCalcPr sheetProtection protectedRanges scenarios autoFilter sortState dataConsolidate "
+    "customSheetViews mergeCells phoneticPr conditionalFormatting dataValidations hyperlinks printOptions "
+    "pageMargins pageSetup headerFooter rowBreaks colBreaks customProperties cellWatches ignoredErrors "
+    "smartTags drawing legacyDrawing legacyDrawingHF picture oleObjects controls webPublishItems tableParts"
+).split()
+_KINDS = _Tags(
+    {"c": _C, "row": _ROW, "v": _V, "f": _F, "is": _IS, "t": _T, "rPh": _RPH} | dict.fromkeys(_AFTER_SHEETDATA, _AFTER)
+)
+
+
+@dataclass(slots=True)
+class _Found:
+    """A cell as found in the sheet XML, before its value is typed."""
+
+    t: str | None
+    s: str | None
+    v: str | None = None
+    f: str | None = None  # formula text; "" when the <f> element had none (shared-formula child)
+    f_type: str | None = None  # <f t="...">: shared, array, dataTable
+    shared: str | None = None  # si of the shared formula this cell belongs to
+    inline: list[str] | None = None  # text runs of an inline string
+
+
+def _split_a1(a1: str) -> tuple[int, int] | None:
+    m = _A1.match(a1)
+    if not m:
+        return None
+    row, col = int(m.group(2)) - 1, col_index(m.group(1))
+    if not (0 <= row < MAX_ROW and 0 <= col < MAX_COL):
+        return None
+    return row, col
+
+
+Masters = dict[str, tuple[int, int, str]]
+
+
+def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> tuple[dict[str, _Found], Masters]:
+    """The cells at `wanted` addresses ("F7") of one worksheet, and its shared-formula masters.
+
+    Only cells in `rows` (1-based) are looked at, so cells anywhere else cost a callback and no memory.
+    The scan ends at the first element after <sheetData>: validations and conditional formats are
+    never parsed. End and text callbacks are switched on only while a wanted <v>, <f> or <t> is open.
+    A cell or row without an r attribute takes the position after the previous one.
+    """
+    found: dict[str, _Found] = {}
+    masters: Masters = {}
+    last_row = max(rows, default=0)
+    kinds = _Tags(_KINDS)
+    parser = _new_parser()
+    row = 0  # current 1-based row
+    skip = True  # the current row has no wanted cell
+    last_r: str | None = None  # r of the previous cell in the row; parsed only if a cell lacks r
+    col = -1  # 0-based column of the previous cell, valid when col_known
+    col_known = True
+    cell: _Found | None = None  # the wanted cell being read
+    phonetic = False
+    buf: list[str] = []
+    open_kind = -1  # the element whose text is being captured
+    master: tuple[str, int, int] | None = None
+
+    def capture(kind: int) -> None:
+        nonlocal buf, open_kind
+        buf, open_kind = [], kind
+        parser.CharacterDataHandler = buf.append
+        parser.EndElementHandler = end
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        nonlocal row, skip, last_r, col, col_known, cell, phonetic, master, buf, open_kind
+        kind = kinds[tag]
+        if kind is None:
+            return
+        if kind == _C:
+            cell = None
+            r = attrs.get("r")
+            if r is None:
+                if not col_known:
+                    pos = _split_a1(last_r) if last_r else None
+                    col = pos[1] if pos else -1
+                col += 1
+                col_known = True
+                if skip or col >= MAX_COL:
+                    return
+                r = col_letters(col) + str(row)
+            else:
+                last_r = r
+                col_known = False
+                if skip:
+                    return
+            if r in wanted:
+                cell = found[r] = _Found(attrs.get("t"), attrs.get("s"))
+                phonetic = False
+        elif kind == _V:
+            if cell is not None:  # capture(_V), inlined: this is the hot path
+                buf, open_kind = [], _V
+                parser.CharacterDataHandler = buf.append
+                parser.EndElementHandler = end
+        elif kind == _ROW:
+            cell = None
+            row = _int(attrs.get("r")) or row + 1
+            if row > last_row:
+                # Rows come in ascending order (Excel reports anything else as corrupt): nothing wanted
+                # is left, however many rows a hostile file declares below.
+                raise _Stop
+            skip = row not in rows
+            last_r = None
+            col = -1
+            col_known = True
+        elif kind == _F:
+            f_type = attrs.get("t")
+            if f_type == "shared":
+                ref = attrs.get("ref")
+                anchor = _split_a1(ref.split(":")[0]) if ref else None
+                if anchor is not None:
+                    master = (attrs.get("si", ""), anchor[0], anchor[1])
+                if cell is not None:
+                    cell.shared = attrs.get("si", "")
+            if cell is not None:
+                cell.f_type = f_type
+            if cell is not None or master is not None:
+                capture(_F)
+        elif kind == _IS:
+            if cell is not None:
+                cell.inline = []
+        elif kind == _T:
+            if cell is not None and cell.inline is not None and not phonetic:
+                capture(_T)
+        elif kind == _RPH:
+            phonetic = True  # phonetic runs follow the text runs
+        elif kind == _AFTER:
+            raise _Stop
+
+    def end(tag: str) -> None:
+        nonlocal master
+        if kinds[tag] != open_kind:
+            return
+        parser.CharacterDataHandler = None
+        parser.EndElementHandler = None
+        text = buf[0] if len(buf) == 1 else "".join(buf)
+        if open_kind == _V:
+            if cell is not None:
+                cell.v = text
+        elif open_kind == _F:
+            if master is not None:
+                if text:
+                    masters[master[0]] = (master[1], master[2], text)
+                master = None
+            if cell is not None:
+                cell.f = text
+        elif cell is not None and cell.inline is not None:
+            cell.inline.append(text)
+
+    parser.StartElementHandler = start
+    _run(pkg, name, parser)
+    return found, masters
+
+
+def shift_formula(formula: str, rows: int, cols: int) -> str | None:
+    """A shared formula's text moved by (rows, cols) as Excel fills it; None when not simple enough."""
+    if _WHOLE_LINES.search(_FORMULA_TOKEN.sub(lambda m: "" if m.group(2) is None else m.group(0), formula)):
+        return None
+    failed = False
+
+    def move(m: re.Match[str]) -> str:
+        nonlocal failed
+        if m.group(2) is None:  # a string literal or a quoted sheet name
+            return m.group(0)
+        col_abs, letters, row_abs, digits = m.groups()
+        col = col_index(letters) + (0 if col_abs else cols)
+        row = int(digits) + (0 if row_abs else rows)
+        if not (0 <= col < MAX_COL and 1 <= row <= MAX_ROW):
+            failed = True
+            return m.group(0)
+        return f"{col_abs}{col_letters(col)}{row_abs}{row}"
+
+    out = _FORMULA_TOKEN.sub(move, formula)
+    return None if failed else out
+
+
+def _raw_cell(
+    found: _Found | None,
+    address: str,
+    pos: tuple[int, int],
+    strings: list[str],
+    dates: frozenset[int],
+    masters: Masters,
+    path: Path,
+) -> RawCell:
+    if found is None:
+        return RawCell(None, address=address)
+    formula = found.f
+    if formula:
+        formula = formula.removeprefix("=")
+    elif formula is not None:
+        # A shared-formula child holds only the group id: rebuild its text from the group's first cell.
+        master = masters.get(found.shared or "") if found.f_type == "shared" else None
+        shifted = shift_formula(master[2], pos[0] - master[0], pos[1] - master[1]) if master else None
+        formula = shifted or f"({found.f_type or 'formula'})"
+    t, v = found.t, found.v
+    value: str | Decimal | bool | ExcelError | None
+    is_date = False
+    if t is None or t == "n":
+        if not v or not v.strip():
+            value = None
+        elif len(v) < 16 and v.isascii() and v.isdigit():
+            value = Decimal(v)  # an integer as written is exact; skip the float round trip
+        else:
+            try:
+                value = to_decimal(float(v))
+            except ValueError:  # not a number, or NaN/inf: keep what the file says
+                value = v
+        if value is not None and found.s is not None and found.s != "0":
+            is_date = _int(found.s) in dates
+    elif t == "s":
+        index = _int(v)
+        if index is None or index >= len(strings):
+            raise _fail(MSG_CORRUPT, path, cell=address)
+        value = strings[index]
+    elif t == "inlineStr":
+        value = _unescape("".join(found.inline) if found.inline is not None else (v or ""))
+    elif t == "str":
+        # An empty text result reads as blank: XlsxWriter caches "" untyped and openpyxl keeps no
+        # cache at all, so only this makes LibreOffice's t="str" agree with them.
+        value = _unescape(v) if v else None
+    elif t == "b":
+        value = (v or "").strip().upper() in ("1", "TRUE")
+    elif t == "e":
+        value = ExcelError((v or "").strip() or "#N/A")
+    elif t == "d":
+        value, is_date = (v, True) if v else (None, False)
+    else:  # an unknown type: keep the text
+        value = v or None
+    return RawCell(value, formula, is_date, address)
+
+
+# --- Identity and layout ------------------------------------------------------------------------------
+
+_META_ROWS = set(range(1, MAX_META_ROWS + 1))
+_META_CELLS = {f"{c}{r}" for r in _META_ROWS for c in "AB"}
+
+
+def _read_meta_sheet(pkg: _Package, book: _Book, strings: list[str]) -> dict[str, str]:
+    """The identity rows (key in A, value in B) of the very hidden sheet the template writes."""
+    member = book.targets.get(book.sheets.get(META_SHEET, ""))
+    if member is None or member not in pkg.members:
+        return {}
+    found, _ = _scan_sheet(pkg, member, _META_CELLS, _META_ROWS)
+    meta: dict[str, str] = {}
+    for r in range(1, MAX_META_ROWS + 1):
+        if f"A{r}" in found:
+            a, b = found[f"A{r}"], found.get(f"B{r}")
+            key = _as_text(_raw_cell(a, f"{META_SHEET}!A{r}", (r - 1, 0), strings, frozenset(), {}, pkg.path))
+            value = _as_text(_raw_cell(b, f"{META_SHEET}!B{r}", (r - 1, 1), strings, frozenset(), {}, pkg.path))
+            if key and key.strip():
+                meta[key.strip()] = (value or "").strip()
+    return meta
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What reading needs from a layout, computed once per layout."""
+
+    layout: WorkbookLayout
+    fingerprint: str
+    names: dict[str, str]  # key -> its defined name (K_...)
+    expected: dict[str, tuple[str, str]]  # key -> the name's text, quoted and unquoted
+    cells: dict[str, tuple[str, int, int, str]]  # key -> (sheet, row, col, "F7")
+    blanks: dict[str, RawCell]  # key -> RawCell(None) at its layout address (immutable, so shared)
+    wanted: dict[str, tuple[set[str], set[int]]]  # sheet -> (addresses, 1-based rows)
+
+
+_CACHE: OrderedDict[tuple[int, str, Identity], tuple[Catalog, _Plan]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _wanted(cells: Iterator[tuple[str, int, int, str]]) -> dict[str, tuple[set[str], set[int]]]:
+    out: dict[str, tuple[set[str], set[int]]] = {}
+    for sheet, row, _, a1 in cells:
+        addresses, rows = out.setdefault(sheet, (set(), set()))
+        addresses.add(a1)
+        rows.add(row + 1)
+    return out
+
+
+def _plan(catalog: Catalog, wid: str, identity: Identity) -> _Plan:
+    """build_layout and fingerprint take ~7 ms, so each unit's layout is built once and kept (read-only)."""
+    key = (id(catalog), wid, identity)
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None and hit[0] is catalog:
+            _CACHE.move_to_end(key)
+            return hit[1]
+    layout = build_layout(catalog, catalog.workbook(wid), identity)
+    cells: dict[str, tuple[str, int, int, str]] = {}
+    expected: dict[str, tuple[str, str]] = {}
+    for k, ref in layout.refs.items():
+        a1 = f"{col_letters(ref.col)}{ref.row + 1}"
+        cells[k] = (ref.sheet, ref.row, ref.col, a1)
+        absolute = f"${col_letters(ref.col)}${ref.row + 1}"
+        expected[k] = (f"'{ref.sheet.replace(chr(39), chr(39) * 2)}'!{absolute}", f"{ref.sheet}!{absolute}")
+    plan = _Plan(
+        layout=layout,
+        fingerprint=fingerprint(layout),
+        names={k: defined_name(k) for k in layout.refs},
+        expected=expected,
+        cells=cells,
+        blanks={k: RawCell(None, address=f"{sheet}!{a1}") for k, (sheet, _, _, a1) in cells.items()},
+        wanted=_wanted(iter(cells.values())),
+    )
+    with _CACHE_LOCK:
+        _CACHE[key] = (catalog, plan)  # holding the catalog keeps its id from being reused
+        while len(_CACHE) > LAYOUT_CACHE_SIZE:
+            _CACHE.popitem(last=False)
+    return plan
+
+
+def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
+    wid = meta.get("workbook_id", "")
+    if wid not in catalog.workbooks:
+        raise _fail(MSG_UNKNOWN_KIND.format(wid=wid), path)
+    current = catalog.workbooks[wid].version
+    found = meta.get("workbook_version", "")
+    if found != str(current):
+        newer = _int(found)
+        if newer is not None and newer > current:
+            raise _fail(MSG_NEW_VERSION.format(found=found, current=current), path)
+        raise _fail(MSG_OLD_VERSION.format(found=found or "（未知）", current=current), path)
+    year = meta.get("year", "")
+    year_number = _int(year)
+    if year_number is None or len(year) != 4:
+        raise _fail(MSG_BAD_IDENTITY.format(field="year"), path)
+    identity = Identity(
+        year=year_number,
+        unit_name=meta.get("unit_name", ""),
+        unit_code=meta.get("unit_code", ""),
+        project_name=meta.get("project_name", ""),
+        project_type=meta.get("project_type", ""),
+    )
+    plan = _plan(catalog, wid, identity)
+    if meta.get("fingerprint") != plan.fingerprint:
+        raise _fail(MSG_FINGERPRINT, path)
+    return plan
+
+
+def _target(text: str, sheets: dict[str, str]) -> tuple[str, int, int, str] | None:
+    """Parse a defined name's text ('附件1'!$F$7 or 附件1!$F$7); None if #REF!, a range elsewhere or unknown."""
+    m = _NAME_REF.match(text)
+    if not m:
+        return None
+    sheet = m.group(1).replace("''", "'") if m.group(1) is not None else m.group(2).strip()
+    if sheet not in sheets:
+        return None
+    letters, row = m.group(3).upper(), int(m.group(4)) - 1
+    col = col_index(letters)
+    if not (0 <= row < MAX_ROW and 0 <= col < MAX_COL):
+        return None
+    return sheet, row, col, f"{letters}{row + 1}"
+
+
+# --- Public API -----------------------------------------------------------------------------------------
+
+
+def read_workbook(path: Path, catalog: Catalog) -> Filing:
+    """Read a returned workbook: refuse what cannot be read, identify it, and read every layout cell.
+
+    Raises XlsxKpiError (exit code 2) with one Chinese sentence naming the file. Never writes.
+    """
+    path = Path(path)
+    with _open(path) as fh:
+        _sniff(fh, path)
+        entries = _zip_entries(fh)
+        if entries is not None and entries > MAX_MEMBERS:
+            raise _fail(MSG_TOO_MANY, path)
+        try:
+            zf = zipfile.ZipFile(fh)
+        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+            raise _fail(MSG_CORRUPT, path) from None
+        with zf:
+            return _read_package(_Package(zf, path), path, catalog)
+
+
+def _check_kind(pkg: _Package) -> None:
+    names = pkg.members
+    if "word/document.xml" in names:
+        raise _fail(MSG_DOCX, pkg.path)
+    if any(n.startswith("ppt/") for n in names):
+        raise _fail(MSG_PPTX, pkg.path)
+    if "xl/workbook.xml" not in names:
+        if "mimetype" in names and names["mimetype"].file_size < 200:
+            if b"opendocument.spreadsheet" in b"".join(pkg.chunks("mimetype")):
+                raise _fail(MSG_ODS, pkg.path)
+        raise _fail(MSG_NOT_XLSX, pkg.path)
+    if any(n.lower().endswith("vbaproject.bin") for n in names):
+        raise _fail(MSG_MACRO, pkg.path)
+
+
+def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
+    _check_kind(pkg)
+    book = _read_book(pkg)
+    strings = _read_shared_strings(pkg, book.shared_strings)
+    meta = _read_meta_sheet(pkg, book, strings)
+    if not meta.get("workbook_id"):
+        meta = _read_custom_properties(pkg) or meta
+    if not meta.get("workbook_id"):
+        raise _fail(MSG_NOT_OURS, path)
+    plan = _identify(meta, catalog, path)
+    for sl in plan.layout.sheets:
+        if sl.name not in book.sheets:
+            raise _fail(MSG_MISSING_SHEET.format(sheet=sl.name), path)
+
+    # Each key is read where its defined name points (rows may have been inserted), else where the
+    # layout put it: a deleted name, #REF! or an unparseable name falls back to the layout position.
+    cells = plan.cells
+    moved: dict[str, str] = {}
+    names = book.names
+    for key, dn in plan.names.items():
+        text = names.get(dn)
+        if text is None or text in plan.expected[key]:
+            continue
+        target = _target(text, book.sheets)
+        if target is not None and target != cells[key]:
+            if cells is plan.cells:
+                cells = dict(plan.cells)
+            cells[key] = target
+            moved[key] = f"{target[0]}!{target[3]}"
+    wanted = plan.wanted if not moved else _wanted(iter(cells.values()))
+
+    found: dict[str, dict[str, _Found]] = {}
+    masters: dict[str, Masters] = {}
+    for sheet, (addresses, rows) in wanted.items():
+        member = book.targets.get(book.sheets[sheet])
+        if member is None or member not in pkg.members:
+            raise _fail(MSG_BAD_PART.format(part=member or f"工作表“{sheet}”"), path)
+        found[sheet], masters[sheet] = _scan_sheet(pkg, member, addresses, rows)
+
+    needs_styles = any(
+        f.s is not None and f.s != "0" and (f.t is None or f.t == "n") for by in found.values() for f in by.values()
+    )
+    dates = _read_date_styles(pkg, book.styles) if needs_styles else frozenset()
+
+    raw: dict[str, RawCell] = {}
+    blanks = plan.blanks
+    for key, (sheet, row, col, a1) in cells.items():
+        cell = found[sheet].get(a1)
+        if (cell is None or (cell.v is None and cell.f is None and cell.inline is None)) and key not in moved:
+            raw[key] = blanks[key]
+        else:
+            raw[key] = _raw_cell(cell, f"{sheet}!{a1}", (row, col), strings, dates, masters[sheet], path)
+    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved)
+
+
+# --- Typed inputs ---------------------------------------------------------------------------------------
+
+_EXCEL_EPOCH = datetime(1899, 12, 30)
+
+
+def _render_number(value: Decimal) -> str:
+    """156001 rather than 156001.0 or 1.56001E+5."""
+    if value == value.to_integral_value():
+        return str(int(value))
+    return format(value.normalize(), "f")
+
+
+def _render_date(serial: Decimal) -> str:
+    """A date-formatted number as ISO text (Excel's fictitious 1900-02-29 is serial 60)."""
+    days = float(serial)
+    try:
+        moment = (_EXCEL_EPOCH if days >= 61 else _EXCEL_EPOCH + timedelta(days=1)) + timedelta(days=days)
+    except OverflowError:
+        return _render_number(serial)
+    moment = moment.replace(microsecond=0) + timedelta(seconds=round(moment.microsecond / 1e6))
+    return moment.strftime("%Y-%m-%d") if moment.time() == datetime.min.time() else moment.isoformat(" ")
+
+
+def _iso_serial(text: str) -> Decimal | None:
+    """An ISO date cell (t="d") as the serial number the same date typed into Excel would have."""
+    try:
+        moment = datetime.fromisoformat(text.strip().removesuffix("Z"))
+    except ValueError:
+        return None
+    delta = moment.replace(tzinfo=None) - _EXCEL_EPOCH
+    days = delta.days if delta.days >= 61 else delta.days - 1
+    return to_decimal(days + delta.seconds / 86400) if delta.seconds else Decimal(days)
+
+
+def _as_text(raw: RawCell) -> str | None:
+    value = raw.value
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, Decimal):
+        return _render_date(value) if raw.is_date else _render_number(value)
+    if isinstance(value, ExcelError):
+        return value.code
+    return value if value.strip() else None
+
+
+def _typed(raw: RawCell, kind: str | None) -> Value:
+    value = raw.value
+    if isinstance(value, ExcelError):
+        return value
+    if kind not in ("score", "amount", "count", "percent"):
+        return _as_text(raw)
+    if raw.is_date and isinstance(value, str):
+        serial = _iso_serial(value)
+        return serial if serial is not None else value
+    parsed = parse_percent(value)[0] if kind == "percent" else parse_number(value)
+    if parsed.status is Status.OK:
+        return parsed.value
+    if parsed.status is Status.BLANK:
+        return None
+    if parsed.status is Status.ERROR and isinstance(value, str):
+        return ExcelError(value.strip().upper() if value.strip().startswith("#") else value.strip())
+    return value
+
+
+def to_inputs(filing: Filing) -> dict[str, Value]:
+    """Typed values of every input cell, for recalc.recalculate(); formula cells are not inputs.
+
+    score/amount/count: the number (text such as "3.35分" is read as 3.35), the text itself when it is
+    no number, TRUE/FALSE as bool, None when blank; a date keeps its serial number. percent: the
+    primary reading of values.parse_percent. text/longtext/choice/tick: the text, numbers written
+    without exponent or ".0" (156001), dates as ISO text, TRUE/FALSE, None when blank or only spaces.
+    An error value (#DIV/0!) stays an ExcelError whatever the type.
+    """
+    out: dict[str, Value] = {}
+    for key, cell in filing.layout.cells.items():
+        if cell.role == "input":
+            out[key] = _typed(filing.cells.get(key) or RawCell(None), cell.input_type)
+    return out

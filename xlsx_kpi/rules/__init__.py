@@ -1,0 +1,18 @@
+"""The audit: registered rules (one small class each) over a recalculated filing."""
+
+from xlsx_kpi.rules import amounts, formulas, identity, scores, targets
+from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
+
+__all__ = [
+    "REGISTRY",
+    "Context",
+    "Rule",
+    "amounts",
+    "formulas",
+    "identity",
+    "register",
+    "run_rules",
+    "scores",
+    "show",
+    "targets",
+]

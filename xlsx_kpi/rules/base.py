@@ -1,0 +1,165 @@
+"""The rule machinery: a Context over one recalculated filing, the Rule base class and its registry."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import ClassVar, TypeVar
+
+from xlsx_kpi import expr
+from xlsx_kpi.expr import ExcelError, Value
+from xlsx_kpi.findings import Finding, Severity
+from xlsx_kpi.layout import Cell, WorkbookLayout
+from xlsx_kpi.reader import Filing, RawCell
+
+
+def show(value: Value | object, fmt: str = "number") -> str:
+    """A value as the reviewer reads it: 10.54%, 3.75, 2922, or the text itself."""
+    if value is None or value == "":
+        return "（空）"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, ExcelError):
+        return value.code
+    if isinstance(value, Decimal):
+        if fmt == "percent":
+            return f"{expr.excel_round(value * 100, 2):.2f}%"
+        q = expr.excel_round(value, 4).normalize()
+        return f"{q:f}"
+    return str(value)
+
+
+@dataclass
+class Context:
+    """Everything a rule may look at for one workbook; rules never read files themselves."""
+
+    filing: Filing
+    inputs: dict[str, Value]
+    values: dict[str, Value]
+    readings: dict[str, dict[str, Value]]
+    previous: dict[str, Value] | None = None
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def layout(self) -> WorkbookLayout:
+        return self.filing.layout
+
+    def cell(self, key: str) -> Cell:
+        return self.layout.cells[key]
+
+    def raw(self, key: str) -> RawCell:
+        return self.filing.cells.get(key) or RawCell(None)
+
+    def where(self, key: str) -> tuple[str, str]:
+        return self.filing.a1(key)
+
+    def fmt(self, key: str) -> str:
+        cell = self.layout.cells.get(key)
+        if cell is None:
+            return "number"
+        if cell.input_type == "percent" or cell.style == "f_percent":
+            return "percent"
+        return "number"
+
+    def text(self, key: str) -> str:
+        """An input's text, stripped ("" when blank)."""
+        v = self.inputs.get(key)
+        return v.strip() if isinstance(v, str) else ("" if v is None else show(v))
+
+
+class Rule:
+    """One audit rule: a stable kebab-case code, a severity, a Chinese title; yields Findings, never raises."""
+
+    code: ClassVar[str]
+    severity: ClassVar[Severity]
+    title: ClassVar[str]
+    description: ClassVar[str]
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        raise NotImplementedError
+
+    def finding(
+        self,
+        ctx: Context,
+        key: str,
+        message: str,
+        *,
+        expected: str = "",
+        actual: str = "",
+        severity: Severity | None = None,
+        explain_key: str | None = None,
+        indicator: str | None = None,
+    ) -> Finding:
+        sheet, a1 = ctx.where(key)
+        explanation, explained_by = "", ""
+        sev = severity or self.severity
+        if explain_key and sev is Severity.WARNING and explain_key in ctx.layout.refs:
+            explanation = ctx.text(explain_key)
+            if explanation:
+                explained_by = ctx.where(explain_key)[1]
+        cell = ctx.layout.cells.get(key)
+        return Finding(
+            code=self.code,
+            severity=sev,
+            sheet=sheet,
+            cell=a1,
+            message=message,
+            expected=expected,
+            actual=actual,
+            indicator=indicator if indicator is not None else (cell.label if cell else ""),
+            title=self.title,
+            explained_by=explained_by,
+            explanation=explanation,
+        )
+
+
+REGISTRY: dict[str, type[Rule]] = {}
+R = TypeVar("R", bound=type[Rule])
+
+
+def register(cls: R) -> R:
+    """Add a rule class to the registry under its code; codes are stable and unique."""
+    if cls.code in REGISTRY:
+        raise ValueError(f"duplicate rule code {cls.code}")
+    REGISTRY[cls.code] = cls
+    return cls
+
+
+def run_rules(ctx: Context, only: Callable[[str], bool] | None = None) -> list[Finding]:
+    """Every registered rule over one context; a rule that breaks becomes a finding, not a crash."""
+    out: list[Finding] = []
+    for code, cls in REGISTRY.items():
+        if only and not only(code):
+            continue
+        try:
+            out.extend(cls().check(ctx))
+        except Exception as e:  # noqa: BLE001 - one faulty rule must not lose the other findings
+            sheet = ctx.layout.sheets[0].name
+            out.append(
+                Finding(
+                    code="rule-failed",
+                    severity=Severity.INFO,
+                    sheet=sheet,
+                    cell="A1",
+                    message=f"规则 {code} 未能完成（{type(e).__name__}），请人工核对",
+                    title="规则未完成",
+                )
+            )
+    return out
+
+
+def catalogue() -> str:
+    """The rule catalogue (docs/RULES.md), generated from the registry so it cannot drift."""
+    lines = [
+        "# 审核规则目录",
+        "",
+        "由 `xlsx-kpi rules` 从规则注册表生成，请勿手工修改。级别：错误（必须改正）、警告（须在工作簿中写明说明）、"
+        "提示（供审核人参考）。",
+        "",
+        "| 代码 | 级别 | 名称 | 说明 |",
+        "|---|---|---|---|",
+    ]
+    for code, cls in REGISTRY.items():
+        lines.append(f"| `{code}` | {cls.severity.value} | {cls.title} | {cls.description} |")
+    return "\n".join(lines) + "\n"
