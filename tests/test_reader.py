@@ -564,7 +564,10 @@ def test_zip_bombs_and_lying_sizes(filled: Path, catalog: Catalog, tmp_path: Pat
     assert refusal(huge, catalog).message == "文件异常（解压后超过 200 MB），已拒绝读取"
     lying = tmp_path / "lying.xlsx"
     lying.write_bytes(_set_declared_sizes(data, "xl/workbook.xml", size=100))
-    assert refusal(lying, catalog).message == "文件已损坏（不是完整的 .xlsx），请重新保存或重新索取"
+    assert refusal(lying, catalog).message == "文件异常（压缩包部件解压后超过其声明的大小），已拒绝读取"
+    short = tmp_path / "short.xlsx"  # declares more than it holds: the CRC and size check fail
+    short.write_bytes(_set_declared_sizes(data, "xl/workbook.xml", size=30000))
+    assert refusal(short, catalog).message == "文件已损坏（不是完整的 .xlsx），请重新保存或重新索取"
 
 
 def test_truncated_and_damaged_zips(filled: Path, catalog: Catalog, tmp_path: Path) -> None:

@@ -557,7 +557,7 @@ class SheetBuilder:
         key = f"{block.id}.{gr.id}.{gc.id}"
         cols = span(gc.cols)
         printed = self.printed(cols)
-        label = f"{block.section}·{gr.label}·{gc.header}"
+        label = f"{block.section}·{gr.label}·{gc.header}".replace("\n", "")
         if gr.id in gc.values:
             value = gc.values[gr.id]
             if isinstance(value, Decimal):
@@ -763,6 +763,10 @@ def check_catalog(catalog: Catalog) -> None:
             for block in sl.spec.blocks:
                 if isinstance(block, IndicatorsBlock):
                     for _, _, ind in block.indicators():
+                        if ind.rate and ind.rate not in layout.refs:
+                            raise SpecError(
+                                f"{sl.spec.path}: {block.id}.{ind.id} 的 rate 引用了不存在的单元格名 {ind.rate!r}"
+                            )
                         for name, reading in ind.rule.readings.items() if ind.rule else ():
                             for ref in expr.parse(reading.expr).names():
                                 if ref not in layout.refs:

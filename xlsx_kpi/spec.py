@@ -148,6 +148,8 @@ class Indicator(Strict):
     # Lowest score allowed; below 0 for a 加减分项 whose deductions are typed as negative scores.
     min_score: Decimal = Decimal(0)
     rule: Rule | None = None
+    # The name of a derived rate the 自评依据/评分依据 text states ("…=89.25%"); a check compares the two.
+    rate: str | None = Field(default=None, pattern=r"^[a-z_][a-z0-9_]*(\.[a-z0-9_]+)*$")
     defect: str = ""
 
     @model_validator(mode="after")

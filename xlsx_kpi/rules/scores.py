@@ -2,26 +2,50 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 from xlsx_kpi import expr
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.rules.base import Context, Rule, register, show
-from xlsx_kpi.spec import IndicatorsBlock
-from xlsx_kpi.values import Status, parse_number
+from xlsx_kpi.spec import Indicator, IndicatorsBlock
+from xlsx_kpi.values import Status, parse_number, parse_percent
 
 # A score is compared at the table's 2 decimals: differences below half a hundredth are equal.
 SCORE_TOLERANCE = Decimal("0.005")
+PERCENT = re.compile(r"(-?\d+(?:\.\d+)?)\s*%")
 
 
-def score_rows(ctx: Context) -> Iterator[tuple[str, str, Decimal, str]]:
-    """(key base like `s.staff_control`, indicator name, 分值, block id) for every scoring row."""
+@dataclass(frozen=True)
+class ScoreCell:
+    """A typed score: an indicator's 自评分数 or any other score input (e.g. the 预算执行率 得分)."""
+
+    key: str
+    base: str
+    name: str
+    points: Decimal
+    low: Decimal
+    indicator: Indicator | None
+
+
+def score_cells(ctx: Context) -> Iterator[ScoreCell]:
+    """Every score input of the workbook, with its 分值 and lowest allowed score."""
+    indicators: dict[str, Indicator] = {}
     for sl in ctx.layout.sheets:
         for block in sl.spec.blocks:
             if isinstance(block, IndicatorsBlock):
-                for _, _, ind in block.indicators():
-                    yield f"{block.id}.{ind.id}", ind.name, ind.points, block.id
+                for _, _, row in block.indicators():
+                    indicators[f"{block.id}.{row.id}"] = row
+    for key, cell in ctx.layout.cells.items():
+        if cell.role != "input" or cell.input_type != "score" or not key.endswith(".score"):
+            continue
+        base = key[: -len(".score")]
+        found = indicators.get(base)
+        name = found.name if found else cell.label
+        low = cell.min if cell.min is not None else Decimal(0)
+        yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found)
 
 
 @register
@@ -32,13 +56,13 @@ class ScoreMissing(Rule):
     description = "每个三级指标都须填写自评分数。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, points, _ in score_rows(ctx):
-            if parse_number(ctx.raw(f"{base}.score").value).status is Status.BLANK:
+        for sc in score_cells(ctx):
+            if parse_number(ctx.raw(sc.key).value).status is Status.BLANK:
                 yield self.finding(
                     ctx,
-                    f"{base}.score",
-                    f"“{name}”未填写自评分数（分值{points}分）",
-                    expected=f"0～{points}",
+                    sc.key,
+                    f"“{sc.name}”未填写自评分数（分值{sc.points}分）",
+                    expected=f"{sc.low}～{sc.points}",
                     actual="（空）",
                 )
 
@@ -51,15 +75,15 @@ class ScoreNotNumber(Rule):
     description = "自评分数须为数字；文字、错误值（如 #DIV/0!）或日期都无法计分。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, points, _ in score_rows(ctx):
-            raw = ctx.raw(f"{base}.score")
+        for sc in score_cells(ctx):
+            raw = ctx.raw(sc.key)
             parsed = parse_number(raw.value)
             if raw.is_date or parsed.status in (Status.TEXT, Status.ERROR, Status.DATE):
                 yield self.finding(
                     ctx,
-                    f"{base}.score",
-                    f"“{name}”的自评分数“{show(raw.value)}”不是数字，请填写0至{points}之间的数字",
-                    expected=f"0～{points}",
+                    sc.key,
+                    f"“{sc.name}”的自评分数“{show(raw.value)}”不是数字，请填写{sc.low}至{sc.points}之间的数字",
+                    expected=f"{sc.low}～{sc.points}",
                     actual=show(raw.value),
                 )
 
@@ -72,14 +96,14 @@ class ScoreTextNumber(Rule):
     description = "分数写成文字（如“3.35分”“３.３５”）时按其中的数字计分，并提示审核人。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, _, _ in score_rows(ctx):
-            raw = ctx.raw(f"{base}.score")
+        for sc in score_cells(ctx):
+            raw = ctx.raw(sc.key)
             parsed = parse_number(raw.value)
             if parsed.status is Status.OK and isinstance(raw.value, str):
                 yield self.finding(
                     ctx,
-                    f"{base}.score",
-                    f"“{name}”的自评分数写作“{raw.value}”（{parsed.note}），已按 {show(parsed.value)} 计分",
+                    sc.key,
+                    f"“{sc.name}”的自评分数写作“{raw.value}”（{parsed.note}），已按 {show(parsed.value)} 计分",
                     actual=str(raw.value),
                     expected=show(parsed.value),
                 )
@@ -90,27 +114,28 @@ class ScoreOutOfRange(Rule):
     code = "score-above-max"
     severity = Severity.ERROR
     title = "自评分数超出分值"
-    description = "自评分数须在 0 至该行分值之间（负数同样报告）。"
+    description = "自评分数须在该行下限（一般为 0，加减分项可为负）至分值之间。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, points, _ in score_rows(ctx):
-            v = ctx.inputs.get(f"{base}.score")
+        for sc in score_cells(ctx):
+            v = ctx.inputs.get(sc.key)
             if not isinstance(v, Decimal):
                 continue
-            if v > points + SCORE_TOLERANCE:
+            if v > sc.points + SCORE_TOLERANCE:
                 yield self.finding(
                     ctx,
-                    f"{base}.score",
-                    f"“{name}”自评 {show(v)} 分，超过本项分值 {points} 分",
-                    expected=f"≤{points}",
+                    sc.key,
+                    f"“{sc.name}”自评 {show(v)} 分，超过本项分值 {sc.points} 分",
+                    expected=f"≤{sc.points}",
                     actual=show(v),
                 )
-            elif v < 0:
+            elif v < sc.low - SCORE_TOLERANCE:
+                what = "为负数" if sc.low == 0 else f"低于本项下限 {sc.low} 分"
                 yield self.finding(
                     ctx,
-                    f"{base}.score",
-                    f"“{name}”自评分数为负数（{show(v)}）",
-                    expected=f"0～{points}",
+                    sc.key,
+                    f"“{sc.name}”自评分数{what}（{show(v)}）",
+                    expected=f"{sc.low}～{sc.points}",
                     actual=show(v),
                 )
 
@@ -120,16 +145,20 @@ class BasisMissing(Rule):
     code = "basis-missing"
     severity = Severity.ERROR
     title = "扣分未写依据"
-    description = "自评分数低于满分时，须在“自评依据及说明”中写明扣分依据。"
+    description = "自评分数低于满分时，须在“自评依据及说明”中写明扣分依据（加减分项除外）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, points, _ in score_rows(ctx):
-            v = ctx.inputs.get(f"{base}.score")
-            if isinstance(v, Decimal) and 0 <= v < points - SCORE_TOLERANCE and not ctx.text(f"{base}.basis"):
+        for sc in score_cells(ctx):
+            basis = f"{sc.base}.basis"
+            # A 加减分项 (scores below 0 allowed) has no "full marks" to fall short of.
+            if basis not in ctx.layout.refs or sc.low < 0:
+                continue
+            v = ctx.inputs.get(sc.key)
+            if isinstance(v, Decimal) and 0 <= v < sc.points - SCORE_TOLERANCE and not ctx.text(basis):
                 yield self.finding(
                     ctx,
-                    f"{base}.basis",
-                    f"“{name}”自评 {show(v)} 分，低于满分 {points} 分，但未填写自评依据及说明",
+                    basis,
+                    f"“{sc.name}”自评 {show(v)} 分，低于满分 {sc.points} 分，但未填写自评依据及说明",
                     expected="扣分依据",
                     actual="（空）",
                 )
@@ -146,39 +175,41 @@ class ScoreVsReference(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, _, _ in score_rows(ctx):
-            key = f"{base}.ref"
+        for sc in score_cells(ctx):
+            key = f"{sc.base}.ref"
             if key not in ctx.layout.refs:
                 continue
-            score, ref = ctx.inputs.get(f"{base}.score"), ctx.values.get(key)
+            score, ref = ctx.inputs.get(sc.key), ctx.values.get(key)
             if not isinstance(score, Decimal) or not isinstance(ref, Decimal):
                 continue
             if abs(score - ref) <= SCORE_TOLERANCE:
                 continue
-            readings = ctx.readings.get(base, {})
-            chosen = ctx.layout.readings.get(base) or _default_reading(ctx, base)
-            message = f"“{name}”自评 {show(score)} 分，按计分标准（口径 {chosen}）参考得分为 {show(ref)} 分"
+            readings = ctx.readings.get(sc.base, {})
+            chosen = ctx.layout.readings.get(sc.base) or _default_reading(sc.indicator)
+            how = f"按计分标准（口径 {chosen}）" if len(readings) > 1 else "按计分标准"
+            message = f"“{sc.name}”自评 {show(score)} 分，{how}参考得分为 {show(ref)} 分"
             others = [f"口径 {k} 得 {show(v)} 分" for k, v in readings.items() if k != chosen]
             if others:
                 message += "；另有" + "、".join(others)
                 same = [k for k, v in readings.items() if isinstance(v, Decimal) and abs(v - score) <= SCORE_TOLERANCE]
                 if same:
                     message += f"（自评分数与口径 {'、'.join(same)} 一致）"
-            message += "。如有理由，请在本行“与参考得分不一致的说明”列写明"
-            yield self.finding(
-                ctx, f"{base}.score", message, expected=show(ref), actual=show(score), explain_key=f"{base}.note"
-            )
+            note = explanation_key(ctx, sc.base)
+            if note:
+                message += f"。如有理由，请在{ctx.layout.cells[note].label}中写明"
+            yield self.finding(ctx, sc.key, message, expected=show(ref), actual=show(score), explain_key=note)
 
 
-def _default_reading(ctx: Context, base: str) -> str:
-    block_id, ind_id = base.split(".", 1)
-    for sl in ctx.layout.sheets:
-        for block in sl.spec.blocks:
-            if isinstance(block, IndicatorsBlock) and block.id == block_id:
-                for _, _, ind in block.indicators():
-                    if ind.id == ind_id and ind.rule:
-                        return ind.rule.default
-    return "default"
+def explanation_key(ctx: Context, base: str) -> str | None:
+    """Where a unit explains a score that differs from its reference: the note column, else the basis."""
+    for suffix in (".note", ".basis"):
+        if base + suffix in ctx.layout.refs:
+            return base + suffix
+    return None
+
+
+def _default_reading(ind: Indicator | None) -> str:
+    return ind.rule.default if ind and ind.rule else "default"
 
 
 @register
@@ -189,16 +220,100 @@ class ReferenceUnavailable(Rule):
     description = "计分标准所需的基础数据未填（或基数为 0）时，无法核对自评分数，提示审核人人工判断。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for base, name, _, _ in score_rows(ctx):
-            key = f"{base}.ref"
+        for sc in score_cells(ctx):
+            key = f"{sc.base}.ref"
             cell = ctx.layout.cells.get(key)
-            if cell is None or cell.expr is None or not isinstance(ctx.inputs.get(f"{base}.score"), Decimal):
+            if cell is None or cell.expr is None or not isinstance(ctx.inputs.get(sc.key), Decimal):
                 continue
             if ctx.values.get(key) != "":
                 continue
             needed = sorted(n for n in expr.parse(cell.expr).names() if ctx.layout.cells[n].role == "input")
             blank = [ctx.layout.cells[n].label for n in needed if ctx.inputs.get(n) in (None, "")]
             why = f"缺少：{'、'.join(blank)}" if blank else "基数为0或数据不适用于公式"
-            yield self.finding(
-                ctx, f"{base}.score", f"“{name}”的参考得分无法计算（{why}），请人工核对自评分数", severity=Severity.INFO
-            )
+            yield self.finding(ctx, sc.key, f"“{sc.name}”的参考得分无法计算（{why}），请人工核对自评分数")
+
+
+@register
+class MeasureVsScore(Rule):
+    code = "measure-vs-score"
+    severity = Severity.WARNING
+    title = "得分与指标完成情况不符"
+    description = (
+        "定量指标（规格中有 measure）：实际完成值达到年度指标值得满分，否则按 完成值÷指标值×分值（“≤”类指标按 "
+        "指标值÷完成值×分值）计算参考得分；得分与之相差 0.005 分以上时警告，在偏差原因中说明后视为已说明。"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        for sc in score_cells(ctx):
+            ind = sc.indicator
+            score = ctx.inputs.get(sc.key)
+            if ind is None or ind.measure is None or not isinstance(score, Decimal):
+                continue
+            m = ind.measure
+            actual = measured_value(ctx.inputs.get(f"{sc.base}.actual"), m.unit, m.value)
+            if actual is None or actual <= 0:
+                continue
+            if m.direction == "at_least":
+                ratio = Decimal(1) if actual >= m.value else actual / m.value
+            elif m.direction == "at_most":
+                ratio = Decimal(1) if actual <= m.value else m.value / actual
+            else:
+                ratio = Decimal(1) if actual == m.value else min(actual / m.value, m.value / actual)
+            ref = expr.excel_round(sc.points * ratio, 2)
+            if abs(score - ref) > SCORE_TOLERANCE:
+                shown = show(actual, "percent" if m.unit == "%" else "number")
+                yield self.finding(
+                    ctx,
+                    sc.key,
+                    f"“{sc.name}”实际完成值 {shown}、年度指标值“{ind.target}”，"
+                    f"参考得分 {show(ref)} 分，自评 {show(score)} 分",
+                    expected=show(ref),
+                    actual=show(score),
+                    explain_key=explanation_key(ctx, sc.base),
+                )
+
+
+def measured_value(raw: object, unit: str, target: Decimal) -> Decimal | None:
+    """The 实际完成值 as a number comparable to the target (a percent read as a fraction)."""
+    if unit == "%":
+        parsed, cands = parse_percent(raw)
+        if not cands:
+            return None
+        # A bare 90 against a 0.9 target means 90 %: take the reading nearer the target.
+        return min(cands, key=lambda c: abs(c - target))
+    parsed_n = parse_number(raw)
+    return parsed_n.value if parsed_n.status is Status.OK else None
+
+
+@register
+class BasisRateMismatch(Rule):
+    code = "basis-rate-mismatch"
+    severity = Severity.ERROR
+    title = "依据中的比率与重算不符"
+    description = (
+        "指标在规格中声明了比率（rate）时，自评依据/评分依据文字中写出的最后一个百分数须与按基础数据重算的比率一致"
+        "（按写出的小数位比较）。"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        for sc in score_cells(ctx):
+            ind = sc.indicator
+            basis = f"{sc.base}.basis"
+            if ind is None or not ind.rate or basis not in ctx.layout.refs:
+                continue
+            rate = ctx.values.get(ind.rate)
+            written = PERCENT.findall(ctx.text(basis).replace("％", "%").replace("－", "-").replace("−", "-"))
+            if not isinstance(rate, Decimal) or not written:
+                continue
+            text = written[-1]
+            stated = Decimal(text) / 100
+            decimals = max(2, len(text.split(".")[1]) + 2 if "." in text else 2)
+            if expr.excel_round(rate, decimals) != expr.excel_round(stated, decimals):
+                yield self.finding(
+                    ctx,
+                    basis,
+                    f"“{sc.name}”的依据中写 {text}%，按基础数据重算为 "
+                    f"{show(rate, 'percent')}（{ctx.layout.cells[ind.rate].label}）",
+                    expected=show(rate, "percent"),
+                    actual=f"{text}%",
+                )
