@@ -36,6 +36,8 @@ def fill(template: Path, layout: WorkbookLayout, values: dict[str, Value], out: 
         ref = layout.refs[key]
         cell = wb[ref.sheet].cell(ref.row + 1, ref.col + 1)
         cell.value = float(value) if isinstance(value, Decimal) else value
+        if isinstance(value, str):
+            cell.data_type = "s"  # openpyxl would store "=10个" as a formula; a user's typed text is text
     wb.save(out)
     return out
 

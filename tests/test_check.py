@@ -9,6 +9,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from helpers import recalc_with_libreoffice, soffice
 from published import (
     corrected_dept_inputs,
     dept_published,
@@ -165,3 +166,20 @@ def test_check_writes_the_annotated_copy(capsys: pytest.CaptureFixture[str], cat
     assert main(["check", str(path), "--out-dir", str(tmp_path / "out")]) == 2  # exists, no --force
     assert "文件已存在" in capsys.readouterr().out
     assert main(["check", str(path), "--out-dir", str(tmp_path / "out"), "--force"]) == 1
+
+
+@pytest.mark.skipif(soffice() is None, reason="LibreOffice (soffice) not installed; .ci/run installs it")
+def test_a_workbook_saved_by_libreoffice_checks_the_same(catalog: Catalog, tmp_path: Path) -> None:
+    """A unit that fills the template in LibreOffice (or WPS): same findings, no formula reported as altered."""
+    clean = dept_published(catalog, tmp_path / "in", inputs=corrected_dept_inputs(), written={})
+    dirty = dept_published(catalog, tmp_path / "in", name="published.xlsx")
+    saved = recalc_with_libreoffice([clean, dirty], tmp_path / "lo")
+    clean_report, dirty_report = (check_file(p, catalog, NO_ANNOTATION) for p in saved)
+    assert clean_report.counts == {"错误": 0, "警告": 0, "已说明": 3, "提示": clean_report.counts["提示"]}
+    assert not [f for f in clean_report.findings if f.code == "formula-altered"]
+    assert of(dirty_report, Severity.ERROR) == {
+        ("附件2!F5", "rate-mismatch"),
+        ("附件2!F7", "rate-mismatch"),
+        ("附件2!C12", "rate-mismatch"),
+        ("附件2!D12", "rate-mismatch"),
+    }

@@ -387,8 +387,8 @@ def test_rich_text_phonetic_runs_and_escapes(filled: Path, catalog: Catalog, tmp
 
 def test_inline_strings_and_cell_types(filled: Path, catalog: Catalog, layout: WorkbookLayout, tmp_path: Path) -> None:
     sheet = sheet_member(filled, "基础数据")
-    quota, actual, year_end, satisfaction = (
-        a1(layout, k) for k in ("b.staff_quota", "b.staff_actual", "b.pay_year_end", "b.satisfaction")
+    quota, actual, year_end, satisfaction, planned = (
+        a1(layout, k) for k in ("b.staff_quota", "b.staff_actual", "b.pay_year_end", "b.satisfaction", "b.work_planned")
     )
 
     def cells(xml: str) -> str:
@@ -400,6 +400,7 @@ def test_inline_strings_and_cell_types(filled: Path, catalog: Catalog, layout: W
         xml = put(xml, quota, f'<c r="{quota}" t="inlineStr"><is><r><t>6</t></r><rPh><t>x</t></rPh></is></c>')
         xml = put(xml, actual, f'<c r="{actual}" t="b"><v>1</v></c>')
         xml = put(xml, year_end, f'<c r="{year_end}" t="d"><v>2021-12-31T00:00:00</v></c>')
+        xml = put(xml, planned, f'<c r="{planned}"><v>6.0299999999999994</v></c>')
         return put(xml, satisfaction, f'<c r="{satisfaction}" t="e"><v>#N/A</v></c>')
 
     out = rezip(filled, tmp_path / "types.xlsx", {sheet: cells})
@@ -408,6 +409,7 @@ def test_inline_strings_and_cell_types(filled: Path, catalog: Catalog, layout: W
     assert filing.cells["b.staff_actual"].value is True
     assert filing.cells["b.pay_year_end"] == RawCell("2021-12-31T00:00:00", None, True, f"基础数据!{year_end}")
     assert filing.cells["b.satisfaction"].value == ExcelError("#N/A")
+    assert filing.cells["b.work_planned"].value == D("6.03")  # 15 significant digits, as Excel shows it
     inputs = to_inputs(filing)
     assert inputs["b.staff_quota"] == D(6)  # text that is a number
     assert inputs["b.staff_actual"] is True

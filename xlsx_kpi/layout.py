@@ -6,7 +6,7 @@ import math
 import unicodedata
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from xlsx_kpi import expr
 from xlsx_kpi.errors import SpecError
@@ -122,6 +122,11 @@ class WorkbookLayout:
     refs: dict[str, expr.CellRef]
     cells: dict[str, Cell]
     readings: dict[str, str]
+    # Derived once per layout: a layout is immutable after build_layout and reused for many files.
+    _order: list[Cell] | None = field(default=None, repr=False, compare=False)
+    _excel: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # Other derived data that rules compute once per layout (e.g. the list of score cells).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     def ref(self, name: str) -> expr.CellRef:
         try:
@@ -131,6 +136,19 @@ class WorkbookLayout:
 
     def formulas(self) -> list[Cell]:
         """Formula cells in an order where every cell comes after the cells it reads."""
+        if self._order is None:
+            self._order = self._sort_formulas()
+        return self._order
+
+    def excel(self, key: str) -> str:
+        """The Excel formula text (without "=") the template writes for the formula cell `key`."""
+        if key not in self._excel:
+            source = self.cells[key].expr
+            assert source is not None, key
+            self._excel[key] = expr.to_excel(expr.parse(source), self.ref, self.refs[key].sheet)
+        return self._excel[key]
+
+    def _sort_formulas(self) -> list[Cell]:
         order: list[Cell] = []
         state: dict[str, int] = {}
 

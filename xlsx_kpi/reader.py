@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import IO, Any
 from xml.parsers import expat
 
-from defusedxml.common import DefusedXmlException  # type: ignore[import-untyped]
-from defusedxml.expatreader import DefusedExpatParser  # type: ignore[import-untyped]
+from defusedxml.common import DefusedXmlException
+from defusedxml.expatreader import DefusedExpatParser
 
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
@@ -43,7 +43,7 @@ MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell,
 MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
 MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~13
 MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
-LAYOUT_CACHE_SIZE = 256  # laid-out workbooks kept per (catalog, kind, unit); build_layout costs ~6 ms
+LAYOUT_CACHE_SIZE = 64  # laid-out workbooks kept per (catalog, kind, year); build_layout costs ~6 ms
 
 # --- The refusals: one Chinese sentence each, saying what to do -------------------------------------
 MSG_NOT_FOUND = "文件不存在，请检查文件名和路径"
@@ -928,14 +928,9 @@ def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
     year_number = _int(year)
     if year_number is None or len(year) != 4:
         raise _fail(MSG_BAD_IDENTITY.format(field="year"), path)
-    identity = Identity(
-        year=year_number,
-        unit_name=meta.get("unit_name", ""),
-        unit_code=meta.get("unit_code", ""),
-        project_name=meta.get("project_name", ""),
-        project_type=meta.get("project_type", ""),
-    )
-    plan = _plan(catalog, wid, identity)
+    # Positions, formulas and the fingerprint do not depend on the unit, so one layout per kind and year
+    # serves every unit's file (the unit's identity is in `meta`); 1,000 units cost one build, not 1,000.
+    plan = _plan(catalog, wid, Identity(year=year_number))
     if meta.get("fingerprint") != plan.fingerprint:
         raise _fail(MSG_FINGERPRINT, path)
     return plan

@@ -34,7 +34,7 @@ def explain(ctx: Context, cell: Cell) -> str:
     assert cell.expr is not None
     tree = expr.parse(cell.expr)
     sheet = ctx.layout.refs[cell.key or ""].sheet
-    formula = expr.to_excel(tree, ctx.layout.ref, sheet)
+    formula = ctx.layout.excel(cell.key or "")
     parts = []
     for name in sorted(
         tree.names(),
@@ -175,8 +175,7 @@ class FormulaAltered(Rule):
             raw = ctx.raw(cell.key)
             if raw.formula is None or raw.formula == "(shared)":
                 continue
-            sheet = ctx.layout.refs[cell.key].sheet
-            want = expr.to_excel(expr.parse(cell.expr or ""), ctx.layout.ref, sheet)
+            want = ctx.layout.excel(cell.key)
             if _norm(raw.formula) != _norm(want):
                 yield self.finding(
                     ctx,
@@ -188,7 +187,9 @@ class FormulaAltered(Rule):
 
 
 def _norm(formula: str) -> str:
-    return re.sub(r"[\s$']", "", formula.lstrip("=")).upper()
+    """Spelling differences that are not changes: $, quotes, spaces, and LibreOffice's FALSE()/TRUE()."""
+    text = re.sub(r"[\s$']", "", formula.lstrip("=")).upper()
+    return text.replace("FALSE()", "FALSE").replace("TRUE()", "TRUE")
 
 
 def _overwritten(rule: Rule, ctx: Context, kind: str) -> Iterator[Finding]:

@@ -30,8 +30,15 @@ class ScoreCell:
     indicator: Indicator | None
 
 
-def score_cells(ctx: Context) -> Iterator[ScoreCell]:
-    """Every score input of the workbook, with its 分值 and lowest allowed score."""
+def score_cells(ctx: Context) -> list[ScoreCell]:
+    """Every score input of the workbook, with its 分值 and lowest allowed score (worked out once per layout)."""
+    if "score_cells" not in ctx.layout.memo:
+        ctx.layout.memo["score_cells"] = list(_score_cells(ctx))
+    cells: list[ScoreCell] = ctx.layout.memo["score_cells"]
+    return cells
+
+
+def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
     indicators: dict[str, Indicator] = {}
     for sl in ctx.layout.sheets:
         for block in sl.spec.blocks:
