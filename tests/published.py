@@ -65,6 +65,26 @@ def overwrite(path: Path, catalog: Catalog, workbook_id: str, written: dict[str,
     return out
 
 
+def published(
+    catalog: Catalog,
+    folder: Path,
+    workbook_id: str,
+    inputs: dict[str, Value],
+    written: dict[str, float | str],
+    name: str,
+) -> Path:
+    """A filled workbook; `written` values typed over its formula cells afterwards (empty: formulas intact)."""
+    identity = PROJECT_IDENTITY if workbook_id == "sc-project" else DEPT_IDENTITY
+    layout = build_layout(catalog, catalog.workbook(workbook_id), identity)
+    folder.mkdir(parents=True, exist_ok=True)
+    clean = write_template(layout, folder / f"clean_{name}", inputs=inputs, force=True)
+    if not written:
+        return clean
+    out = overwrite(clean, catalog, workbook_id, written, folder / name)
+    clean.unlink()
+    return out
+
+
 def dept_published(
     catalog: Catalog,
     folder: Path,
@@ -72,14 +92,8 @@ def dept_published(
     written: dict[str, float | str] | None = None,
     name: str = "资阳_部门.xlsx",
 ) -> Path:
-    layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
-    folder.mkdir(parents=True, exist_ok=True)
-    clean = write_template(layout, folder / f"clean_{name}", inputs=inputs or dept_inputs(), force=True)
-    if written == {}:
-        return clean
-    out = overwrite(clean, catalog, "sc-department", dict(written or DEPT_WRITTEN), folder / name)
-    clean.unlink()
-    return out
+    written = dict(DEPT_WRITTEN) if written is None else written
+    return published(catalog, folder, "sc-department", inputs or dept_inputs(), written, name)
 
 
 def kechuang_published(
@@ -89,14 +103,8 @@ def kechuang_published(
     written: dict[str, float | str] | None = None,
     name: str = "资阳_科创会.xlsx",
 ) -> Path:
-    layout = build_layout(catalog, catalog.workbook("sc-project"), PROJECT_IDENTITY)
-    folder.mkdir(parents=True, exist_ok=True)
-    clean = write_template(layout, folder / f"clean_{name}", inputs=inputs or kechuang_inputs(), force=True)
-    if written == {}:
-        return clean
-    out = overwrite(clean, catalog, "sc-project", dict(written or KECHUANG_WRITTEN), folder / name)
-    clean.unlink()
-    return out
+    written = dict(KECHUANG_WRITTEN) if written is None else written
+    return published(catalog, folder, "sc-project", inputs or kechuang_inputs(), written, name)
 
 
 def kechuang_full_inputs() -> dict[str, Value]:

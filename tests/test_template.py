@@ -205,3 +205,14 @@ def test_grade_bands_are_configurable(catalog: Catalog) -> None:
     wb = catalog.workbook("sc-department")
     grades = [(g.grade, g.min) for g in wb.grades]
     assert grades == [("优", Decimal(90)), ("良", Decimal(80)), ("中", Decimal(60)), ("差", Decimal(0))]
+
+
+def test_written_file_is_readable_like_any_saved_file(catalog: Catalog, tmp_path: Path) -> None:
+    import os
+    import stat
+
+    layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
+    path = write_template(layout, tmp_path / "t.xlsx")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask

@@ -449,6 +449,10 @@ def write_template(
     try:
         TemplateWriter(layout, values, password).write(tmp)
         lock_structure(tmp, password)
+        # mkstemp makes the file private (0600); a template is meant to be shared like any saved file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
         raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(path)) from None
