@@ -22,6 +22,7 @@ SUM_RE = re.compile(r"^SUM\(.*\)$|^[a-z0-9_.]+(\+[a-z0-9_.]+)+$")
 
 
 def kind_of(cell: Cell) -> str:
+    """rate / sum / derived: which rule owns a formula cell (depends only on the spec)."""
     if cell.style == "f_percent":
         return "rate"
     if cell.expr and SUM_RE.match(cell.expr.replace(" ", "")):
@@ -68,10 +69,15 @@ def agrees(kind: str, written: Decimal, expected: Decimal) -> bool:
     return abs(written - expected) <= VALUE_TOLERANCE
 
 
-def formula_cells(ctx: Context) -> Iterator[Cell]:
-    for cell in ctx.layout.cells.values():
-        if cell.role == "formula" and cell.key and cell.expr is not None:
-            yield cell
+def formula_cells(ctx: Context, kind: str | None = None) -> list[Cell]:
+    """The layout's formula cells (of one kind), worked out once per layout."""
+    memo = ctx.layout.memo
+    if "formula_cells" not in memo:
+        cells = [c for c in ctx.layout.cells.values() if c.role == "formula" and c.key and c.expr is not None]
+        memo["formula_cells"] = cells
+        memo["formula_kinds"] = {k: [c for c in cells if kind_of(c) == k] for k in ("rate", "sum", "derived")}
+    result: list[Cell] = memo["formula_cells"] if kind is None else memo["formula_kinds"][kind]
+    return result
 
 
 @register
@@ -115,10 +121,10 @@ class RateWithoutBase(Rule):
     description = "比率的基数（执行额、上年结转结余额等）为 0 或未填，比率无从计算，却填写了非零数值。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for cell in formula_cells(ctx):
+        for cell in formula_cells(ctx, "rate"):
             assert cell.key is not None
             raw = ctx.raw(cell.key)
-            if raw.formula is not None or kind_of(cell) != "rate" or ctx.values.get(cell.key) != "":
+            if raw.formula is not None or ctx.values.get(cell.key) != "":
                 continue
             cands = written_candidates(cell, raw.value)
             if cands and any(c != 0 for c in cands):
@@ -176,7 +182,7 @@ class FormulaAltered(Rule):
             if raw.formula is None or raw.formula == "(shared)":
                 continue
             want = ctx.layout.excel(cell.key)
-            if _norm(raw.formula) != _norm(want):
+            if raw.formula != want and _norm(raw.formula) != _norm(want):
                 yield self.finding(
                     ctx,
                     cell.key,
@@ -193,10 +199,8 @@ def _norm(formula: str) -> str:
 
 
 def _overwritten(rule: Rule, ctx: Context, kind: str) -> Iterator[Finding]:
-    for cell in formula_cells(ctx):
+    for cell in formula_cells(ctx, kind):
         assert cell.key is not None
-        if kind_of(cell) != kind:
-            continue
         raw = ctx.raw(cell.key)
         if raw.formula is not None:
             continue

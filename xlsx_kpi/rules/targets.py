@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from decimal import Decimal
@@ -28,6 +29,7 @@ def target_rows(ctx: Context) -> Iterator[tuple[TargetsBlock, str, str, int]]:
                             yield block, f"{block.id}.{g.id}.{i}", g.name, i
 
 
+@functools.lru_cache(maxsize=4096)
 def missed(target: str, result: object) -> bool | None:
     """False when every target piece is met, True when one is missed, None when it cannot be decided."""
     pieces = parse_targets(target)
