@@ -195,7 +195,7 @@ def test_a_failed_save_leaves_no_file(source: Path, tmp_path: Path, monkeypatch:
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Workbook, "save", broken_save)
-    with pytest.raises(XlsxKpiError, match="无法写入批注副本：No space left on device"):
+    with pytest.raises(XlsxKpiError, match="无法写入批注副本：磁盘空间不足（No space left on device）"):
         annotate(source, make_report(source, [RATE]), tmp_path / "out.xlsx")
     assert list(tmp_path.iterdir()) == []
 

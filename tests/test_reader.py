@@ -286,19 +286,24 @@ def test_rows_inserted_above_a_table_follow_the_defined_names(
     assert to_inputs(filing) == to_inputs(read(filled, catalog))
 
 
-def test_a_broken_or_missing_name_falls_back_to_the_layout(
+def test_a_missing_name_falls_back_to_the_layout_and_ref_is_refused(
     filled: Path, catalog: Catalog, layout: WorkbookLayout, tmp_path: Path
 ) -> None:
-    def names(xml: str) -> str:
-        xml = xml.replace(">'附件1'!$F$7<", ">#REF!<")  # s.staff_control.score
+    def drop(xml: str) -> str:
         return re.sub(r'<definedName name="K_s__goal_fit__score">[^<]*</definedName>', "", xml)
 
-    out = rezip(filled, tmp_path / "names.xlsx", {"xl/workbook.xml": names})
+    out = rezip(filled, tmp_path / "names.xlsx", {"xl/workbook.xml": drop})
     assert "K_s__goal_fit__score" not in member(out, "xl/workbook.xml")
     filing = read(out, catalog)
     assert filing.moved == {}
-    assert filing.cells["s.staff_control.score"].value == D("3.35")
     assert filing.cells["s.goal_fit.score"].value == D(2)
+    # #REF! means the cell was deleted (names below it moved up): the template position holds another row.
+    deleted = rezip(
+        filled, tmp_path / "ref.xlsx", {"xl/workbook.xml": lambda xml: xml.replace(">'附件1'!$F$7<", ">'附件1'!#REF!<")}
+    )
+    err = refusal(deleted, catalog)
+    assert err.cell == "附件1!F7"
+    assert err.message.startswith("模板中的这个单元格已被删除（Excel 名称 K_s__staff_control__score 显示 #REF!")
 
 
 # --- XML variants other writers produce ---------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import math
 import os
@@ -23,9 +24,10 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlsx_kpi import __version__
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
+from xlsx_kpi.reader import check_loadable
 from xlsx_kpi.report import Report
 
 RESULT_SHEET = "审核结果"
@@ -370,6 +372,8 @@ def _check_paths(source: Path, out: Path, force: bool) -> None:
 
 
 def _load(source: Path) -> Workbook:
+    # openpyxl builds the whole workbook: only a file within check_loadable's budgets is given to it.
+    check_loadable(source)
     try:
         # Never data_only: that would replace every formula by its cached value.
         return openpyxl.load_workbook(source, rich_text=True)
@@ -398,13 +402,14 @@ def annotate(source: Path, report: Report, out: Path, *, force: bool = False) ->
     ws = write_result_sheet(wb, report, source, targets)
     _activate(wb, ws)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.xlsx")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         wb.save(tmp)
         os.replace(tmp, out)
     except OSError as e:
-        raise XlsxKpiError(f"无法写入批注副本：{e.strerror or e}", file=str(out)) from None
+        raise XlsxKpiError(f"无法写入批注副本：{os_reason(e)}", file=str(out)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder may not exist (or be a file): nothing to remove
+            tmp.unlink(missing_ok=True)
     return out

@@ -5,19 +5,24 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from xlsx_kpi.annotate import annotate, annotated_name
-from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.reader import read_workbook, to_inputs
+from xlsx_kpi.errors import XlsxKpiError, os_reason
+from xlsx_kpi.expr import Value
+from xlsx_kpi.history import History, fill_prior_year
+from xlsx_kpi.isolation import annotate_isolated, can_isolate
+from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
 
 ANNOTATED_SUFFIX = "_审核.xlsx"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -27,10 +32,14 @@ class Options:
     out_dir: Path | None = None
     annotate: bool = True
     force: bool = False
+    isolate: bool = True  # annotate in a child process with memory and time limits (where os.fork exists)
 
 
 def find_workbooks(paths: Iterable[Path]) -> list[Path]:
-    """Files as given, and every .xlsx under a folder: Excel lock files (~$) and our own outputs skipped."""
+    """Files as given, and every .xlsx under a folder: Excel lock files (~$) and our own outputs skipped.
+
+    A lock file is skipped even when named: a shell's 回收/*.xlsx lists them while Excel has a file open.
+    """
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -42,26 +51,71 @@ def find_workbooks(paths: Iterable[Path]) -> list[Path]:
                     and not f.name.endswith(ANNOTATED_SUFFIX)
                 ):
                     found.append(f)
-        else:
+        elif not p.name.startswith("~$"):
             found.append(p)
     return found
 
 
-def check_file(path: Path, catalog: Catalog, options: Options = Options()) -> Report:
-    """One workbook's report; never raises: an unusable file becomes a report with `error` set."""
+@dataclass
+class Checked:
+    """A report with the figures behind it (all empty when the file could not be used).
+
+    inputs: the input cells as read from the file; values: every value as recalculated (inputs included,
+    blank previous-year figures filled from the history); written: formula cells the unit typed a value
+    over, with that value (what the file shows instead of the formula).
+    """
+
+    report: Report
+    inputs: dict[str, Value] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)
+    written: dict[str, Value] = field(default_factory=dict)
+
+
+def written_values(filing: Filing) -> dict[str, Value]:
+    """Formula cells whose formula was replaced by a typed value (blank ones do not count): key -> value."""
+    out: dict[str, Value] = {}
+    for cell in filing.layout.formulas():
+        raw = filing.cells.get(cell.key or "")
+        if cell.key and raw is not None and raw.formula is None and raw.value not in (None, ""):
+            out[cell.key] = raw.value
+    return out
+
+
+def check_file(path: Path, catalog: Catalog, options: Options = Options(), *, history: History | None = None) -> Report:
+    """One workbook's report; never raises: an unusable file becomes a report with `error` set.
+
+    With a `history`, last year's stored record of the same unit fills blank previous-year inputs and
+    is compared with the previous-year figures the unit wrote (rule prior-year-mismatch).
+    """
+    return audit_file(path, catalog, options, history=history).report
+
+
+def audit_file(
+    path: Path, catalog: Catalog, options: Options = Options(), *, history: History | None = None
+) -> Checked:
+    """check_file, keeping the inputs and recalculated values (for collect and the history)."""
     report = Report(file=path)
     try:
         filing = read_workbook(path, catalog)
-        inputs = to_inputs(filing)
+        read = to_inputs(filing)
+        previous = history.previous(filing.meta) if history is not None else None
+        inputs = fill_prior_year(filing.layout, read, previous) if previous else read
         values = recalculate(filing.layout, inputs)
-        ctx = Context(filing=filing, inputs=inputs, values=values, readings=reading_values(filing.layout, values))
+        ctx = Context(
+            filing=filing,
+            inputs=inputs,
+            values=values,
+            readings=reading_values(filing.layout, values),
+            previous=previous,
+        )
         report.findings = run_rules(ctx)
+        checked = Checked(report, read, values, written_values(filing))
     except XlsxKpiError as e:
         report.error = e.render()
-        return report
+        return Checked(report)
     except Exception as e:  # noqa: BLE001 - a batch goes on past a file that breaks us
         report.error = f"文件 {path}：读取时发生意外错误（{type(e).__name__}），请检查该文件或将其发给维护人员"
-        return report
+        return Checked(report)
     report.sort()
     meta = filing.meta
     report.workbook_id = meta.get("workbook_id", "")
@@ -74,14 +128,18 @@ def check_file(path: Path, catalog: Catalog, options: Options = Options()) -> Re
     report.total = total if isinstance(total, Decimal) else None
     report.grade = grade if isinstance(grade, str) else ""
     if options.annotate:
-        out_dir = options.out_dir or path.parent
+        out = (options.out_dir or path.parent) / annotated_name(path)
         try:
-            report.annotated = annotate(path, report, out_dir / annotated_name(path), force=options.force)
+            # openpyxl loads the whole file: on POSIX it runs in a child with memory and time limits.
+            write = annotate_isolated if options.isolate and can_isolate() else annotate
+            report.annotated = write(path, report, out, force=options.force)
         except XlsxKpiError as e:
             report.output_error = e.render()
         except OSError as e:
-            report.output_error = f"无法写入审核文件到 {out_dir}：{e.strerror or e}"
-    return report
+            report.output_error = f"无法写入审核文件 {out}：{os_reason(e)}"
+        except Exception as e:  # noqa: BLE001 - the findings stand; only the copy is missing
+            report.output_error = f"文件 {path}：生成审核副本时发生意外错误（{type(e).__name__}），未生成审核副本"
+    return checked
 
 
 _worker_catalog: Catalog | None = None
@@ -92,9 +150,14 @@ def _init_worker(sheets: Path | None) -> None:
     _worker_catalog = load_specs(sheets)
 
 
-def _check_in_worker(args: tuple[Path, Options]) -> Report:
+def _check_in_worker(args: tuple[Path, Options, History | None]) -> Report:
     assert _worker_catalog is not None
-    return check_file(args[0], _worker_catalog, args[1])
+    return check_file(args[0], _worker_catalog, args[1], history=args[2])
+
+
+def _audit_in_worker(args: tuple[Path, Options, History | None]) -> Checked:
+    assert _worker_catalog is not None
+    return audit_file(args[0], _worker_catalog, args[1], history=args[2])
 
 
 def check_paths(
@@ -105,19 +168,68 @@ def check_paths(
     workers: int = 1,
     sheets: Path | None = None,
     progress: Callable[[Report], None] | None = None,
+    history: History | None = None,
 ) -> list[Report]:
     """Check many files, in parallel processes when asked; reports come back in input order."""
-    reports: list[Report] = []
+    return _map(
+        files,
+        lambda f: check_file(f, catalog, options, history=history),
+        _check_in_worker,
+        lambda r: r,
+        options,
+        workers,
+        sheets,
+        progress,
+        history,
+    )
+
+
+def audit_paths(
+    files: list[Path],
+    catalog: Catalog,
+    options: Options = Options(annotate=False),
+    *,
+    workers: int = 1,
+    sheets: Path | None = None,
+    progress: Callable[[Report], None] | None = None,
+    history: History | None = None,
+) -> list[Checked]:
+    """check_paths keeping each file's figures (audit_file); results come back in input order."""
+    return _map(
+        files,
+        lambda f: audit_file(f, catalog, options, history=history),
+        _audit_in_worker,
+        lambda c: c.report,
+        options,
+        workers,
+        sheets,
+        progress,
+        history,
+    )
+
+
+def _map(
+    files: list[Path],
+    here: Callable[[Path], T],
+    in_worker: Callable[[tuple[Path, Options, History | None]], T],
+    report_of: Callable[[T], Report],
+    options: Options,
+    workers: int,
+    sheets: Path | None,
+    progress: Callable[[Report], None] | None,
+    history: History | None,
+) -> list[T]:
+    out: list[T] = []
     if workers <= 1 or len(files) < 4:
         for f in files:
-            reports.append(check_file(f, catalog, options))
+            out.append(here(f))
             if progress:
-                progress(reports[-1])
-        return reports
+                progress(report_of(out[-1]))
+        return out
     workers = min(workers, os.cpu_count() or 1, len(files))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(sheets,)) as pool:
-        for report in pool.map(_check_in_worker, [(f, options) for f in files], chunksize=8):
-            reports.append(report)
+        for result in pool.map(in_worker, [(f, options, history) for f in files], chunksize=8):
+            out.append(result)
             if progress:
-                progress(report)
-    return reports
+                progress(report_of(result))
+    return out

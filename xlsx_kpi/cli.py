@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
 
@@ -15,7 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from xlsx_kpi.audit import Options, check_paths, find_workbooks
-from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.collect import Collection, collect, write_summary
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.base import catalogue
@@ -24,7 +27,8 @@ from xlsx_kpi.template import generate, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, read_units
 
 app = typer.Typer(
-    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、列出表种（specs）、重建内置模板（build-templates）。",
+    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、汇总（collect）、历年对比（history）、"
+    "列出表种（specs）、重建内置模板（build-templates）。",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -194,14 +198,20 @@ def check_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="在标准输出打印机器可读的 JSON 报告")] = False,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的审核批注文件")] = False,
     workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
+    db: Annotated[
+        Path | None,
+        typer.Option("--db", help="历史数据库（collect 生成）：用上年报送数核对、补足上年结转结余额（只读，不写入）"),
+    ] = None,
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
     files = find_workbooks(paths)
     if not files:
-        raise XlsxKpiError("没有找到要审核的 .xlsx 文件")
+        given = "、".join(str(p) for p in paths)
+        raise XlsxKpiError(f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和 _审核.xlsx 副本不审核）")
     options = Options(out_dir=out_dir, annotate=not no_annotate, force=force)
+    history = History(db, readonly=True) if db is not None else None
     console = err if as_json else out
     with Progress(
         TextColumn("审核"),
@@ -220,6 +230,7 @@ def check_cmd(
             workers=workers or (os.cpu_count() or 1),
             sheets=sheets,
             progress=lambda _: bar.advance(task),
+            history=history,
         )
     if as_json:
         sys.stdout.write(json.dumps(batch_json(reports), ensure_ascii=False, indent=2) + "\n")
@@ -229,6 +240,91 @@ def check_cmd(
                 _print_findings(console, r)
     _print_summary(console, reports)
     raise typer.Exit(max(r.exit_code for r in reports))
+
+
+@app.command("collect")
+def collect_cmd(
+    folder: Annotated[Path, typer.Argument(help="回收工作簿所在的文件夹（含子文件夹）", show_default=False)],
+    units: Annotated[
+        Path | None, typer.Option("--units", help="单位清单 .xlsx/.csv（与 template --units 相同），用于列出未报送单位")
+    ] = None,
+    output: Annotated[Path, typer.Option("--output", "-o", help="汇总工作簿")] = Path("汇总.xlsx"),
+    db: Annotated[Path | None, typer.Option("--db", help=f"历史数据库（默认为文件夹中的 {DB_NAME}）")] = None,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的汇总工作簿")] = False,
+    workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
+    sheets: SpecsDir = None,
+) -> None:
+    """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
+    catalog = _catalog(sheets)
+    if not folder.is_dir():
+        raise XlsxKpiError("请指定存放回收工作簿的文件夹", file=str(folder))
+    if output.exists() and not force:
+        raise OutputExistsError("文件已存在；如需覆盖请加 --force", file=str(output))
+    db_path = db or folder / DB_NAME
+    with (
+        History(db_path) as history,
+        Progress(
+            TextColumn("汇总"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task("collect", total=None)
+        collection = collect(
+            [folder],
+            catalog,
+            units=units,
+            history=history,
+            exclude=[output],
+            workers=workers or (os.cpu_count() or 1),
+            sheets=sheets,
+            progress=lambda _: bar.advance(task),
+        )
+        write_summary(collection, output, force=force)
+    _print_collection(collection, output, db_path)
+    raise typer.Exit(collection.exit_code)
+
+
+@app.command("history")
+def history_cmd(
+    unit: Annotated[str | None, typer.Option("--unit", "-u", help="预算单位编码；不指定时列出库中的全部单位")] = None,
+    db: Annotated[Path, typer.Option("--db", help="历史数据库")] = Path(DB_NAME),
+    as_json: Annotated[bool, typer.Option("--json", help="在标准输出打印 JSON")] = False,
+    csv: Annotated[Path | None, typer.Option("--csv", help="把（该单位或全部）记录导出为 CSV 文件")] = None,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
+) -> None:
+    """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
+    if csv is not None:
+        n = write_csv(db, csv, unit_code=unit, force=force)
+        err.print(f"已导出 {n} 条记录：{csv}")
+    with History(db, readonly=True) as history:
+        if unit is None:
+            records = history.records()
+            if as_json:
+                units = sorted({(r.unit_code, r.unit_name) for r in records})
+                payload = [
+                    {"unit_code": c, "unit_name": n, "years": sorted({r.year for r in records if r.unit_code == c})}
+                    for c, n in units
+                ]
+                sys.stdout.write(json.dumps(payload, ensure_ascii=False, indent=2) + "\n")
+            elif csv is None:
+                _print_units(records, db)
+            return
+        years = history.unit_years(unit.strip())
+    if not years:
+        raise XlsxKpiError(f"历史数据库中没有编码为 {unit} 的单位", file=str(db))
+    if as_json:
+        payload_unit = {
+            "unit_code": unit.strip(),
+            "unit_name": years[-1].unit_name,
+            "years": [r.to_json() for r in years],
+        }
+        sys.stdout.write(json.dumps(payload_unit, ensure_ascii=False, indent=2) + "\n")
+    else:
+        _print_history(years)
 
 
 @app.command("rules")
@@ -287,6 +383,83 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
             console.print(f"未生成审核文件：{r.output_error}", markup=False)
         elif r.annotated:
             console.print(f"审核文件：{r.annotated}", markup=False)
+
+
+def _print_collection(c: Collection, output: Path, db: Path) -> None:
+    table = Table(title="汇总", show_lines=False)
+    for col in ("单位", "编码", "年度", "项目", "合计", "等级", "错误", "警告", "提示"):
+        table.add_column(col, overflow="fold")
+    for s in c.submissions:
+        r = s.report
+        counts = r.counts
+        table.add_row(
+            r.unit_name,
+            r.unit_code,
+            r.year,
+            r.project_name,
+            "" if r.total is None else f"{r.total:.2f}",
+            r.grade,
+            str(counts["错误"]),
+            str(counts["警告"]),
+            str(counts["提示"]),
+        )
+    out.print(table)
+    for row in c.missing:
+        out.print(f"未报送：{row.unit_code} {row.unit_name} {row.project_name}".rstrip(), markup=False)
+    for group in c.duplicates:
+        names = "、".join(s.file.name for s in group[1:])
+        out.print(f"重复报送：采用 {group[0].file.name}，未采用 {names}", markup=False)
+    for r in c.unusable:
+        out.print(f"无法读取：{r.error}", markup=False)
+    out.print(
+        f"采用 {len(c.submissions)} 份，错误 {c.errors} 条；历史数据库 {db}：新存入 {c.stored} 份，"
+        f"已有 {c.already_stored} 份",
+        markup=False,
+    )
+    out.print(f"汇总工作簿：{output}", markup=False)
+
+
+def _print_units(records: list[Record], db: Path) -> None:
+    table = Table(title=f"历史数据库 {db}", show_lines=False)
+    for col in ("编码", "单位", "年度", "份数"):
+        table.add_column(col, overflow="fold")
+    by_unit: dict[str, list[Record]] = {}
+    for r in records:
+        by_unit.setdefault(r.unit_code, []).append(r)
+    for code, rs in by_unit.items():
+        table.add_row(code, rs[-1].unit_name, "、".join(str(y) for y in sorted({r.year for r in rs})), str(len(rs)))
+    out.print(table)
+
+
+def _print_history(records: list[Record]) -> None:
+    """Years side by side: one column per year (and kind/project), one row per figure."""
+    first = records[-1]
+    table = Table(title=f"{first.unit_code} {first.unit_name} 历年自评", show_lines=False)
+    table.add_column("")
+    for r in records:
+        kind = "项目" if r.project_name else ("部门" if "department" in r.workbook_id else r.workbook_id)
+        table.add_column(f"{r.year}\n{r.project_name or kind}", justify="right", overflow="fold")
+
+    def show(r: Record, key: str, fmt: str) -> str:
+        v = r.values.get(key)
+        if v is None or v == "":
+            return ""
+        if not isinstance(v, Decimal):
+            return str(v)
+        if fmt == "rate":
+            return f"{v * 100:.2f}%"
+        return f"{v:,.2f}" if fmt == "amount" else f"{v:.2f}"
+
+    for f in FIGURES:
+        if all(r.values.get(f.key) is None for r in records):
+            continue
+        table.add_row(f.label, *[show(r, f.key, f.fmt) for r in records])
+        if f.id == "total":
+            table.add_row("等级", *[r.grade for r in records])
+    for name in ("错误", "警告", "已说明", "提示"):
+        table.add_row(name, *[str(r.counts[name]) for r in records])
+    table.add_row("文件", *[r.file_name for r in records])
+    out.print(table)
 
 
 def main(argv: list[str] | None = None) -> int:

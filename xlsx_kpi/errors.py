@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import errno
+
 
 class XlsxKpiError(Exception):
     """Bad input or arguments: a Chinese message naming the file (and sheet!cell when known)."""
@@ -30,3 +32,24 @@ class SpecError(XlsxKpiError):
 
 class OutputExistsError(XlsxKpiError):
     """An output file exists and --force was not given."""
+
+
+_OS_REASONS = {
+    errno.ENOSPC: "磁盘空间不足",
+    errno.EACCES: "没有权限",
+    errno.EPERM: "没有权限",
+    errno.EROFS: "磁盘或文件夹是只读的",
+    errno.ENOTDIR: "路径中有一段是文件而不是文件夹",
+    errno.EEXIST: "已有同名的文件",
+    errno.EISDIR: "这是一个文件夹",
+    errno.ENOENT: "文件或文件夹不存在",
+    errno.ENAMETOOLONG: "文件名过长",
+    getattr(errno, "EDQUOT", -1): "磁盘配额已用完",
+}
+
+
+def os_reason(e: OSError) -> str:
+    """Why a file operation failed, in Chinese, the system's words kept: 磁盘空间不足（No space left on device）."""
+    detail = e.strerror or type(e).__name__
+    reason = _OS_REASONS.get(e.errno or 0)
+    return f"{reason}（{detail}）" if reason else detail

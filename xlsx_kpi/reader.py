@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import stat
 import struct
@@ -27,22 +28,36 @@ from xlsx_kpi.spec import Catalog, col_index, col_letters
 from xlsx_kpi.template import META_SHEET, defined_name, fingerprint
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
 
-__all__ = ["Filing", "RawCell", "read_workbook", "to_inputs"]
+__all__ = ["Filing", "RawCell", "check_loadable", "read_workbook", "to_inputs"]
 
 # --- Limits for untrusted zips (checked before any XML is parsed) ------------------------------------
 # Our filled department template has 15 members and ~270 KB uncompressed; Excel files with images stay
 # far below these. A real zip bomb (1 MB -> 1 GB) trips the ratio test long before the total cap.
 MAX_MEMBERS = 5_000
-MAX_TOTAL_BYTES = 200 * 1024 * 1024  # sum of declared uncompressed sizes, and of bytes actually inflated
+MAX_TOTAL_BYTES = 200 * 1024 * 1024  # sum of declared uncompressed sizes (images included)
+# XML actually inflated and parsed. A filled template needs ~0.4 MB; hostile XML that passes the ratio test
+# (junk elements mixed with noise) parses at ~12 MB/s, so this also bounds the time a file can cost (~3 s).
+MAX_PARSED_BYTES = 32 * 1024 * 1024
 BOMB_MIN_BYTES = 1024 * 1024  # members smaller than this are never suspicious, whatever their ratio
 BOMB_RATIO = 100  # declared size / compressed size above which a large member is a suspected bomb
 CHUNK = 32 * 1024  # bytes inflated (and fed to the XML parser) at a time
 MAX_FILE_BYTES = MAX_TOTAL_BYTES  # a larger file is refused before it is opened as a zip
+# zipfile builds a ZipInfo (~0.5 KB) for every entry the central directory holds, whatever count the end
+# record declares: its size is checked first (a real entry takes ~100 bytes).
+MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024
 MAX_SHARED_STRINGS = 1_000_000  # ~60 MB of str objects; a filled template has ~300
 MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell, ~330); more are ignored
 MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
 MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~13
 MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
+# What a whole-file loader (openpyxl, which writes the annotated copy) may be given; see check_loadable.
+# openpyxl keeps ~350 bytes per cell element, creates a cell for every cell of a merged or hyperlinked
+# range (one <mergeCell ref="A2000:XFD1048576"/> in a 32 KB file took 2.9 GB and 30 s), and re-tokenises
+# a shared formula's text for every cell that shares it. A filled template has ~4,000 elements (~9,000
+# once LibreOffice saved it) and a few hundred merged cells.
+LOAD_MAX_ELEMENTS = 200_000  # XML elements in all parts, plus the ranges listed in sqref attributes
+LOAD_MAX_EXPANDED = 100_000  # cells of merged and hyperlinked ranges
+LOAD_MAX_FORMULA_WORK = 2_000_000  # characters of shared-formula text re-tokenised (text x cells sharing it)
 LAYOUT_CACHE_SIZE = 64  # laid-out workbooks kept per (catalog, kind, year); build_layout costs ~6 ms
 
 # --- The refusals: one Chinese sentence each, saying what to do -------------------------------------
@@ -58,6 +73,10 @@ MSG_UNKNOWN_FORMAT = "文件格式无法识别，不是 Excel 工作簿，请使
 MSG_BOMB = "文件异常（压缩比过高，疑似压缩炸弹），已拒绝读取"
 MSG_TOO_MANY = f"文件异常（压缩包内超过 {MAX_MEMBERS} 个部件），已拒绝读取"
 MSG_TOO_BIG = f"文件异常（解压后超过 {MAX_TOTAL_BYTES // (1024 * 1024)} MB），已拒绝读取"
+MSG_TOO_MUCH_XML = (
+    f"文件异常（表格内容解压后超过 {MAX_PARSED_BYTES // (1024 * 1024)} MB，远大于填报的模板），已拒绝读取"
+)
+MSG_TOO_HEAVY = "工作簿内容异常庞大（{what}），为安全起见不整体打开，不生成审核副本"
 MSG_FILE_TOO_BIG = f"文件过大（超过 {MAX_FILE_BYTES // (1024 * 1024)} MB），不是填报的模板，已拒绝读取"
 MSG_TOO_MANY_STRINGS = f"文件异常（超过 {MAX_SHARED_STRINGS} 个文字单元格内容），已拒绝读取"
 MSG_SIZE_LIE = "文件异常（压缩包部件解压后超过其声明的大小），已拒绝读取"
@@ -77,6 +96,10 @@ MSG_OLD_VERSION = "模板版本 {found} 已过期（当前为第 {current} 版�
 MSG_NEW_VERSION = "模板版本 {found} 比本工具的规格（第 {current} 版）新，请升级 xlsx-kpi 后再读取"
 MSG_FINGERPRINT = "模板结构与当前规格不一致（版式指纹不符），请用新模板重新填写"
 MSG_MISSING_SHEET = "缺少工作表“{sheet}”（可能被删除或改名），请用原模板重新填写"
+MSG_CELL_DELETED = (
+    "模板中的这个单元格已被删除（Excel 名称 {name} 显示 #REF!，可能删除了行或列），"
+    "无法可靠读取；请用原模板重新填写，不要删除行或列"
+)
 
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
@@ -223,10 +246,11 @@ def _sniff(fh: IO[bytes], path: Path) -> None:
     raise _fail(MSG_UNKNOWN_FORMAT, path)
 
 
-def _zip_entries(fh: IO[bytes]) -> int | None:
-    """Members declared by the end-of-central-directory record (zip64 too); None if it is not found.
+def _zip_directory(fh: IO[bytes]) -> tuple[int, int] | None:
+    """(members, central directory bytes) declared by the end-of-central-directory record (zip64 too).
 
-    Read before zipfile builds a ZipInfo per entry, because a small file can declare millions.
+    None if the record is not found. Read before zipfile builds a ZipInfo per entry, because a small
+    file can declare millions, and zipfile parses as many entries as the directory's size holds.
     """
     size = fh.seek(0, 2)
     fh.seek(max(0, size - 22 - 65535))
@@ -235,14 +259,27 @@ def _zip_entries(fh: IO[bytes]) -> int | None:
     pos = tail.rfind(b"PK\x05\x06")
     if pos < 0 or pos + 22 > len(tail):
         return None
-    entries: int = struct.unpack_from("<H", tail, pos + 10)[0]
-    if entries == 0xFFFF and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
+    entries: int
+    directory: int
+    entries, directory = struct.unpack_from("<HI", tail, pos + 10)
+    if (entries == 0xFFFF or directory == 0xFFFFFFFF) and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
         fh.seek(struct.unpack_from("<Q", tail, pos - 12)[0])
-        record = fh.read(40)
+        record = fh.read(56)
         fh.seek(0)
-        if len(record) == 40 and record[:4] == b"PK\x06\x06":
-            entries = struct.unpack_from("<Q", record, 32)[0]
-    return entries
+        if len(record) == 56 and record[:4] == b"PK\x06\x06":
+            entries, directory = struct.unpack_from("<QQ", record, 32)
+    return entries, directory
+
+
+def _open_zip(fh: IO[bytes], path: Path) -> zipfile.ZipFile:
+    """The zip's directory, refused up front when it declares (or holds) too many members."""
+    declared = _zip_directory(fh)
+    if declared is not None and (declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES):
+        raise _fail(MSG_TOO_MANY, path)
+    try:
+        return zipfile.ZipFile(fh)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        raise _fail(MSG_CORRUPT, path) from None
 
 
 class _Package:
@@ -308,8 +345,8 @@ class _Package:
                 self.inflated += len(out)
                 if produced > info.file_size:
                     raise _fail(MSG_SIZE_LIE, self.path)
-                if self.inflated > MAX_TOTAL_BYTES:
-                    raise _fail(MSG_TOO_BIG, self.path)
+                if self.inflated > MAX_PARSED_BYTES:
+                    raise _fail(MSG_TOO_MUCH_XML, self.path)
                 crc = zlib.crc32(out, crc)
                 yield out
         except (zlib.error, OSError):
@@ -340,9 +377,9 @@ def _new_parser() -> expat.XMLParserType:
     return parser
 
 
-def _run(pkg: _Package, name: str, parser: expat.XMLParserType) -> None:
+def _run(pkg: _Package, name: str, parser: expat.XMLParserType, chunks: Iterator[bytes] | None = None) -> None:
     try:
-        for chunk in pkg.chunks(name):
+        for chunk in pkg.chunks(name) if chunks is None else chunks:
             parser.Parse(chunk, False)
         parser.Parse(b"", True)
     except _Stop:
@@ -962,15 +999,100 @@ def read_workbook(path: Path, catalog: Catalog) -> Filing:
     path = Path(path)
     with _open(path) as fh:
         _sniff(fh, path)
-        entries = _zip_entries(fh)
-        if entries is not None and entries > MAX_MEMBERS:
-            raise _fail(MSG_TOO_MANY, path)
-        try:
-            zf = zipfile.ZipFile(fh)
-        except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
-            raise _fail(MSG_CORRUPT, path) from None
-        with zf:
+        with _open_zip(fh, path) as zf:
             return _read_package(_Package(zf, fh, path), path, catalog)
+
+
+def check_loadable(path: Path) -> None:
+    """Refuse a workbook that a whole-file loader (openpyxl) could not open in bounded memory and time.
+
+    read_workbook reads only what it needs; openpyxl, which writes the annotated copy, builds every
+    part. Every XML part is parsed here with the same zip and XML guards, counting what openpyxl
+    would build (LOAD_MAX_*), and the scan stops at the first budget exceeded: ~10 ms for a filled
+    template, under a second at the limits. Raises XlsxKpiError (exit code 2) naming the file.
+    """
+    path = Path(path)
+    with _open(path) as fh:
+        _sniff(fh, path)
+        with _open_zip(fh, path) as zf:
+            pkg = _Package(zf, fh, path)
+            _check_kind(pkg)
+            cost = _LoadCost()
+            for name in pkg.members:
+                _measure_part(pkg, name, cost)
+
+
+@dataclass
+class _LoadCost:
+    elements: int = 0
+    expanded: int = 0
+    formula_work: int = 0
+
+
+_XML_START = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
+
+
+def _area(ref: str) -> int:
+    first, _, last = ref.partition(":")
+    a, b = _split_a1(first.strip()), _split_a1(last.strip())
+    if a is None or b is None:
+        return 0
+    return (abs(b[0] - a[0]) + 1) * (abs(b[1] - a[1]) + 1)
+
+
+def _measure_part(pkg: _Package, name: str, cost: _LoadCost) -> None:
+    """Add one part's cost; parts that are not XML (images, binary parts) are never parsed by a loader."""
+    if name.endswith("/"):
+        return
+    chunks = pkg.chunks(name)
+    first = next(chunks, b"")
+    if not first.lstrip(b" \t\r\n").startswith(_XML_START):
+        return
+    parser = _new_parser()
+    masters: dict[str, int] = {}  # shared formula id -> length of its text, in this part
+    formula: list[Any] = [False, "", 0]  # the <f> being read: shared?, its si, text length so far
+
+    def heavy(what: str) -> XlsxKpiError:
+        return _fail(MSG_TOO_HEAVY.format(what=f"{name} 中{what}"), pkg.path)
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        cost.elements += 1
+        sqref = attrs.get("sqref")
+        if sqref:
+            cost.elements += sqref.count(" ")
+        if cost.elements > LOAD_MAX_ELEMENTS:
+            raise heavy(f"单元格等 XML 元素超过 {LOAD_MAX_ELEMENTS} 个")
+        local = tag.rpartition(":")[2]
+        if local == "mergeCell" or local == "hyperlink":
+            ref = attrs.get("ref", "")
+            if ":" in ref:
+                cost.expanded += _area(ref)
+                if cost.expanded > LOAD_MAX_EXPANDED:
+                    raise heavy(f"合并或超链接区域超过 {LOAD_MAX_EXPANDED} 个单元格")
+        elif local == "f":
+            formula[:] = [attrs.get("t") == "shared", attrs.get("si", ""), 0]
+            parser.CharacterDataHandler = text
+            parser.EndElementHandler = end
+
+    def text(data: str) -> None:
+        formula[2] += len(data)
+
+    def end(tag: str) -> None:
+        parser.CharacterDataHandler = None
+        parser.EndElementHandler = None
+        shared, si, length = formula
+        if not shared:
+            return
+        # openpyxl re-tokenises the first text of a shared formula for every other cell sharing it.
+        if si in masters:
+            cost.formula_work += masters[si]
+            if cost.formula_work > LOAD_MAX_FORMULA_WORK:
+                raise heavy(f"共享公式展开超过 {LOAD_MAX_FORMULA_WORK} 个字符")
+        elif length:
+            masters[si] = length
+
+    parser.StartElementHandler = start
+    _run(pkg, name, parser, itertools.chain((first,), chunks))
 
 
 def _check_kind(pkg: _Package) -> None:
@@ -1003,7 +1125,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             raise _fail(MSG_MISSING_SHEET.format(sheet=sl.name), path)
 
     # Each key is read where its defined name points (rows may have been inserted), else where the
-    # layout put it: a deleted name, #REF! or an unparseable name falls back to the layout position.
+    # layout put it: a missing or unparseable name falls back to the layout position; #REF! is refused.
     cells = plan.cells
     moved: dict[str, str] = {}
     names = book.names
@@ -1011,6 +1133,11 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
         text = names.get(dn)
         if text is None or text in plan.expected[key]:
             continue
+        if "#REF!" in text.upper():
+            # Excel, WPS and LibreOffice turn the name of a deleted cell into #REF! and move the names
+            # below it: reading the template position would read a neighbouring row's data as this one.
+            sheet, _, _, a1 = plan.cells[key]
+            raise _fail(MSG_CELL_DELETED.format(name=dn), path, cell=f"{sheet}!{a1}")
         target = _target(text, book.sheets)
         if target is not None and target != cells[key]:
             if cells is plan.cells:

@@ -19,7 +19,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.layout import Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.recalc import prefilled, recalculate
 from xlsx_kpi.spec import Catalog, WorkbookSpec, col_index, col_letters
@@ -405,17 +405,20 @@ def lock_structure(path: Path, password: str | None) -> None:
     attrs = 'lockStructure="1"'
     if password:
         attrs = f'workbookPassword="{legacy_password_hash(password)}" ' + attrs
-    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
-        for info in src.infolist():
-            data = src.read(info.filename)
-            if info.filename == "xl/workbook.xml":
-                text = data.decode("utf-8")
-                text, n = re.subn(r"(<bookViews>)", f"<workbookProtection {attrs}/>\\1", text, count=1)
-                if n != 1:
-                    raise XlsxKpiError("无法锁定工作簿结构：workbook.xml 中没有 bookViews")
-                data = text.encode("utf-8")
-            dst.writestr(info, data)
-    os.replace(tmp, path)
+    try:
+        with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp, "w", zipfile.ZIP_DEFLATED) as dst:
+            for info in src.infolist():
+                data = src.read(info.filename)
+                if info.filename == "xl/workbook.xml":
+                    text = data.decode("utf-8")
+                    text, n = re.subn(r"(<bookViews>)", f"<workbookProtection {attrs}/>\\1", text, count=1)
+                    if n != 1:
+                        raise XlsxKpiError("无法锁定工作簿结构：workbook.xml 中没有 bookViews")
+                    data = text.encode("utf-8")
+                dst.writestr(info, data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # a disk that fills up mid-write leaves no partial file behind
 
 
 def write_template(
@@ -442,8 +445,11 @@ def write_template(
             raise XlsxKpiError(f"{key!r} 不是可填写的单元格")
         values_in[key] = value
     values = recalculate(layout, values_in)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=".xlsx-kpi-", suffix=".xlsx", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=".xlsx-kpi-", suffix=".xlsx", dir=path.parent)
+    except OSError as e:
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -455,7 +461,7 @@ def write_template(
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
-        raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(path)) from None
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path

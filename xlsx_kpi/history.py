@@ -1,0 +1,524 @@
+"""The history store: every collected submission in an embedded SQLite database, and last year's figures."""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.expr import ExcelError, Value
+from xlsx_kpi.findings import Finding
+from xlsx_kpi.layout import WorkbookLayout
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xlsx_kpi.audit import Checked
+
+__all__ = [
+    "DB_NAME",
+    "FIGURES",
+    "Figure",
+    "History",
+    "Record",
+    "carry_pairs",
+    "fill_prior_year",
+    "to_dataframe",
+    "write_csv",
+]
+
+DB_NAME = "xlsx-kpi.sqlite"
+SCHEMA_VERSION = 1
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS submission (
+    id            INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL UNIQUE,
+    unit_code     TEXT NOT NULL,
+    unit_name     TEXT NOT NULL,
+    year          INTEGER NOT NULL,
+    workbook_id   TEXT NOT NULL,
+    project_name  TEXT NOT NULL DEFAULT '',
+    file_name     TEXT NOT NULL,
+    file_mtime    TEXT NOT NULL,
+    collected_at  TEXT NOT NULL,
+    total         TEXT,
+    grade         TEXT NOT NULL DEFAULT '',
+    errors        INTEGER NOT NULL,
+    warnings      INTEGER NOT NULL,
+    explained     INTEGER NOT NULL,
+    infos         INTEGER NOT NULL,
+    inputs        TEXT NOT NULL,
+    "values"      TEXT NOT NULL,
+    written       TEXT NOT NULL,
+    findings      TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS submission_unit ON submission (unit_code, workbook_id, project_name, year);
+CREATE TABLE IF NOT EXISTS finding (
+    submission_id INTEGER NOT NULL REFERENCES submission (id),
+    seq           INTEGER NOT NULL,
+    code          TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    sheet         TEXT NOT NULL,
+    cell          TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    PRIMARY KEY (submission_id, seq)
+);
+"""
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_ERRORS = frozenset(["#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#NULL!", "#SPILL!", "#CALC!"])
+
+
+# --- The figures a summary and a unit's history show ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of a submission: a stable id (JSON), a Chinese label, the value key, and how to show it."""
+
+    id: str
+    label: str
+    key: str
+    fmt: Literal["score", "amount", "rate"]
+
+
+# Level-1 subtotals are `s.l1.<id>` in every spec; specs without one of these ids (cn-, gz-department)
+# simply leave it blank. Amounts are the 预算执行情况 合计 row of the Sichuan 附件2.
+LEVELS = (
+    Figure("input", "投入", "s.l1.input", "score"),
+    Figure("process", "过程", "s.l1.process", "score"),
+    Figure("output", "产出", "s.l1.output", "score"),
+    Figure("effect", "效果", "s.l1.effect", "score"),
+)
+TOTAL = Figure("total", "合计", "s.total", "score")
+AMOUNTS = (
+    Figure("budget", "预算额", "exec.total.budget", "amount"),
+    Figure("actual", "执行额", "exec.total.actual", "amount"),
+    Figure("carry", "结转结余额", "exec.total.carry", "amount"),
+)
+RATES = (
+    Figure("carry_rate", "结转结余率", "exec.total.carry_rate", "rate"),
+    Figure("carry_change", "结转结余变动率", "exec.total.carry_change", "rate"),
+)
+FIGURES = (*LEVELS, TOTAL, *AMOUNTS, *RATES)
+EXECUTION_RATE = Figure("execution_rate", "执行率", "", "rate")
+
+
+def _shown(value: Value, figure: Figure) -> Value:
+    """A rate to 4 decimals (a percentage to 2) for display; other values unchanged."""
+    if figure.fmt == "rate" and isinstance(value, Decimal):
+        return value.quantize(Decimal("0.0001")).normalize()
+    return value
+
+
+def execution_rate(values: Mapping[str, Value]) -> Decimal | None:
+    """执行额 ÷ 预算额 of the 合计 row; None without a positive budget."""
+    budget, actual = values.get("exec.total.budget"), values.get("exec.total.actual")
+    if isinstance(budget, Decimal) and isinstance(actual, Decimal) and budget != 0:
+        return actual / budget
+    return None
+
+
+# --- Last year's figures ------------------------------------------------------------------------------
+
+
+def carry_pairs(layout: WorkbookLayout) -> list[tuple[str, str]]:
+    """(this year's previous-year input, last year's key it should equal), by the specs' naming convention.
+
+    基础数据 `b.prev_carry_<row>` is last year's 附件2 `exec.<row>.carry`, and `b.prev_carry_f_<col>` is
+    last year's `fund.carry.<col>` (预算结构). Only input cells are paired: the totals follow from them.
+    """
+    pairs: list[tuple[str, str]] = []
+    for key, cell in layout.cells.items():
+        if cell.role != "input" or not key.startswith("b.prev_carry_"):
+            continue
+        part = key.removeprefix("b.prev_carry_")
+        if part.startswith("f_"):
+            pairs.append((key, f"fund.carry.{part.removeprefix('f_')}"))
+        else:
+            pairs.append((key, f"exec.{part}.carry"))
+    return pairs
+
+
+def fill_prior_year(
+    layout: WorkbookLayout, inputs: Mapping[str, Value], previous: Mapping[str, Value]
+) -> dict[str, Value]:
+    """The inputs with blank previous-year 结转结余额 cells taken from last year's stored figures."""
+    out = dict(inputs)
+    for key, prev_key in carry_pairs(layout):
+        value = previous.get(prev_key)
+        if out.get(key) is None and isinstance(value, Decimal):
+            out[key] = value
+    return out
+
+
+# --- Stored values --------------------------------------------------------------------------------------
+
+
+def encode_value(value: Value) -> str | None:
+    """The string form of a value: 95.35, text as written, TRUE/FALSE, #DIV/0!; None for blank."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, ExcelError):
+        return value.code
+    return value
+
+
+def decode_value(text: str | None) -> Value:
+    """Back from encode_value: plain decimal numbers become Decimal (a text "10" too), error codes ExcelError."""
+    if text is None:
+        return None
+    if _NUMBER.match(text):
+        return Decimal(text)
+    if text in _ERRORS:
+        return ExcelError(text)
+    return text
+
+
+def _encode(values: Mapping[str, Value]) -> str:
+    return json.dumps(
+        {k: e for k, v in sorted(values.items()) if (e := encode_value(v)) is not None},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _decode(text: str) -> dict[str, Value]:
+    return {k: decode_value(v) for k, v in json.loads(text).items()}
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "sheet": f.sheet,
+        "cell": f.cell,
+        "title": f.title,
+        "indicator": f.indicator,
+        "message": f.message,
+        "expected": f.expected,
+        "actual": f.actual,
+        "explained": f.explained,
+        "explanation": f.explanation,
+    }
+
+
+@dataclass
+class Record:
+    """One stored submission."""
+
+    id: int
+    sha256: str
+    unit_code: str
+    unit_name: str
+    year: int
+    workbook_id: str
+    project_name: str
+    file_name: str
+    file_mtime: str
+    collected_at: str
+    total: Decimal | None
+    grade: str
+    counts: dict[str, int]
+    inputs: dict[str, Value] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)
+    written: dict[str, Value] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        """The record's headline figures (FIGURES) as JSON-ready strings."""
+        rate = execution_rate(self.values)
+        return {
+            "year": self.year,
+            "workbook": self.workbook_id,
+            "project_name": self.project_name,
+            "unit_name": self.unit_name,
+            "grade": self.grade,
+            **{f.id: encode_value(_shown(self.values.get(f.key), f)) for f in FIGURES},
+            "execution_rate": encode_value(_shown(rate, EXECUTION_RATE)),
+            "counts": self.counts,
+            "file": self.file_name,
+            "sha256": self.sha256,
+            "collected_at": self.collected_at,
+        }
+
+
+_COLUMNS = (
+    "id, sha256, unit_code, unit_name, year, workbook_id, project_name, file_name, file_mtime, collected_at, "
+    'total, grade, errors, warnings, explained, infos, inputs, "values", written, findings'
+)
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        id=row["id"],
+        sha256=row["sha256"],
+        unit_code=row["unit_code"],
+        unit_name=row["unit_name"],
+        year=row["year"],
+        workbook_id=row["workbook_id"],
+        project_name=row["project_name"],
+        file_name=row["file_name"],
+        file_mtime=row["file_mtime"],
+        collected_at=row["collected_at"],
+        total=None if row["total"] is None else Decimal(row["total"]),
+        grade=row["grade"],
+        counts={"错误": row["errors"], "警告": row["warnings"], "已说明": row["explained"], "提示": row["infos"]},
+        inputs=_decode(row["inputs"]),
+        values=_decode(row["values"]),
+        written=_decode(row["written"]),
+        findings=json.loads(row["findings"]),
+    )
+
+
+def _year(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+class History:
+    """The database of collected submissions. `collect` writes it; `check --db` only reads (readonly=True).
+
+    A History can be handed to worker processes: it pickles as its path and reopens there read-only
+    (workers only look up last year's figures; the collecting process alone writes).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self.path, True))
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _fail(self, message: str) -> XlsxKpiError:
+        return XlsxKpiError(message, file=str(self.path))
+
+    def _open(self) -> None:
+        if self.path.is_dir():
+            raise self._fail("历史数据库路径是一个文件夹，请指定 .sqlite 文件")
+        if self.readonly and not self.path.exists():
+            raise self._fail("历史数据库不存在；请先用 xlsx-kpi collect 汇总上一年度的报送")
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30)
+            conn.row_factory = sqlite3.Row
+            # Autocommit mode: every write below opens its own explicit transaction.
+            conn.isolation_level = None
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise self._fail(f"历史数据库版本（{version}）比本工具新，请升级 xlsx-kpi")
+            if not self.readonly and version < SCHEMA_VERSION:
+                # One script, one transaction: executescript would commit a transaction begun outside it.
+                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            elif version < SCHEMA_VERSION:
+                conn.close()
+                raise self._fail("不是 xlsx-kpi 的历史数据库（缺少数据表）")
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"无法打开历史数据库（{e}），请确认它是 xlsx-kpi 生成的 .sqlite 文件") from None
+        self._conn = conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._open()
+        assert self._conn is not None
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception: nothing half-written is ever visible."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def previous(self, meta: Mapping[str, str]) -> dict[str, Value] | None:
+        """Last year's stored values for the same unit, workbook kind and project; None when not stored."""
+        year = _year(meta.get("year", ""))
+        code = meta.get("unit_code", "").strip()
+        if year is None or not code:
+            return None
+        record = self.latest(code, meta.get("workbook_id", ""), meta.get("project_name", "").strip(), year - 1)
+        return None if record is None else record.values
+
+    def latest(self, unit_code: str, workbook_id: str, project_name: str, year: int) -> Record | None:
+        """The newest stored submission (by file time, then by collection) of one unit, kind, project, year."""
+        try:
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM submission WHERE unit_code = ? AND workbook_id = ? AND project_name = ? "
+                "AND year = ? ORDER BY file_mtime DESC, id DESC LIMIT 1",
+                (unit_code, workbook_id, project_name, year),
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"读取历史数据库失败（{e}）") from None
+        return None if row is None else _record(row)
+
+    def records(self, unit_code: str | None = None) -> list[Record]:
+        """Every stored submission (of one unit), ordered by unit, kind, project, year, then storage order."""
+        where, args = ("WHERE unit_code = ?", (unit_code,)) if unit_code is not None else ("", ())
+        try:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM submission {where} "
+                "ORDER BY unit_code, workbook_id, project_name, year, file_mtime, id",
+                args,
+            ).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"读取历史数据库失败（{e}）") from None
+        return [_record(r) for r in rows]
+
+    def unit_years(self, unit_code: str) -> list[Record]:
+        """One record per year (and kind, project) of a unit: the newest of each, oldest year first."""
+        latest: dict[tuple[str, str, int], Record] = {}
+        for r in self.records(unit_code):
+            latest[(r.workbook_id, r.project_name, r.year)] = r  # records() ends with the newest of each
+        return list(latest.values())
+
+    def has(self, sha256: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone() is not None
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM submission").fetchone()[0])
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def store(
+        self, checked: Checked, *, sha256: str, file_mtime: datetime, collected_at: datetime | None = None
+    ) -> bool:
+        """Store one usable submission in one transaction; False when this exact file is already stored."""
+        if self.readonly:
+            raise self._fail("历史数据库以只读方式打开，不能写入")
+        report = checked.report
+        if not report.usable:
+            raise ValueError("an unusable file has nothing to store")
+        year = _year(report.year)
+        if year is None:
+            raise self._fail(f"文件 {report.file.name} 的年度“{report.year}”不是数字，未写入历史数据库")
+        counts = report.counts
+        row = (
+            sha256,
+            report.unit_code.strip(),
+            report.unit_name.strip(),
+            year,
+            report.workbook_id,
+            report.project_name.strip(),
+            report.file.name,
+            file_mtime.isoformat(timespec="seconds"),
+            (collected_at or datetime.now()).isoformat(timespec="seconds"),
+            None if report.total is None else encode_value(report.total),
+            report.grade,
+            counts["错误"],
+            counts["警告"],
+            counts["已说明"],
+            counts["提示"],
+            _encode(checked.inputs),
+            _encode(checked.values),
+            _encode(checked.written),
+            json.dumps([finding_json(f) for f in report.findings], ensure_ascii=False),
+        )
+        try:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone():
+                    return False
+                cur = conn.execute(
+                    f"INSERT INTO submission ({_COLUMNS.removeprefix('id, ')}) VALUES ({', '.join('?' * len(row))})",
+                    row,
+                )
+                assert cur.lastrowid is not None
+                self._insert_findings(conn, cur.lastrowid, report.findings)
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"写入历史数据库失败（{e}）") from None
+        return True
+
+    def _insert_findings(self, conn: sqlite3.Connection, submission_id: int, findings: list[Finding]) -> None:
+        # One row per finding as well as the JSON, so that SQL can ask "which units had rate-mismatch?".
+        conn.executemany(
+            "INSERT INTO finding (submission_id, seq, code, severity, sheet, cell, message) VALUES (?,?,?,?,?,?,?)",
+            [
+                (submission_id, n, f.code, f.severity.value, f.sheet, f.cell, f.message)
+                for n, f in enumerate(findings, start=1)
+            ],
+        )
+
+
+def _reopen(path: Path, readonly: bool) -> History:
+    return History(path, readonly=readonly)
+
+
+def to_dataframe(db_path: str | Path, *, unit_code: str | None = None) -> pd.DataFrame:
+    """Every stored submission as one row: identity, counts, then one column per value key (s.total, …).
+
+    Numbers are Decimal (exact, as stored); `df[col].astype(float)` for plotting.
+    """
+    import pandas as pd
+
+    with History(Path(db_path), readonly=True) as history:
+        records = history.records(unit_code)
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        rows.append(
+            {
+                "unit_code": r.unit_code,
+                "unit_name": r.unit_name,
+                "year": r.year,
+                "workbook_id": r.workbook_id,
+                "project_name": r.project_name,
+                "total": r.total,
+                "grade": r.grade,
+                "errors": r.counts["错误"],
+                "warnings": r.counts["警告"],
+                "explained": r.counts["已说明"],
+                "infos": r.counts["提示"],
+                "file_name": r.file_name,
+                "file_mtime": r.file_mtime,
+                "collected_at": r.collected_at,
+                "sha256": r.sha256,
+                **r.values,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_csv(db_path: Path, csv_path: Path, *, unit_code: str | None = None, force: bool = False) -> int:
+    """to_dataframe written as CSV with a BOM (Excel opens it as UTF-8); returns the number of rows."""
+    if csv_path.exists() and not force:
+        raise XlsxKpiError("文件已存在；如需覆盖请加 --force", file=str(csv_path))
+    df = to_dataframe(db_path, unit_code=unit_code)
+    try:
+        df.to_csv(csv_path, index=False, encoding="utf-8-sig")
+    except OSError as e:
+        raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(csv_path)) from None
+    return len(df)
