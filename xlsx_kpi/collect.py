@@ -233,6 +233,8 @@ def collect(
 
     if history is not None and not history.readonly:
         _store(used, catalog, history, out)
+        rechecked = {s.file: s for s in used}
+        out.duplicates = [[rechecked[g[0].file], *g[1:]] for g in out.duplicates]
 
     used.sort(key=lambda s: s.sort_key)
     out.submissions = used
