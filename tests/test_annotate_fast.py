@@ -23,6 +23,7 @@ from published import dept_published
 import xlsx_kpi.annotate_fast as fast_module
 from xlsx_kpi.annotate import (
     ERROR_FILL,
+    EXPLAINED_FILL,
     INFO_FILL,
     PASS_FILL,
     WARNING_FILL,
@@ -412,7 +413,8 @@ def test_a_merged_cell_and_cells_that_are_not_there(source: Path, tmp_path: Path
     nowhere = Finding("missing-sheet", Severity.ERROR, "附件9", "B2", "缺少工作表", title="缺表")
     odd = [Finding("odd", Severity.INFO, "附件1", a1, "坐标无效") for a1 in ("F0", "ZZZZ1", "", "$F$1048577")]
     # No <c> in the file: a cell right of row 5's last one, a cell between two of row 1's, and a new row.
-    absent = [Finding("x", Severity.WARNING, "附件1", a1, "不在文件中") for a1 in ("P5", "C1", "B40")]
+    absent = [Finding("x", Severity.WARNING, "附件1", a1, "不在文件中") for a1 in ("P5", "C1")]
+    absent.append(Finding("x", Severity.WARNING, "附件1", "B40", "不在文件中", explanation="已说明"))
     report = make_report(source, [inside, nowhere, *odd, *absent])
     fast, slow = both(source, report, tmp_path)
     fast_wb, slow_wb = openpyxl.load_workbook(fast), openpyxl.load_workbook(slow)
@@ -422,8 +424,8 @@ def test_a_merged_cell_and_cells_that_are_not_there(source: Path, tmp_path: Path
     for path in (fast, slow):
         assert [xml_fill(path, "附件1", f"A{r}") for r in range(5, 10)] == ["FF" + ERROR_FILL] * 5
     assert ws["A5"].comment is not None and ws["A6"].comment is None
-    for a1 in ("P5", "C1", "B40"):
-        assert ws[a1].fill.fgColor.rgb == "FF" + WARNING_FILL and ws[a1].comment is not None
+    for a1, rgb in (("P5", WARNING_FILL), ("C1", WARNING_FILL), ("B40", EXPLAINED_FILL)):
+        assert ws[a1].fill.fgColor.rgb == "FF" + rgb and ws[a1].comment is not None
     res = fast_wb["审核结果"]
     assert [res.cell(r, 5).hyperlink.location if res.cell(r, 5).hyperlink else None for r in range(16, 25)] == [
         "'附件1'!A5",
@@ -481,6 +483,20 @@ def test_no_findings_says_so(source: Path, tmp_path: Path) -> None:
     ws = fast_wb["审核结果"]
     assert ws["C17"].value == "未发现问题" and ws["C17"].fill.fgColor.rgb == "FF" + PASS_FILL
     assert not [n for n in members(fast) if "comments" in n or n.endswith(".vml")]
+
+
+def test_a_sheet_written_with_a_namespace_prefix(source: Path, tmp_path: Path) -> None:
+    """<x:worksheet xmlns:x=...>: new cells and the legacyDrawing take the sheet's prefix."""
+    data = members(source)["xl/worksheets/sheet2.xml"]
+    data = re.sub(rb"<(/?)([A-Za-z])", rb"<\1x:\2", data).replace(b'xmlns="', b'xmlns:x="', 1)
+    odd = patched(source, tmp_path / "prefixed.xlsx", {"xl/worksheets/sheet2.xml": data})
+    findings = [Finding("x", Severity.ERROR, "附件1", a1, "看一下") for a1 in ("F7", "A6", "P5", "B40")]
+    fast, slow = both(odd, make_report(odd, findings), tmp_path)
+    assert marks(openpyxl.load_workbook(fast)) == marks(openpyxl.load_workbook(slow))
+    sheet = members(fast)["xl/worksheets/sheet2.xml"].decode()
+    assert '<x:c r="P5" s="' in sheet and '<x:row r="40"><x:c r="B40"' in sheet
+    assert re.search(r'<x:legacyDrawing xmlns:r="[^"]+" r:id="rId\d+"/></x:worksheet>$', sheet)
+    assert xml_fill(fast, "附件1", "A7") == "FF" + ERROR_FILL
 
 
 # -- what it leaves to openpyxl ----------------------------------------------------------------------------

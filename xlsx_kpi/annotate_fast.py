@@ -24,16 +24,12 @@ from openpyxl.utils.exceptions import CellCoordinatesException
 from xlsx_kpi import __version__
 from xlsx_kpi.annotate import (
     AUTHOR,
-    ERROR_FILL,
-    EXPLAINED_FILL,
     FONT,
     HEADER_FILL,
     HEADERS,
-    INFO_FILL,
     LINK_COLOR,
     PASS_FILL,
     RESULT_SHEET,
-    WARNING_FILL,
     _check_paths,
     _height,
     _summary,
@@ -51,9 +47,6 @@ from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_B
 from xlsx_kpi.report import Report
 
 __all__ = ["annotate_fast"]
-
-# The severity colours come from annotate.py; listed here so a reader sees which ones this module paints.
-FILLS = (ERROR_FILL, WARNING_FILL, EXPLAINED_FILL, INFO_FILL, PASS_FILL, HEADER_FILL)
 
 MAX_SOURCE_BYTES = 50 * 1024 * 1024  # larger files go to openpyxl (they are not filled templates)
 MAX_PART_BYTES = 64 * 1024 * 1024  # one XML part inflated here
@@ -159,6 +152,16 @@ class _El:
 
     def kid(self, local: str) -> _El | None:
         return next((c for c in self.children if c.local == local), None)
+
+
+@dataclass(slots=True, eq=False)
+class _Row:
+    """A <row> of <sheetData> and its cells as (r, offset of "<c")."""
+
+    el: _El
+    cells: list[tuple[str | None, int]] | None = field(default_factory=list)  # None: see _row_cells
+    tail: int = -1  # offset of a child that is not a cell (a row's extLst): new cells go before it
+    prefix: bytes = b""
 
 
 def _check_encoding(data: bytes) -> None:
@@ -693,16 +696,6 @@ class _Styles:
 
 
 # -- the unit's worksheets ------------------------------------------------------------------------------
-@dataclass(slots=True, eq=False)
-class _Row:
-    """A <row> of <sheetData> and its cells as (r, offset of "<c")."""
-
-    el: _El
-    cells: list[tuple[str | None, int]] | None = field(default_factory=list)  # None: see _row_cells
-    tail: int = -1  # offset of a child that is not a cell (a row's extLst): new cells go before it
-    prefix: bytes = b""
-
-
 @dataclass(slots=True, eq=False)
 class _Sheet:
     """A <sheet> of workbook.xml and the part it names."""
@@ -1386,8 +1379,12 @@ def _build(source: Path, report: Report) -> bytes:
 
 
 def annotate_fast(source: Path, report: Report, out: Path, *, force: bool = False) -> Path | None:
-    """annotate.annotate's copy, made by patching the zip (~10 ms instead of ~170 ms); None, with nothing
-    written, when the workbook has a structure this does not handle: then call annotate.annotate.
+    """annotate.annotate's copy, made by patching the zip; None, with nothing written, when the workbook has
+    a structure this does not handle: then call annotate.annotate.
+
+    Only the parts that change are parsed and rewritten (workbook, its relationships, content types,
+    styles, the flagged sheets, a sheet that was tabSelected); every other member is copied compressed,
+    byte for byte. The seed department workbook with its 41 findings takes ~16 ms instead of ~200 ms.
 
     Refuses what annotate refuses (the source as output, an existing output without `force`, a report
     with `error` set, a workbook that already has 审核结果) with the same XlsxKpiError, and writes through

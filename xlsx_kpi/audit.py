@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from xlsx_kpi.annotate import annotate, annotated_name
+from xlsx_kpi.annotate_fast import annotate_fast
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.expr import Value
 from xlsx_kpi.history import History, fill_prior_year
@@ -130,9 +131,13 @@ def audit_file(
     if options.annotate:
         out = (options.out_dir or path.parent) / annotated_name(path)
         try:
-            # openpyxl loads the whole file: on POSIX it runs in a child with memory and time limits.
-            write = annotate_isolated if options.isolate and can_isolate() else annotate
-            report.annotated = write(path, report, out, force=options.force)
+            # The fast path patches only the parts it changes (~20 ms); it returns None for structures it
+            # does not handle, and then openpyxl (~200 ms) writes the copy, on POSIX in a child process
+            # with memory and time limits because it loads the whole file.
+            report.annotated = annotate_fast(path, report, out, force=options.force)
+            if report.annotated is None:
+                write = annotate_isolated if options.isolate and can_isolate() else annotate
+                report.annotated = write(path, report, out, force=options.force)
         except XlsxKpiError as e:
             report.output_error = e.render()
         except OSError as e:
