@@ -223,7 +223,10 @@ def _put(ws: Worksheet, row: int, col: int, value: Any) -> Cell:
 def _total(value: Decimal | None) -> float | str:
     if value is None:
         return "（未能计算）"
-    # float() of the rounded Decimal: openpyxl would write a Decimal as 95.34999999999999.
+    # float() of the rounded Decimal: openpyxl would write a Decimal as 95.34999999999999. A total past
+    # Excel's 15 digits (a score typed as 1.5e28) is written as text: quantize would overflow the context.
+    if not value.is_finite() or value.adjusted() > 15:
+        return str(value)
     return float(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP))
 
 

@@ -141,7 +141,7 @@ def audit_file(
         except XlsxKpiError as e:
             report.output_error = e.render()
         except OSError as e:
-            report.output_error = f"无法写入审核文件 {out}：{os_reason(e)}"
+            report.output_error = f"文件 {out}：无法写入批注副本：{os_reason(e)}"  # as annotate() words it
         except Exception as e:  # noqa: BLE001 - the findings stand; only the copy is missing
             report.output_error = f"文件 {path}：生成审核副本时发生意外错误（{type(e).__name__}），未生成审核副本"
     return checked
