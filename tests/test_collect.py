@@ -26,8 +26,9 @@ from seed_data import CN_IDENTITY, GZ_IDENTITY, PROJECT_IDENTITY, cn_inputs, dep
 from xlsx_kpi.audit import Options, audit_file, check_file
 from xlsx_kpi.cli import main
 from xlsx_kpi.collect import Collection, collect, write_summary
+from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import Value
-from xlsx_kpi.history import History, to_dataframe
+from xlsx_kpi.history import FIGURES, History, _shown, to_dataframe
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.spec import Catalog
 from xlsx_kpi.template import write_template
@@ -375,6 +376,16 @@ def test_cli_collect(batch: Batch, capsys: pytest.CaptureFixture[str], tmp_path:
     assert {f: sha(f) for f in batch.files} == batch.hashes
 
 
+def test_summary_that_cannot_be_written(batch: Batch, tmp_path: Path) -> None:
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file")
+    target = blocker / "汇总.xlsx"
+    with pytest.raises(XlsxKpiError) as info:
+        write_summary(batch.collection, target)
+    assert info.value.render() == f"文件 {target}：无法写入：已有同名的文件（File exists）"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["not_a_folder"]
+
+
 # --- History --------------------------------------------------------------------------------------------
 
 
@@ -403,6 +414,12 @@ def test_history_stores_each_file_once(batch: Batch, catalog: Catalog, tmp_path:
     assert seed.sha256 == batch.hashes[batch.files[0]]
     assert {f["code"] for f in seed.findings} >= {"rate-mismatch", "sum-mismatch"}
     assert seed.counts["错误"] == summary_row(batch, "156001")["错误"]
+
+
+def test_rates_are_shown_to_four_decimals_however_large() -> None:
+    rate = next(f for f in FIGURES if f.id == "carry_rate")
+    assert _shown(Decimal("0.060356"), rate) == Decimal("0.0604")
+    assert _shown(Decimal("1.5E+30"), rate) == Decimal("1.5E+30")  # quantize would overflow the context
 
 
 def test_history_to_dataframe(batch: Batch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -284,6 +285,35 @@ def test_rows_inserted_above_a_table_follow_the_defined_names(
     assert moved_sheets == {"附件1"}
     assert len(filing.moved) == sum(1 for r in layout.refs.values() if r.sheet == "附件1" and r.row >= 2)
     assert to_inputs(filing) == to_inputs(read(filled, catalog))
+
+
+def test_workbook_part_parsed_once_per_content(
+    filled: Path, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """workbook.xml is parsed once per distinct content; a changed copy (a name moved) is parsed anew."""
+    calls: list[str] = []
+    real = reader._read_book
+
+    def counting(pkg: Any) -> Any:
+        calls.append(pkg.path.name)
+        return real(pkg)
+
+    monkeypatch.setattr(reader, "_read_book", counting)
+    monkeypatch.setattr(reader, "_PARTS", type(reader._PARTS)())
+    copy = tmp_path / "copy.xlsx"
+    copy.write_bytes(filled.read_bytes())
+    name = "<definedName name=\"K_s__staff_control__score\">'附件1'!$F$"
+
+    def move(xml: str) -> str:
+        return xml.replace(name + "7<", name + "40<")
+
+    moved = rezip(filled, tmp_path / "moved.xlsx", {"xl/workbook.xml": move})
+    assert read(filled, catalog).cells["s.staff_control.score"].value == D("3.35")
+    assert read(copy, catalog).cells["s.staff_control.score"].value == D("3.35")
+    filing = read(moved, catalog)
+    assert filing.moved["s.staff_control.score"] == "附件1!F40"
+    assert filing.cells["s.staff_control.score"].value is None
+    assert calls == [filled.name, moved.name]
 
 
 def test_a_missing_name_falls_back_to_the_layout_and_ref_is_refused(

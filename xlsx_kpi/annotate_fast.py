@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import io
 import os
@@ -41,7 +42,7 @@ from xlsx_kpi.annotate import (
     comment_text,
     severity_fill,
 )
-from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.findings import Finding
 from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
 from xlsx_kpi.report import Report
@@ -1402,14 +1403,15 @@ def annotate_fast(source: Path, report: Report, out: Path, *, force: bool = Fals
         return None
     except Exception:  # noqa: BLE001 - a file that trips this module is still annotated, by openpyxl
         return None
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.xlsx")
     try:
+        out.parent.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             fh.write(payload)
         os.replace(tmp, out)
     except OSError as e:
-        raise XlsxKpiError(f"无法写入批注副本：{e.strerror or e}", file=str(out)) from None
+        raise XlsxKpiError(f"无法写入批注副本：{os_reason(e)}", file=str(out)) from None
     finally:
-        tmp.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # the folder may not exist (or be a file): nothing to remove
+            tmp.unlink(missing_ok=True)
     return out

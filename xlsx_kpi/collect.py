@@ -20,7 +20,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, find_workbooks
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate
@@ -873,7 +873,7 @@ def write_summary(collection: Collection, path: Path, *, force: bool = False) ->
         fd, tmp_name = tempfile.mkstemp(prefix=".xlsx-kpi-", suffix=".xlsx", dir=path.parent)
         os.close(fd)
     except OSError as e:
-        raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(path)) from None
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
     tmp = Path(tmp_name)
     try:
         SummaryWriter(collection, path).write(tmp)
@@ -882,7 +882,7 @@ def write_summary(collection: Collection, path: Path, *, force: bool = False) ->
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except OSError as e:
-        raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(path)) from None
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
     finally:
         tmp.unlink(missing_ok=True)
     return path

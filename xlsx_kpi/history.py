@@ -113,8 +113,8 @@ EXECUTION_RATE = Figure("execution_rate", "执行率", "", "rate")
 
 def _shown(value: Value, figure: Figure) -> Value:
     """A rate to 4 decimals (a percentage to 2) for display; other values unchanged."""
-    if figure.fmt == "rate" and isinstance(value, Decimal):
-        return value.quantize(Decimal("0.0001")).normalize()
+    if figure.fmt == "rate" and isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20:
+        return value.quantize(Decimal("0.0001")).normalize()  # larger rates are shown as they are
     return value
 
 

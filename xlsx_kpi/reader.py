@@ -10,12 +10,12 @@ import threading
 import zipfile
 import zlib
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 from xml.parsers import expat
 
 from defusedxml.common import DefusedXmlException
@@ -60,6 +60,10 @@ LOAD_MAX_ELEMENTS = 200_000  # XML elements in all parts, plus the ranges listed
 LOAD_MAX_EXPANDED = 100_000  # cells of merged and hyperlinked ranges
 LOAD_MAX_FORMULA_WORK = 2_000_000  # characters of shared-formula text re-tokenised (text x cells sharing it)
 LAYOUT_CACHE_SIZE = 64  # laid-out workbooks kept per (catalog, kind, year); build_layout costs ~6 ms
+# workbook.xml (~330 defined names) and styles.xml cost ~25% of a read and are the same in every workbook made
+# from one template: their parsed form is kept per distinct compressed content (see _memo).
+PART_MEMO_SIZE = 32
+PART_MEMO_MAX_BYTES = 256 * 1024  # compressed; larger parts are parsed every time
 
 # --- The refusals: one Chinese sentence each, saying what to do -------------------------------------
 MSG_NOT_FOUND = "文件不存在，请检查文件名和路径"
@@ -315,12 +319,7 @@ class _Package:
             raise corrupt  # an encrypted member, or a compression Excel never uses
         fh = self.fh
         try:
-            fh.seek(info.header_offset)
-            header = fh.read(30)
-            if len(header) != 30 or header[:4] != b"PK\x03\x04":
-                raise corrupt
-            name_len, extra_len = struct.unpack_from("<HH", header, 26)
-            pos = info.header_offset + 30 + name_len + extra_len
+            pos = self._data_offset(info)
             raw_left = info.compress_size
             inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
             pending = b""
@@ -354,6 +353,27 @@ class _Package:
             raise corrupt from None
         if produced != info.file_size or crc != info.CRC:
             raise corrupt
+
+    def _data_offset(self, info: zipfile.ZipInfo) -> int:
+        """Where a member's compressed bytes start (after its local header); OSError or corrupt if unreadable."""
+        self.fh.seek(info.header_offset)
+        header = self.fh.read(30)
+        if len(header) != 30 or header[:4] != b"PK\x03\x04":
+            raise _fail(MSG_CORRUPT, self.path)
+        name_len, extra_len = struct.unpack_from("<HH", header, 26)
+        return int(info.header_offset + 30 + name_len + extra_len)
+
+    def raw(self, name: str) -> bytes | None:
+        """A small member's compressed bytes, as an identity of its content; None when not worth it."""
+        info = self.members.get(name)
+        if info is None or info.compress_size > PART_MEMO_MAX_BYTES:
+            return None
+        try:
+            self.fh.seek(self._data_offset(info))
+            data = self.fh.read(info.compress_size)
+        except OSError:
+            return None  # the real read reports it
+        return data if len(data) == info.compress_size else None
 
 
 # --- XML parts ------------------------------------------------------------------------------------------
@@ -429,6 +449,37 @@ def _member(base: str, target: str) -> str:
         elif part not in ("", "."):
             out.append(part)
     return "/".join(out)
+
+
+T = TypeVar("T")
+_PARTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_PARTS_LOCK = threading.Lock()
+
+
+def _memo(pkg: _Package, what: str, parts: tuple[str, ...], read: Callable[[_Package], T]) -> T:
+    """read(pkg), once per `what` and distinct content of `parts` (compressed bytes, size, CRC) in this process.
+
+    A hit means the same bytes were parsed, within every budget, for an earlier file: the result is the same.
+    Results are shared, so read-only. Failures are not kept: a refused part is refused again.
+    """
+    key: list[Any] = [what]
+    for name in parts:
+        info = pkg.members.get(name)
+        raw = pkg.raw(name) if info is not None else b""
+        if info is not None and raw is None:
+            return read(pkg)
+        key.append((name, raw, info.file_size, info.CRC, info.compress_type) if info is not None else (name,))
+    with _PARTS_LOCK:
+        hit = _PARTS.get(tuple(key), _PARTS)
+        if hit is not _PARTS:
+            _PARTS.move_to_end(tuple(key))
+            return hit  # type: ignore[no-any-return]
+    result = read(pkg)
+    with _PARTS_LOCK:
+        _PARTS[tuple(key)] = result
+        while len(_PARTS) > PART_MEMO_SIZE:
+            _PARTS.popitem(last=False)
+    return result
 
 
 @dataclass
@@ -1113,7 +1164,7 @@ def _check_kind(pkg: _Package) -> None:
 
 def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     _check_kind(pkg)
-    book = _read_book(pkg)
+    book = _memo(pkg, "book", ("xl/workbook.xml", "xl/_rels/workbook.xml.rels"), _read_book)
     strings = _read_shared_strings(pkg, book.shared_strings)
     meta = _read_meta_sheet(pkg, book, strings)
     if not meta.get("workbook_id"):
@@ -1158,7 +1209,10 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     needs_styles = any(
         f.s is not None and f.s != "0" and (f.t is None or f.t == "n") for by in found.values() for f in by.values()
     )
-    dates = _read_date_styles(pkg, book.styles) if needs_styles else frozenset()
+    styles = book.styles
+    dates: frozenset[int] = frozenset()
+    if needs_styles and styles:
+        dates = _memo(pkg, "dates", (styles,), lambda p: _read_date_styles(p, styles))
 
     raw: dict[str, RawCell] = {}
     blanks = plan.blanks
