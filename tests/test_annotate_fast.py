@@ -401,7 +401,7 @@ def test_a_failed_write_leaves_no_file(
     def full_disk(src: str, dst: str) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(fast_module.os, "replace", full_disk)
+    monkeypatch.setattr("os.replace", full_disk)
     with pytest.raises(XlsxKpiError, match="无法写入批注副本：磁盘空间不足（No space left on device）"):
         annotate_fast(source, report, tmp_path / "out.xlsx")
     assert list(tmp_path.iterdir()) == []

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import math
 import os
-import uuid
 import zipfile
 from collections.abc import Iterable
 from decimal import ROUND_HALF_UP, Decimal
@@ -24,7 +22,7 @@ from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
 from xlsx_kpi import __version__
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
 from xlsx_kpi.reader import check_loadable
@@ -405,14 +403,4 @@ def annotate(source: Path, report: Report, out: Path, *, force: bool = False) ->
     ws = write_result_sheet(wb, report, source, targets)
     _activate(wb, ws)
 
-    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.xlsx")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        wb.save(tmp)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入批注副本：{os_reason(e)}", file=str(out)) from None
-    finally:
-        with contextlib.suppress(OSError):  # the folder may not exist (or be a file): nothing to remove
-            tmp.unlink(missing_ok=True)
-    return out
+    return write_atomically(out, wb.save, failure="无法写入批注副本")

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import io
-import os
 import re
 import struct
 import time
-import uuid
 import zipfile
 import zlib
 from collections.abc import Iterable
@@ -42,7 +39,7 @@ from xlsx_kpi.annotate import (
     comment_text,
     severity_fill,
 )
-from xlsx_kpi.errors import XlsxKpiError, os_reason
+from xlsx_kpi.errors import XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding
 from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
 from xlsx_kpi.report import Report
@@ -1403,15 +1400,9 @@ def annotate_fast(source: Path, report: Report, out: Path, *, force: bool = Fals
         return None
     except Exception:  # noqa: BLE001 - a file that trips this module is still annotated, by openpyxl
         return None
-    tmp = out.with_name(f".{out.stem}.{uuid.uuid4().hex[:12]}.tmp.xlsx")
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
+
+    def write(tmp: Path) -> None:
         with open(tmp, "wb") as fh:
             fh.write(payload)
-        os.replace(tmp, out)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入批注副本：{os_reason(e)}", file=str(out)) from None
-    finally:
-        with contextlib.suppress(OSError):  # the folder may not exist (or be a file): nothing to remove
-            tmp.unlink(missing_ok=True)
-    return out
+
+    return write_atomically(out, write, failure="无法写入批注副本")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +19,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, find_workbooks
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate
@@ -868,21 +867,4 @@ def write_summary(collection: Collection, path: Path, *, force: bool = False) ->
         raise XlsxKpiError("汇总文件不能覆盖报送的工作簿，请换一个文件名", file=str(path))
     if path.exists() and not force:
         raise OutputExistsError("文件已存在；如需覆盖请加 --force", file=str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".xlsx-kpi-", suffix=".xlsx", dir=path.parent)
-        os.close(fd)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
-    tmp = Path(tmp_name)
-    try:
-        SummaryWriter(collection, path).write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    return write_atomically(path, SummaryWriter(collection, path).write)

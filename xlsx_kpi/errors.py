@@ -1,8 +1,13 @@
-"""Errors the user can act on: each carries one Chinese sentence and maps to exit code 2."""
+"""Errors the user can act on (one Chinese sentence each, exit code 2), and writing outputs safely."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
 
 
 class XlsxKpiError(Exception):
@@ -53,3 +58,31 @@ def os_reason(e: OSError) -> str:
     detail = e.strerror or type(e).__name__
     reason = _OS_REASONS.get(e.errno or 0)
     return f"{reason}（{detail}）" if reason else detail
+
+
+def write_atomically(path: Path, write: Callable[[Path], None], *, failure: str = "无法写入") -> Path:
+    """Have `write` fill a temporary file beside `path`, then rename it into place.
+
+    A crash or a full disk leaves neither a half-written `path` nor a temporary file; an existing `path`
+    is replaced whole or not at all. The file gets the permissions of any saved file (mkstemp's are 0600).
+    An OSError becomes "文件 <path>：<failure>：<reason in Chinese>".
+    """
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.xlsx", dir=path.parent)
+        os.close(fd)
+    except OSError as e:
+        raise XlsxKpiError(f"{failure}：{os_reason(e)}", file=str(path)) from None
+    tmp = Path(tmp_name)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except OSError as e:
+        raise XlsxKpiError(f"{failure}：{os_reason(e)}", file=str(path)) from None
+    finally:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+    return path

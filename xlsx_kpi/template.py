@@ -7,7 +7,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from decimal import Decimal
@@ -19,7 +18,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.layout import Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.recalc import prefilled, recalculate
 from xlsx_kpi.spec import Catalog, WorkbookSpec, col_index, col_letters
@@ -445,26 +444,12 @@ def write_template(
             raise XlsxKpiError(f"{key!r} 不是可填写的单元格")
         values_in[key] = value
     values = recalculate(layout, values_in)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=".xlsx-kpi-", suffix=".xlsx", dir=path.parent)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
+
+    def write(tmp: Path) -> None:
         TemplateWriter(layout, values, password).write(tmp)
         lock_structure(tmp, password)
-        # mkstemp makes the file private (0600); a template is meant to be shared like any saved file.
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+
+    return write_atomically(path, write)
 
 
 def template_filename(wb: WorkbookSpec, identity: Identity) -> str:
