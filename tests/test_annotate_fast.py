@@ -20,7 +20,6 @@ from openpyxl.comments import Comment
 from openpyxl.workbook.workbook import Workbook
 from published import dept_published
 
-import xlsx_kpi.annotate_fast as fast_module
 from xlsx_kpi.annotate import (
     ERROR_FILL,
     EXPLAINED_FILL,
