@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import decimal
+import pickle
 from decimal import Decimal
 
 import pytest
@@ -314,6 +315,46 @@ def test_callers_decimal_context_does_not_leak_in() -> None:
         ctx.prec = 3
         ctx.rounding = decimal.ROUND_FLOOR
         assert ev("2/3") == Decimal("0.6666666666666666666666666667")
+        assert ev("ROUND(x,2)", {"x": Decimal("12345.678")}) == Decimal("12345.68")
+        assert excel_round(Decimal("12345.678"), 2) == Decimal("12345.68")
+        assert ctx.prec == 3 and decimal.getcontext() is ctx  # and the caller's context is back
+
+
+def test_comparisons_with_literals_and_blanks() -> None:
+    values: dict[str, Value] = {"e": None, "x": Decimal("2.5"), "t": "文字"}
+    assert ev("e<0", values) is False
+    assert ev("e>=0", values) is True
+    assert ev('e<""', values) is False  # a blank compared with text is ""
+    assert ev('x<""', values) is True  # numbers sort before text
+    assert ev('x=""', values) is False
+    assert ev("t>2", values) is True
+    assert ev('t="文字"', values) is True
+    assert ev("x>2.49", values) is True
+    assert ev("x<=2.50", values) is True
+
+
+def test_comparisons_round_to_15_significant_digits() -> None:
+    assert ev("x=1", {"x": Decimal("1.0000000000000004")}) is True
+    assert ev("x>1", {"x": Decimal("1.000000000000005")}) is True  # the 16th digit rounds half up
+    assert ev("x=-1", {"x": Decimal("-0.99999999999999995")}) is True
+    assert ev("x=y", {"x": Decimal("123456789012345678"), "y": Decimal("123456789012346000")}) is True
+    assert ev("x<y", {"x": Decimal("123456789012345678"), "y": Decimal("123456789012347000")}) is True
+
+
+def test_round_with_a_digit_count_from_a_cell() -> None:
+    assert ev("ROUND(x,d)", {"x": Decimal("2.675"), "d": Decimal(2)}) == Decimal("2.68")
+    assert ev("ROUND(x,d)", {"x": Decimal("2.675"), "d": "1"}) == Decimal("2.7")
+    assert ev("ROUND(x,d)", {"x": Decimal("2.675"), "d": None}) == Decimal("3")
+    assert ev("ROUNDDOWN(x,d)", {"x": Decimal("1250"), "d": Decimal("-2.5")}) == Decimal("1200")
+    assert ev("ROUND(x,d)", {"x": Decimal("2.675"), "d": ExcelError("#N/A")}) == ExcelError("#N/A")
+
+
+def test_an_evaluated_expression_pickles_and_evaluates_again() -> None:
+    expr = parse("ROUND(5*q/a,2)")
+    assert evaluate(expr, {"q": Decimal(6), "a": Decimal(8)}.get) == Decimal("3.75")
+    copy = pickle.loads(pickle.dumps(expr))
+    assert copy == expr and copy.names() == frozenset({"q", "a"})
+    assert evaluate(copy, {"q": Decimal(7), "a": Decimal(9)}.get) == Decimal("3.89")
 
 
 def test_names_of_nested_expression() -> None:

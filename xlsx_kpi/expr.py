@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import functools
+import operator
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_HALF_EVEN, ROUND_HALF_UP, ROUND_UP, Context, Decimal, localcontext
+from decimal import (
+    ROUND_DOWN,
+    ROUND_HALF_EVEN,
+    ROUND_HALF_UP,
+    ROUND_UP,
+    Context,
+    Decimal,
+    DivisionByZero,
+    InvalidOperation,
+    Overflow,
+    getcontext,
+    localcontext,
+)
 
 __all__ = [
     "CellRef",
@@ -115,15 +128,23 @@ class Expr:
 
     def names(self) -> frozenset[str]:
         """Every name the expression references, in any branch (computed once: parse() shares Exprs)."""
-        return _names(self.root)
+        return self._names
+
+    @functools.cached_property
+    def _names(self) -> frozenset[str]:
+        return frozenset(_walk_names(self.root))
+
+    @functools.cached_property
+    def _compiled(self) -> _Compiled:
+        """The tree as nested closures, built on first evaluation (once: parse() shares Exprs)."""
+        return _compile(self.root)
+
+    def __getstate__(self) -> dict[str, object]:
+        # Only the fields: closures do not pickle, and the cached properties are rebuilt when used.
+        return {"source": self.source, "root": self.root}
 
     def __str__(self) -> str:
         return self.source
-
-
-@functools.lru_cache(maxsize=8192)
-def _names(root: _Node) -> frozenset[str]:
-    return frozenset(_walk_names(root))
 
 
 def _walk_names(node: _Node) -> Iterator[str]:
@@ -516,10 +537,23 @@ _EXCEL_DIGITS = 15
 # Bounds the work ROUND can be asked to do; Excel's own numbers end near 1E+308.
 _MAX_ROUND_DIGITS = 400
 
+_TRAPS = [InvalidOperation, DivisionByZero, Overflow]
+# Every formula runs in this context, spelled out in full so that neither the caller's decimal
+# settings nor a changed decimal.DefaultContext can change a score.
+_CONTEXT = Context(prec=28, rounding=ROUND_HALF_EVEN, Emin=-999_999, Emax=999_999, capitals=1, clamp=0, traps=_TRAPS)
+# Rounding to 15 digits in this context gives the same number as quantizing at the 15th digit, without
+# entering a localcontext per comparison; near the exponent limits, where quantizing raises, the slow
+# path below keeps that behaviour.
+_SIGNIFICANT = Context(prec=_EXCEL_DIGITS, rounding=ROUND_HALF_UP, Emin=-999_999, Emax=999_999, traps=_TRAPS)
+_SIGNIFICANT_EXPONENTS = 999_000
+_ZERO = Decimal(0)
+
 
 def _significant(value: Decimal) -> Decimal:
     if not value or not value.is_finite():
         return value
+    if -_SIGNIFICANT_EXPONENTS < value.adjusted() < _SIGNIFICANT_EXPONENTS:
+        return _SIGNIFICANT.plus(value)
     quantum = Decimal(1).scaleb(value.adjusted() - _EXCEL_DIGITS + 1)
     with localcontext() as ctx:
         ctx.prec = max(ctx.prec, _EXCEL_DIGITS + 2)
@@ -532,12 +566,13 @@ def _round(value: Decimal, digits: int, rounding: str) -> Decimal:
     exponent = value.as_tuple().exponent
     if isinstance(exponent, int) and -exponent <= digits:
         return value  # already has no more decimals than asked for
-    with localcontext() as ctx:
-        ctx.prec = max(28, abs(value.adjusted()) + abs(digits) + 3)
-        result = value.quantize(Decimal(1).scaleb(-digits), rounding=rounding)
-        if digits < 0:
-            result = result.quantize(Decimal(1))  # 1200 rather than 1.2E+3
-        return result
+    # The current context with enough precision, passed explicitly: cheaper than entering a localcontext.
+    context = getcontext().copy()
+    context.prec = max(28, abs(value.adjusted()) + abs(digits) + 3)
+    result = value.quantize(Decimal(1).scaleb(-digits, context), rounding=rounding, context=context)
+    if digits < 0:
+        result = result.quantize(Decimal(1), context=context)  # 1200 rather than 1.2E+3
+    return result
 
 
 def excel_round(x: Decimal, digits: int) -> Decimal:
@@ -589,6 +624,17 @@ def _blank_as(other: Value) -> Value:
     return Decimal(0)
 
 
+# What each comparison yields for an order of -1, 0 and 1.
+_OUTCOMES = {
+    "=": (False, True, False),
+    "<>": (True, False, True),
+    "<": (True, False, False),
+    "<=": (True, True, False),
+    ">": (False, False, True),
+    ">=": (False, True, True),
+}
+
+
 def _compare(op: str, left: Value, right: Value) -> bool | ExcelError:
     if isinstance(left, ExcelError):
         return left
@@ -598,18 +644,7 @@ def _compare(op: str, left: Value, right: Value) -> bool | ExcelError:
         left = _blank_as(right)
     if right is None:
         right = _blank_as(left)
-    order = _order(left, right)
-    if op == "=":
-        return order == 0
-    if op == "<>":
-        return order != 0
-    if op == "<":
-        return order < 0
-    if op == "<=":
-        return order <= 0
-    if op == ">":
-        return order > 0
-    return order >= 0
+    return _OUTCOMES[op][_order(left, right) + 1]
 
 
 def _rank(value: Value) -> int:
@@ -623,8 +658,9 @@ def _rank(value: Value) -> int:
 
 def _order(left: Value, right: Value) -> int:
     """-1, 0 or 1 for two non-blank, non-error values, in Excel's sort order."""
-    if _rank(left) != _rank(right):
-        return -1 if _rank(left) < _rank(right) else 1
+    left_rank, right_rank = _rank(left), _rank(right)
+    if left_rank != right_rank:
+        return -1 if left_rank < right_rank else 1
     if isinstance(left, Decimal) and isinstance(right, Decimal):
         a, b = _significant(left), _significant(right)
         return (a > b) - (a < b)
@@ -656,88 +692,268 @@ def _arithmetic(op: str, left: Value, right: Value) -> Value:
         return _NUM
 
 
-class _Evaluator:
-    def __init__(self, lookup: Callable[[str], Value]) -> None:
-        self.lookup = lookup
+# A tree is compiled once into nested closures, each taking the lookup, so that evaluating does no
+# dispatch on node types (several times faster than walking the tree). Every closure evaluates its
+# operands left to right, as the walk did, and takes a fast path only where the general code would
+# give the same result for the same values.
 
-    def eval(self, node: _Node) -> Value:
-        if isinstance(node, _Num):
-            return node.value
-        if isinstance(node, _Str):
-            return node.value
-        if isinstance(node, _Bool):
-            return node.value
-        if isinstance(node, _Name):
-            return self.lookup(node.name)
-        if isinstance(node, _Unary):
-            operand = self.eval(node.operand)
-            if node.op == "+":
-                return operand  # Excel's unary plus changes nothing, not even text
-            number = _to_number(operand)
-            if isinstance(number, ExcelError):
-                return number
-            return Decimal(0) - number  # not -number, which can yield -0
-        if isinstance(node, _Binary):
-            left = self.eval(node.left)
-            right = self.eval(node.right)
-            if node.op == "&":
-                a = _to_text(left)
-                if isinstance(a, ExcelError):
-                    return a
-                b = _to_text(right)
-                if isinstance(b, ExcelError):
-                    return b
-                return a + b
-            if node.op in ("+", "-", "*", "/"):
-                return _arithmetic(node.op, left, right)
-            return _compare(node.op, left, right)
-        return self.call(node)
+_Lookup = Callable[[str], Value]
+_Compiled = Callable[[_Lookup], Value]
 
-    def call(self, node: _Call) -> Value:
-        func, args = node.func, node.args
-        if func == "IF":
-            condition = _to_logical(self.eval(args[0]))
-            if isinstance(condition, ExcelError):
-                return condition
-            # Only the chosen branch is evaluated: IF(x=0,"",y/x) must not produce #DIV/0!.
-            if condition:
-                return self.eval(args[1])
-            return self.eval(args[2]) if len(args) == 3 else False
-        if func == "IFERROR":
-            value = self.eval(args[0])
-            return self.eval(args[1]) if isinstance(value, ExcelError) else value
-        if func in ("AND", "OR"):
-            return self.logical(func, args)
-        if func == "NOT":
-            logical = _to_logical(self.eval(args[0]))
-            return logical if isinstance(logical, ExcelError) else not logical
-        if func in ("SUM", "MIN", "MAX"):
-            numbers = self.numbers(args)
-            if isinstance(numbers, ExcelError):
-                return numbers
-            if func == "SUM":
-                return sum(numbers, Decimal(0))
-            if not numbers:
-                return Decimal(0)
-            return min(numbers) if func == "MIN" else max(numbers)
-        if func == "COUNT":
-            return Decimal(sum(1 for arg in args if self.counts(arg)))
-        if func == "ISNUMBER":
-            return isinstance(self.eval(args[0]), Decimal)
-        if func == "ABS":
-            number = _to_number(self.eval(args[0]))
-            return number if isinstance(number, ExcelError) else abs(number)
-        return self.rounding(func, args)
 
-    def numbers(self, args: tuple[_Node, ...]) -> list[Decimal] | ExcelError:
-        """Numeric arguments as SUM, MIN and MAX see them; errors propagate."""
+def _compile(node: _Node) -> _Compiled:
+    if isinstance(node, _Num | _Str | _Bool):
+        return _constant(node.value)
+    if isinstance(node, _Name):
+        return _reference(node.name)
+    if isinstance(node, _Unary):
+        operand = _compile(node.operand)
+        # Excel's unary plus changes nothing, not even text.
+        return operand if node.op == "+" else _negation(operand)
+    if isinstance(node, _Binary):
+        left, right = _compile(node.left), _compile(node.right)
+        if node.op == "&":
+            return _concatenation(left, right)
+        if node.op == "/":
+            return _division(left, right)
+        if node.op in _OPERATIONS:
+            return _operation(node.op, left, right)
+        if isinstance(node.right, _Str):
+            return _comparison_with_text(node.op, left, node.right.value)
+        if isinstance(node.right, _Num) and _significant_is_exact(node.right.value):
+            return _comparison_with_number(node.op, left, node.right.value)
+        return _comparison(node.op, left, right)
+    return _CALLS[node.func](node.args)
+
+
+def _constant(value: Value) -> _Compiled:
+    return lambda lookup: value
+
+
+def _reference(name: str) -> _Compiled:
+    return lambda lookup: lookup(name)
+
+
+def _negation(operand: _Compiled) -> _Compiled:
+    def run(lookup: _Lookup) -> Value:
+        number = _to_number(operand(lookup))
+        if isinstance(number, ExcelError):
+            return number
+        return _ZERO - number  # not -number, which can yield -0
+
+    return run
+
+
+def _concatenation(left: _Compiled, right: _Compiled) -> _Compiled:
+    def run(lookup: _Lookup) -> Value:
+        a_value = left(lookup)
+        b_value = right(lookup)
+        a = _to_text(a_value)
+        if isinstance(a, ExcelError):
+            return a
+        b = _to_text(b_value)
+        if isinstance(b, ExcelError):
+            return b
+        return a + b
+
+    return run
+
+
+_OPERATIONS: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+
+
+def _operation(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
+    apply = _OPERATIONS[op]
+
+    def run(lookup: _Lookup) -> Value:
+        a = left(lookup)
+        b = right(lookup)
+        if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
+            return _arithmetic(op, a, b)
+        try:
+            return apply(a, b)
+        except ArithmeticError:
+            return _NUM
+
+    return run
+
+
+def _division(left: _Compiled, right: _Compiled) -> _Compiled:
+    def run(lookup: _Lookup) -> Value:
+        a = left(lookup)
+        b = right(lookup)
+        if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
+            return _arithmetic("/", a, b)
+        try:
+            return _DIV0 if b == 0 else a / b
+        except ArithmeticError:
+            return _NUM
+
+    return run
+
+
+def _comparison(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
+    outcome = _OUTCOMES[op]
+
+    def run(lookup: _Lookup) -> Value:
+        a = left(lookup)
+        b = right(lookup)
+        if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
+            return _compare(op, a, b)
+        x, y = _significant(a), _significant(b)
+        return outcome[(x > y) - (x < y) + 1]
+
+    return run
+
+
+# Most comparisons are with a literal (x="", x=0, x>2): the literal's side is worked out once.
+
+
+def _comparison_with_text(op: str, left: _Compiled, text: str) -> _Compiled:
+    outcome = _OUTCOMES[op]
+    below = outcome[0]  # a number sorts before any text
+    blank = outcome[_order("", text) + 1]  # a blank cell compares as ""
+
+    def run(lookup: _Lookup) -> Value:
+        a = left(lookup)
+        if isinstance(a, Decimal):
+            return below
+        if a is None:
+            return blank
+        return _compare(op, a, text)
+
+    return run
+
+
+def _significant_is_exact(number: Decimal) -> bool:
+    """Whether _significant(number) is the same in any decimal context, so it can be worked out once."""
+    return not number or (number.is_finite() and -_SIGNIFICANT_EXPONENTS < number.adjusted() < _SIGNIFICANT_EXPONENTS)
+
+
+def _comparison_with_number(op: str, left: _Compiled, number: Decimal) -> _Compiled:
+    outcome = _OUTCOMES[op]
+    y = _significant(number)
+    blank = outcome[(_ZERO > y) - (_ZERO < y) + 1]  # a blank cell compares as 0
+
+    def run(lookup: _Lookup) -> Value:
+        a = left(lookup)
+        if isinstance(a, Decimal):
+            x = _significant(a)
+            return outcome[(x > y) - (x < y) + 1]
+        if a is None:
+            return blank
+        return _compare(op, a, number)
+
+    return run
+
+
+def _if(args: tuple[_Node, ...]) -> _Compiled:
+    condition, chosen = _compile(args[0]), _compile(args[1])
+    otherwise = _compile(args[2]) if len(args) == 3 else _constant(False)
+
+    def run(lookup: _Lookup) -> Value:
+        # Only the chosen branch is evaluated: IF(x=0,"",y/x) must not produce #DIV/0!.
+        value = condition(lookup)
+        if value is True:
+            return chosen(lookup)
+        if value is False:
+            return otherwise(lookup)
+        logical = _to_logical(value)
+        if isinstance(logical, ExcelError):
+            return logical
+        return chosen(lookup) if logical else otherwise(lookup)
+
+    return run
+
+
+def _iferror(args: tuple[_Node, ...]) -> _Compiled:
+    first, fallback = _compile(args[0]), _compile(args[1])
+
+    def run(lookup: _Lookup) -> Value:
+        value = first(lookup)
+        return fallback(lookup) if isinstance(value, ExcelError) else value
+
+    return run
+
+
+def _logical(decisive: bool) -> Callable[[tuple[_Node, ...]], _Compiled]:
+    """AND (one FALSE decides) or OR (one TRUE decides)."""
+
+    def compile_call(args: tuple[_Node, ...]) -> _Compiled:
+        parts = tuple((isinstance(arg, _Name), _compile(arg)) for arg in args)
+
+        def run(lookup: _Lookup) -> Value:
+            seen = decided = False
+            # Every argument is evaluated (no short circuit) because Excel reports an error in any of them.
+            for is_name, part in parts:
+                value = part(lookup)
+                if value is True or value is False:
+                    logical = value
+                else:
+                    if isinstance(value, ExcelError):
+                        return value
+                    if value is None or (is_name and isinstance(value, str)):
+                        continue
+                    converted = _to_logical(value)
+                    if isinstance(converted, ExcelError):
+                        return converted
+                    logical = converted
+                seen = True
+                if logical is decisive:
+                    decided = True
+            if not seen:
+                return _VALUE
+            return decided is decisive
+
+        return run
+
+    return compile_call
+
+
+def _not(args: tuple[_Node, ...]) -> _Compiled:
+    operand = _compile(args[0])
+
+    def run(lookup: _Lookup) -> Value:
+        value = operand(lookup)
+        if value is True or value is False:
+            return not value
+        logical = _to_logical(value)
+        return logical if isinstance(logical, ExcelError) else not logical
+
+    return run
+
+
+def _numbers(args: tuple[_Node, ...]) -> Callable[[_Lookup], list[Decimal] | ExcelError]:
+    """Numeric arguments as SUM, MIN and MAX see them; errors propagate."""
+    names = tuple(arg.name for arg in args if isinstance(arg, _Name))
+    if len(names) == len(args):
+
+        def referenced(lookup: _Lookup) -> list[Decimal] | ExcelError:
+            numbers: list[Decimal] = []
+            for name in names:
+                value = lookup(name)
+                # Excel skips text, blanks and booleans held in referenced cells.
+                if isinstance(value, Decimal):
+                    numbers.append(value)
+                elif isinstance(value, ExcelError):
+                    return value
+            return numbers
+
+        return referenced
+
+    parts = tuple((isinstance(arg, _Name), _compile(arg)) for arg in args)
+
+    def mixed(lookup: _Lookup) -> list[Decimal] | ExcelError:
         numbers: list[Decimal] = []
-        for arg in args:
-            value = self.eval(arg)
+        for is_name, part in parts:
+            value = part(lookup)
             if isinstance(value, ExcelError):
                 return value
-            if isinstance(arg, _Name):
-                # Excel skips text, blanks and booleans held in referenced cells.
+            if is_name:
                 if isinstance(value, Decimal):
                     numbers.append(value)
                 continue
@@ -750,51 +966,131 @@ class _Evaluator:
             numbers.append(number)
         return numbers
 
-    def counts(self, arg: _Node) -> bool:
-        """Whether COUNT counts this argument; COUNT never propagates errors."""
-        value = self.eval(arg)
-        if isinstance(arg, _Name) or isinstance(value, Decimal | ExcelError) or value is None:
-            return isinstance(value, Decimal)
-        # Typed-in booleans and numeric text count, as in Excel.
-        return isinstance(value, bool) or _NUMERIC_TEXT.fullmatch(value.strip()) is not None
+    return mixed
 
-    def logical(self, func: str, args: tuple[_Node, ...]) -> Value:
-        results: list[bool] = []
-        # Every argument is evaluated (no short circuit) because Excel reports an error in any of them.
-        for arg in args:
-            value = self.eval(arg)
-            if isinstance(value, ExcelError):
-                return value
-            if value is None or (isinstance(arg, _Name) and isinstance(value, str)):
-                continue
-            logical = _to_logical(value)
-            if isinstance(logical, ExcelError):
-                return logical
-            results.append(logical)
-        if not results:
-            return _VALUE
-        return all(results) if func == "AND" else any(results)
 
-    def rounding(self, func: str, args: tuple[_Node, ...]) -> Value:
-        number = _to_number(self.eval(args[0]))
-        if isinstance(number, ExcelError):
-            return number
-        digits = _to_number(self.eval(args[1]))
-        if isinstance(digits, ExcelError):
-            return digits
-        # Excel truncates a fractional digit count toward zero.
-        places = max(-_MAX_ROUND_DIGITS, min(_MAX_ROUND_DIGITS, int(digits)))
-        mode = {"ROUND": ROUND_HALF_UP, "ROUNDUP": ROUND_UP, "ROUNDDOWN": ROUND_DOWN}[func]
+def _sum(args: tuple[_Node, ...]) -> _Compiled:
+    numbers_of = _numbers(args)
+
+    def run(lookup: _Lookup) -> Value:
+        numbers = numbers_of(lookup)
+        if isinstance(numbers, ExcelError):
+            return numbers
+        return sum(numbers, Decimal(0))
+
+    return run
+
+
+def _extreme(pick: Callable[[list[Decimal]], Decimal]) -> Callable[[tuple[_Node, ...]], _Compiled]:
+    def compile_call(args: tuple[_Node, ...]) -> _Compiled:
+        numbers_of = _numbers(args)
+
+        def run(lookup: _Lookup) -> Value:
+            numbers = numbers_of(lookup)
+            if isinstance(numbers, ExcelError):
+                return numbers
+            return pick(numbers) if numbers else Decimal(0)
+
+        return run
+
+    return compile_call
+
+
+def _count(args: tuple[_Node, ...]) -> _Compiled:
+    parts = tuple((isinstance(arg, _Name), _compile(arg)) for arg in args)
+
+    def run(lookup: _Lookup) -> Value:
+        count = 0
+        # COUNT never propagates errors.
+        for is_name, part in parts:
+            value = part(lookup)
+            if is_name or isinstance(value, Decimal | ExcelError) or value is None:
+                counted = isinstance(value, Decimal)
+            else:
+                # Typed-in booleans and numeric text count, as in Excel.
+                counted = isinstance(value, bool) or _NUMERIC_TEXT.fullmatch(value.strip()) is not None
+            if counted:
+                count += 1
+        return Decimal(count)
+
+    return run
+
+
+def _isnumber(args: tuple[_Node, ...]) -> _Compiled:
+    operand = _compile(args[0])
+    return lambda lookup: isinstance(operand(lookup), Decimal)
+
+
+def _abs(args: tuple[_Node, ...]) -> _Compiled:
+    operand = _compile(args[0])
+
+    def run(lookup: _Lookup) -> Value:
+        number = _to_number(operand(lookup))
+        return number if isinstance(number, ExcelError) else abs(number)
+
+    return run
+
+
+def _places(digits: Decimal) -> int:
+    # Excel truncates a fractional digit count toward zero.
+    return max(-_MAX_ROUND_DIGITS, min(_MAX_ROUND_DIGITS, int(digits)))
+
+
+def _rounding(mode: str) -> Callable[[tuple[_Node, ...]], _Compiled]:
+    def round_to(number: Decimal, places: int) -> Value:
         try:
             return _round(number, places, mode)
         except ArithmeticError:
             return _NUM
 
+    def compile_call(args: tuple[_Node, ...]) -> _Compiled:
+        number_of, digits = _compile(args[0]), args[1]
+        if isinstance(digits, _Num) and digits.value.adjusted() < 6:
+            places = _places(digits.value)  # the usual ROUND(x,2): the digit count is known now
+
+            def fixed(lookup: _Lookup) -> Value:
+                number = _to_number(number_of(lookup))
+                return number if isinstance(number, ExcelError) else round_to(number, places)
+
+            return fixed
+
+        digits_of = _compile(digits)
+
+        def run(lookup: _Lookup) -> Value:
+            number = _to_number(number_of(lookup))
+            if isinstance(number, ExcelError):
+                return number
+            count = _to_number(digits_of(lookup))
+            if isinstance(count, ExcelError):
+                return count
+            return round_to(number, _places(count))
+
+        return run
+
+    return compile_call
+
+
+_CALLS: dict[str, Callable[[tuple[_Node, ...]], _Compiled]] = {
+    "IF": _if,
+    "AND": _logical(False),
+    "OR": _logical(True),
+    "NOT": _not,
+    "MIN": _extreme(min),
+    "MAX": _extreme(max),
+    "SUM": _sum,
+    "COUNT": _count,
+    "ROUND": _rounding(ROUND_HALF_UP),
+    "ROUNDUP": _rounding(ROUND_UP),
+    "ROUNDDOWN": _rounding(ROUND_DOWN),
+    "ABS": _abs,
+    "ISNUMBER": _isnumber,
+    "IFERROR": _iferror,
+}
+
 
 def evaluate(expr: Expr, lookup: Callable[[str], Value]) -> Value:
     """Evaluate `expr` with Excel semantics; `lookup(name)` gives a cell's value (None for blank)."""
-    # A fixed context so that the caller's decimal settings cannot change a score.
-    with localcontext(Context(prec=28, rounding=ROUND_HALF_EVEN)):
-        result = _Evaluator(lookup).eval(expr.root)
+    with localcontext(_CONTEXT):  # a copy: the caller's context is restored on the way out
+        result = expr._compiled(lookup)
     # Excel shows a formula that just references a blank cell as 0.
     return Decimal(0) if result is None else result

@@ -39,10 +39,7 @@ def recalculate(layout: WorkbookLayout, inputs: Mapping[str, expr.Value]) -> Val
 
 def failing_checks(layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> list[Check]:
     """The self-checks that are TRUE (a problem) for these values, as the template would show them."""
-
-    def lookup(name: str) -> expr.Value:
-        return values.get(name)
-
+    lookup = values.get
     return [c for c in layout.checks() if expr.evaluate(expr.parse(c.expr), lookup) is True]
 
 
@@ -53,10 +50,7 @@ def prefilled(layout: WorkbookLayout) -> dict[str, expr.Value]:
 
 def reading_values(layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> dict[str, dict[str, expr.Value]]:
     """Every reading of every rule-based indicator: key `<block>.<indicator>` -> {reading: score}."""
-
-    def lookup(name: str) -> expr.Value:
-        return values.get(name)
-
+    lookup = values.get
     out: dict[str, dict[str, expr.Value]] = {}
     for sl in layout.sheets:
         for block in sl.spec.blocks:
