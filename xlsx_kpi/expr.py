@@ -714,8 +714,6 @@ def _compile(node: _Node) -> _Compiled:
         left, right = _compile(node.left), _compile(node.right)
         if node.op == "&":
             return _concatenation(left, right)
-        if node.op == "/":
-            return _division(left, right)
         if node.op in _OPERATIONS:
             return _operation(node.op, left, right)
         if isinstance(node.right, _Str):
@@ -759,10 +757,15 @@ def _concatenation(left: _Compiled, right: _Compiled) -> _Compiled:
     return run
 
 
-_OPERATIONS: dict[str, Callable[[Decimal, Decimal], Decimal]] = {
+def _divide(a: Decimal, b: Decimal) -> Value:
+    return _DIV0 if b == 0 else a / b
+
+
+_OPERATIONS: dict[str, Callable[[Decimal, Decimal], Value]] = {
     "+": operator.add,
     "-": operator.sub,
     "*": operator.mul,
+    "/": _divide,
 }
 
 
@@ -776,20 +779,6 @@ def _operation(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
             return _arithmetic(op, a, b)
         try:
             return apply(a, b)
-        except ArithmeticError:
-            return _NUM
-
-    return run
-
-
-def _division(left: _Compiled, right: _Compiled) -> _Compiled:
-    def run(lookup: _Lookup) -> Value:
-        a = left(lookup)
-        b = right(lookup)
-        if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
-            return _arithmetic("/", a, b)
-        try:
-            return _DIV0 if b == 0 else a / b
         except ArithmeticError:
             return _NUM
 

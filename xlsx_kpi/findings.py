@@ -18,7 +18,7 @@ class Severity(StrEnum):
         return {"错误": 0, "警告": 1, "提示": 2}[self.value]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Finding:
     """One problem at one cell.
 

@@ -574,10 +574,15 @@ def _format_error(path: Path, err: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# libyaml's safe loader (same constructors, C scanner) when PyYAML was built with it: loading the specs
+# is then about 10x faster, which every command pays at start.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def load_file(path: Path) -> WorkbookSpec | SheetSpec:
     """Parse one YAML spec; a bad spec fails here, naming the file and the key path."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER)
     except (OSError, yaml.YAMLError) as e:
         raise SpecError(f"无法读取规格文件 {path}：{e}") from None
     if not isinstance(data, dict):
