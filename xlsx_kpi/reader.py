@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import re
 import stat
 import struct
@@ -23,7 +25,7 @@ from defusedxml.expatreader import DefusedExpatParser
 
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
-from xlsx_kpi.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.layout import Approved, Identity, RowGroup, WorkbookLayout, build_layout
 from xlsx_kpi.spec import Catalog, col_index, col_letters
 from xlsx_kpi.template import META_SHEET, defined_name, fingerprint
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
@@ -49,7 +51,9 @@ MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024
 MAX_SHARED_STRINGS = 1_000_000  # ~60 MB of str objects; a filled template has ~300
 MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell, ~330); more are ignored
 MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
-MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~13
+MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~15
+MAX_GROUP_ROWS = 500  # rows one indicator group may have (as generated or after the unit inserted rows)
+STRAY_WINDOW = 30  # rows below the last indicator row of a sheet searched for indicators typed outside it
 MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
 # What a whole-file loader (openpyxl, which writes the annotated copy) may be given; see check_loadable.
 # openpyxl keeps ~350 bytes per cell element, creates a cell for every cell of a merged or hyperlinked
@@ -165,6 +169,9 @@ class Filing:
     meta: dict[str, str]
     cells: dict[str, RawCell]
     moved: dict[str, str] = field(default_factory=dict)
+    # Filled cells inside an indicator table that belong to no indicator row (e.g. a row inserted between
+    # two groups): each is a whole row's first filled cell, with the row's text.
+    stray: list[tuple[RawCell, str]] = field(default_factory=list)
 
     def a1(self, key: str) -> tuple[str, str]:
         """(sheet, "F7") where `key` was read, after following moved defined names."""
@@ -1019,10 +1026,25 @@ def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
         raise _fail(MSG_BAD_IDENTITY.format(field="year"), path)
     # Positions, formulas and the fingerprint do not depend on the unit, so one layout per kind and year
     # serves every unit's file (the unit's identity is in `meta`); 1,000 units cost one build, not 1,000.
-    plan = _plan(catalog, wid, Identity(year=year_number))
+    rows, approved = _shape(meta, path)
+    plan = _plan(catalog, wid, Identity(year=year_number, rows=rows, approved=approved))
     if meta.get("fingerprint") != plan.fingerprint:
         raise _fail(MSG_FINGERPRINT, path)
     return plan
+
+
+def _shape(meta: dict[str, str], path: Path) -> tuple[tuple[tuple[str, int], ...], tuple[Approved, ...]]:
+    """The row counts and approved targets the template was generated with (identity rows `rows`, `approved`)."""
+    try:
+        rows_data = json.loads(meta["rows"]) if meta.get("rows") else {}
+        approved_data = json.loads(meta["approved"]) if meta.get("approved") else []
+        rows = tuple(sorted((str(k), int(v)) for k, v in rows_data.items()))
+        approved = tuple(Approved(str(g), str(n), str(t)) for g, n, t in approved_data)
+    except (ValueError, TypeError, AttributeError):
+        raise _fail(MSG_BAD_IDENTITY.format(field="rows/approved"), path) from None
+    if any(not 1 <= n <= MAX_GROUP_ROWS for _, n in rows) or len(approved) > MAX_GROUP_ROWS * 20:
+        raise _fail(MSG_BAD_IDENTITY.format(field="rows/approved"), path)
+    return rows, approved
 
 
 def _target(text: str, sheets: dict[str, str]) -> tuple[str, int, int, str] | None:
@@ -1176,12 +1198,17 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
         if sl.name not in book.sheets:
             raise _fail(MSG_MISSING_SHEET.format(sheet=sl.name), path)
 
+    # Indicator groups are found from their named first and last rows: rows the unit inserted inside a
+    # group (or deleted from it) change the layout to one with that many rows, read at the file's rows.
+    plan, placed = _discover_rows(plan, catalog, book)
     # Each key is read where its defined name points (rows may have been inserted), else where the
     # layout put it: a missing or unparseable name falls back to the layout position; #REF! is refused.
-    cells = plan.cells
+    cells = plan.cells if not placed else {**plan.cells, **placed}
     moved: dict[str, str] = {}
     names = book.names
     for key, dn in plan.names.items():
+        if key in placed:
+            continue
         text = names.get(dn)
         if text is None or text in plan.expected[key]:
             continue
@@ -1196,7 +1223,15 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
                 cells = dict(plan.cells)
             cells[key] = target
             moved[key] = f"{target[0]}!{target[3]}"
-    wanted = plan.wanted if not moved else _wanted(iter(cells.values()))
+    wanted = plan.wanted if not (moved or placed) else _wanted(iter(cells.values()))
+    suspects = _stray_candidates(plan, cells)
+    if suspects:
+        wanted = {sheet: (set(a), set(r)) for sheet, (a, r) in wanted.items()}
+        for sheet, by_row in suspects.items():
+            addresses, rows = wanted.setdefault(sheet, (set(), set()))
+            for row, cols in by_row.items():
+                addresses.update(f"{col_letters(c)}{row + 1}" for c in cols)
+                rows.add(row + 1)
 
     found: dict[str, dict[str, _Found]] = {}
     masters: dict[str, Masters] = {}
@@ -1222,7 +1257,126 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             raw[key] = blanks[key]
         else:
             raw[key] = _raw_cell(cell, f"{sheet}!{a1}", (row, col), strings, dates, masters[sheet], path)
-    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved)
+    stray: list[tuple[RawCell, str]] = []
+    labels = {sheet: _label_texts(plan.layout, sheet) for sheet in suspects}
+    for sheet, by_row in sorted(suspects.items()):
+        for row, cols in sorted(by_row.items()):
+            filled: list[RawCell] = []
+            for c in cols:
+                a1 = f"{col_letters(c)}{row + 1}"
+                cell = found[sheet].get(a1)
+                if cell is None:
+                    continue
+                rc = _raw_cell(cell, f"{sheet}!{a1}", (row, c), strings, dates, masters[sheet], path)
+                text = _as_text(rc)
+                if text is not None and text.strip() not in labels[sheet]:
+                    filled.append(rc)
+            if filled:
+                stray.append((filled[0], "｜".join(_as_text(f) or "" for f in filled)))
+    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved, stray=stray)
+
+
+def _discover_rows(plan: _Plan, catalog: Catalog, book: _Book) -> tuple[_Plan, dict[str, tuple[str, int, int, str]]]:
+    """The plan for the rows each indicator group really has, and where its rows' cells are in the file.
+
+    A group's first and last rows are found by their defined names (Excel, WPS and LibreOffice move names
+    when rows are inserted and extend the block between them); rows i = 1..n of the group are then the
+    file's rows between them, in order, whatever their names say. Groups whose first or last row cannot
+    be found keep the template's rows (a deleted name is refused later, as for any cell).
+    """
+    layout = plan.layout
+    names = book.names
+
+    def where(key: str) -> tuple[str, int, int, str] | None:
+        text = names.get(plan.names[key])
+        if text is None or text in plan.expected[key]:
+            return plan.cells[key]
+        return _target(text, book.sheets)
+
+    tops: dict[str, int] = {}
+    changed: dict[str, int] = {}
+    for g in layout.groups:
+        first, last = where(f"{g.base(1)}.name"), where(f"{g.base(g.count)}.name")
+        if first is None or last is None or first[0] != g.sheet or last[0] != g.sheet or first[2] != last[2]:
+            continue
+        n = last[1] - first[1] + 1
+        if not 1 <= n <= MAX_GROUP_ROWS:
+            continue
+        tops[g.key] = first[1]
+        if n != g.count:
+            changed[g.key] = n
+    if not changed:
+        return plan, {}
+    ident = layout.identity
+    rows = tuple(sorted({**dict(ident.rows), **changed}.items()))
+    plan = _plan(catalog, layout.spec.id, dataclasses.replace(ident, rows=rows))
+    placed: dict[str, tuple[str, int, int, str]] = {}
+    for g in plan.layout.groups:
+        if g.key in changed:
+            for i in range(1, g.count + 1):
+                row = tops[g.key] + i - 1
+                for part in g.parts:
+                    key = f"{g.base(i)}.{part}"
+                    sheet, _, col, _ = plan.cells[key]
+                    placed[key] = (sheet, row, col, f"{col_letters(col)}{row + 1}")
+    return plan, placed
+
+
+def _group_span(layout: WorkbookLayout, g: RowGroup) -> tuple[int, int]:
+    """First and last layout rows of a group."""
+    return layout.refs[f"{g.base(1)}.name"].row, layout.refs[f"{g.base(g.count)}.name"].row
+
+
+def _stray_candidates(plan: _Plan, cells: dict[str, tuple[str, int, int, str]]) -> dict[str, dict[int, list[int]]]:
+    """Rows of the file, per sheet, inside or just around an indicator table that belong to no indicator row.
+
+    Around each sheet's groups: rows between two groups beyond the template's gap, rows between the header
+    and the first group, and rows below the last group (up to the next named cell, else STRAY_WINDOW rows).
+    The value is the columns of an indicator row's parts, to be searched for filled cells.
+    """
+    layout = plan.layout
+    out: dict[str, dict[int, list[int]]] = {}
+    by_sheet: dict[str, list[RowGroup]] = {}
+    for g in layout.groups:
+        by_sheet.setdefault(g.sheet, []).append(g)
+    for sheet, groups in by_sheet.items():
+        cols = sorted({cells[f"{g.base(1)}.{p}"][2] for g in groups for p in g.parts})
+        spans = sorted((cells[f"{g.base(1)}.name"][1], cells[f"{g.base(g.count)}.name"][1], g) for g in groups)
+        rows: set[int] = set()
+        for (_, low, ga), (high, _, gb) in itertools.pairwise(spans):
+            gap = _group_span(layout, gb)[0] - _group_span(layout, ga)[1] - 1
+            if high - low - 1 > gap:
+                rows.update(range(low + 1, high))
+        on_sheet = [(ref.row, cells[k][1]) for k, ref in layout.refs.items() if ref.sheet == sheet and k in cells]
+        first_layout, last_layout = _group_span(layout, spans[0][2])[0], _group_span(layout, spans[-1][2])[1]
+        above = [(lr, fr) for lr, fr in on_sheet if lr < first_layout - 1]
+        if above:
+            lr, fr = max(above)
+            header = first_layout - 1 + (fr - lr)
+            rows.update(range(header + 1, spans[0][0]))
+        below = [(lr, fr) for lr, fr in on_sheet if lr > last_layout and not _in_groups(layout, groups, lr)]
+        bottom = spans[-1][1]
+        if below:
+            lr, fr = min(below)
+            extra = (fr - bottom) - (lr - last_layout)
+            rows.update(range(bottom + 1, bottom + 1 + max(0, extra)))
+        else:
+            rows.update(range(bottom + 1, bottom + 1 + STRAY_WINDOW))
+        if rows:
+            out[sheet] = {r: cols for r in sorted(rows) if 0 <= r < MAX_ROW}
+    return out
+
+
+def _in_groups(layout: WorkbookLayout, groups: list[RowGroup], row: int) -> bool:
+    return any(low <= row <= high for low, high in (_group_span(layout, g) for g in groups))
+
+
+def _label_texts(layout: WorkbookLayout, sheet: str) -> frozenset[str]:
+    """Texts the template prints on a sheet (headers, group names): never an indicator typed by the unit."""
+    for sl in layout.sheets:
+        if sl.name == sheet:
+            return frozenset((c.text or "").strip() for c in sl.cells if c.role == "label" and c.text)
+    return frozenset()
 
 
 # --- Typed inputs ---------------------------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,17 +29,40 @@ class ScoreCell:
     points: Decimal
     low: Decimal
     indicator: Indicator | None
+    # A free row (三级指标 and 分值 typed by the unit): its name and 分值 are read from the row.
+    free: bool = False
 
 
 def score_cells(ctx: Context) -> list[ScoreCell]:
-    """Every score input of the workbook, with its 分值 and lowest allowed score (worked out once per layout)."""
+    """Every score input of the workbook, with its 分值 and lowest allowed score.
+
+    The cells are worked out once per layout; a free row's typed name and 分值 are filled in per workbook,
+    and a free row left entirely blank (a spare row) is not a score cell.
+    """
     if "score_cells" not in ctx.layout.memo:
         ctx.layout.memo["score_cells"] = list(_score_cells(ctx))
     cells: list[ScoreCell] = ctx.layout.memo["score_cells"]
-    return cells
+    return [r for sc in cells if (r := _resolve(ctx, sc)) is not None]
+
+
+FREE_PARTS = ("name", "target", "result", "max", "score", "deviation")
+
+
+def _resolve(ctx: Context, sc: ScoreCell) -> ScoreCell | None:
+    if not sc.free:
+        return sc
+    if all(ctx.inputs.get(f"{sc.base}.{p}") in (None, "") for p in FREE_PARTS):
+        return None
+    points = ctx.inputs.get(f"{sc.base}.max")
+    return dataclasses.replace(
+        sc,
+        name=ctx.text(f"{sc.base}.name") or sc.name,
+        points=points if isinstance(points, Decimal) and points > 0 else sc.points,
+    )
 
 
 def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
+    free = {g.base(i) for g in ctx.layout.groups if "score" in g.parts for i in range(1, g.count + 1)}
     indicators: dict[str, Indicator] = {}
     for sl in ctx.layout.sheets:
         for block in sl.spec.blocks:
@@ -50,9 +74,9 @@ def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
             continue
         base = key[: -len(".score")]
         found = indicators.get(base)
-        name = found.name if found else cell.label
+        name = found.name if found else cell.label.removesuffix("得分").removesuffix("自评分数")
         low = cell.min if cell.min is not None else Decimal(0)
-        yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found)
+        yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found, base in free)
 
 
 @register
@@ -156,7 +180,7 @@ class BasisMissing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
-            basis = f"{sc.base}.basis"
+            basis = f"{sc.base}.basis" if f"{sc.base}.basis" in ctx.layout.refs else f"{sc.base}.deviation"
             # A 加减分项 (scores below 0 allowed) has no "full marks" to fall short of.
             if basis not in ctx.layout.refs or sc.low < 0:
                 continue
@@ -202,14 +226,12 @@ class ScoreVsReference(Rule):
                 if same:
                     message += f"（自评分数与口径 {'、'.join(same)} 一致）"
             note = explanation_key(ctx, sc.base)
-            if note:
-                message += f"。如有理由，请在{ctx.layout.cells[note].label}中写明"
             yield self.finding(ctx, sc.key, message, expected=show(ref), actual=show(score), explain_key=note)
 
 
 def explanation_key(ctx: Context, base: str) -> str | None:
     """Where a unit explains a score that differs from its reference: the note column, else the basis."""
-    for suffix in (".note", ".basis"):
+    for suffix in (".note", ".basis", ".deviation"):
         if base + suffix in ctx.layout.refs:
             return base + suffix
     return None

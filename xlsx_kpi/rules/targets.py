@@ -9,7 +9,7 @@ from decimal import Decimal
 
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.rules.base import Context, Rule, register, show
-from xlsx_kpi.spec import InputsBlock, TargetsBlock
+from xlsx_kpi.spec import IndicatorsBlock, InputsBlock, TargetsBlock
 from xlsx_kpi.values import Status, meets, parse_percent, parse_targets
 
 # Text that claims there is no deviation.
@@ -18,15 +18,20 @@ NO_DEVIATION = re.compile(r"^(无|没有)(偏差|差异)?[。.，,]?$|^无偏差
 RATE_TOLERANCE = Decimal("0.005")
 
 
-def target_rows(ctx: Context) -> Iterator[tuple[TargetsBlock, str, str, int]]:
-    """(block, key base `tgt.qty.1`, 二级指标 name, row number) for every indicator row."""
-    for sl in ctx.layout.sheets:
-        for block in sl.spec.blocks:
-            if isinstance(block, TargetsBlock):
-                for l1 in block.groups:
-                    for g in l1.groups:
-                        for i in range(1, g.rows + 1):
-                            yield block, f"{block.id}.{g.id}.{i}", g.name, i
+def target_rows(ctx: Context) -> Iterator[tuple[TargetsBlock | IndicatorsBlock, str, str, int]]:
+    """(block, key base `tgt.qty.1`, 二级指标 name, row number) for every indicator row the unit fills.
+
+    The rows are the workbook's own: as many as the template was generated with, plus the rows the unit
+    inserted inside a group (the reader lays them out like the others). Each row has `<base>.name`,
+    `.target`, `.result` and `.deviation`; free rows of a scoring table also `.max` and `.score`.
+    """
+    blocks = {
+        b.id: b for sl in ctx.layout.sheets for b in sl.spec.blocks if isinstance(b, TargetsBlock | IndicatorsBlock)
+    }
+    for g in ctx.layout.groups:
+        block = blocks[g.key.split(".", 1)[0]]
+        for i in range(1, g.count + 1):
+            yield block, g.base(i), g.name, i
 
 
 @functools.lru_cache(maxsize=4096)
