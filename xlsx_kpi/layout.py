@@ -524,7 +524,7 @@ class SheetBuilder:
                 self.spec.sheet,
                 count,
                 ("name", "target", "result", "max", "score", "deviation"),
-                aliases(l2.id, l2.name),
+                (*aliases(l2.id, l2.name), *aliases(l1.id, l1.name.split("\n")[0])[1:]),
             )
         )
         return scores
@@ -669,7 +669,7 @@ class SheetBuilder:
                     block.note_cols,
                     f"{block.id}.{gr.id}.note",
                     "longtext",
-                    f"{block.section}·{gr.label}情况说明",
+                    f"{block.section}·{gr.label}{block.note_header.split('（')[0]}".replace("\n", ""),
                     style="aux_in_text",
                 )
             for gc in block.columns:

@@ -7,12 +7,13 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from xlsx_kpi import expr
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.rules.base import Context, Rule, register, show
-from xlsx_kpi.spec import Indicator, IndicatorsBlock
-from xlsx_kpi.values import Status, parse_number, parse_percent
+from xlsx_kpi.spec import Indicator, IndicatorsBlock, Measure
+from xlsx_kpi.values import Status, parse_number, parse_percent, parse_targets
 
 # A score is compared at the table's 2 decimals: differences below half a hundredth are equal.
 SCORE_TOLERANCE = Decimal("0.005")
@@ -268,18 +269,22 @@ class MeasureVsScore(Rule):
     severity = Severity.WARNING
     title = "得分与指标完成情况不符"
     description = (
-        "定量指标（规格中有 measure）：实际完成值达到年度指标值得满分，否则按 完成值÷指标值×分值（“≤”类指标按 "
+        "定量指标（规格中有 measure，或单位填写的年度指标值是一个数，如“≥90%”）：实际完成值达到年度指标值得满分，"
+        "否则按 完成值÷指标值×分值（“≤”类指标按 "
         "指标值÷完成值×分值）计算参考得分；得分与之相差 0.005 分以上时警告，在偏差原因中说明后视为已说明。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
-            ind = sc.indicator
             score = ctx.inputs.get(sc.key)
-            if ind is None or ind.measure is None or not isinstance(score, Decimal):
+            found = measure_of(ctx, sc)
+            if found is None or not isinstance(score, Decimal):
                 continue
-            m = ind.measure
-            actual = measured_value(ctx.inputs.get(f"{sc.base}.actual"), m.unit, m.value)
+            m, target_text = found
+            raw = ctx.inputs.get(f"{sc.base}.actual" if f"{sc.base}.actual" in ctx.layout.refs else f"{sc.base}.result")
+            if isinstance(raw, str):
+                raw = raw.strip().lstrip("=＝")
+            actual = measured_value(raw, m.unit, m.value)
             if actual is None or actual <= 0:
                 continue
             if m.direction == "at_least":
@@ -294,12 +299,32 @@ class MeasureVsScore(Rule):
                 yield self.finding(
                     ctx,
                     sc.key,
-                    f"“{sc.name}”实际完成值 {shown}、年度指标值“{ind.target}”，"
+                    f"“{sc.name}”实际完成值 {shown}、年度指标值“{target_text}”，"
                     f"参考得分 {show(ref)} 分，自评 {show(score)} 分",
                     expected=show(ref),
                     actual=show(score),
                     explain_key=explanation_key(ctx, sc.base),
                 )
+
+
+def measure_of(ctx: Context, sc: ScoreCell) -> tuple[Measure, str] | None:
+    """The measure of a quantitative indicator and its printed 年度指标值.
+
+    From the spec for a fixed indicator; for a free row, from the typed 年度指标值 when it is one number
+    (≥、＞ at least; ≤、＜ at most; a bare or “=” target is one to reach, so at least).
+    """
+    if sc.indicator is not None:
+        m = sc.indicator.measure
+        return (m, sc.indicator.target) if m is not None else None
+    if not sc.free:
+        return None
+    text = ctx.text(f"{sc.base}.target")
+    pieces = parse_targets(text)
+    if len(pieces) != 1 or pieces[0].op == "range":
+        return None
+    t = pieces[0]
+    direction: Literal["at_least", "at_most"] = "at_most" if t.op in ("<=", "<") else "at_least"
+    return Measure(direction=direction, value=t.value, unit="%" if t.unit == "%" else ""), text
 
 
 def measured_value(raw: object, unit: str, target: Decimal) -> Decimal | None:
