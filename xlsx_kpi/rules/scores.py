@@ -30,8 +30,10 @@ class ScoreCell:
     points: Decimal
     low: Decimal
     indicator: Indicator | None
-    # A free row (三级指标 and 分值 typed by the unit): its name and 分值 are read from the row.
+    # A free row (三级指标 and 分值 typed by the unit): its name and 分值 are read from the row; without a
+    # typed 分值 the group's points are only an upper bound (no "full marks" to compare with).
     free: bool = False
+    points_known: bool = True
 
 
 def score_cells(ctx: Context) -> list[ScoreCell]:
@@ -55,10 +57,12 @@ def _resolve(ctx: Context, sc: ScoreCell) -> ScoreCell | None:
     if all(ctx.inputs.get(f"{sc.base}.{p}") in (None, "") for p in FREE_PARTS):
         return None
     points = ctx.inputs.get(f"{sc.base}.max")
+    known = isinstance(points, Decimal) and points > 0
     return dataclasses.replace(
         sc,
         name=ctx.text(f"{sc.base}.name") or sc.name,
-        points=points if isinstance(points, Decimal) and points > 0 else sc.points,
+        points=points if isinstance(points, Decimal) and known else sc.points,
+        points_known=known,
     )
 
 
@@ -183,7 +187,7 @@ class BasisMissing(Rule):
         for sc in score_cells(ctx):
             basis = f"{sc.base}.basis" if f"{sc.base}.basis" in ctx.layout.refs else f"{sc.base}.deviation"
             # A 加减分项 (scores below 0 allowed) has no "full marks" to fall short of.
-            if basis not in ctx.layout.refs or sc.low < 0:
+            if basis not in ctx.layout.refs or sc.low < 0 or not sc.points_known:
                 continue
             v = ctx.inputs.get(sc.key)
             if isinstance(v, Decimal) and 0 <= v < sc.points - SCORE_TOLERANCE and not ctx.text(basis):
@@ -278,7 +282,7 @@ class MeasureVsScore(Rule):
         for sc in score_cells(ctx):
             score = ctx.inputs.get(sc.key)
             found = measure_of(ctx, sc)
-            if found is None or not isinstance(score, Decimal):
+            if found is None or not isinstance(score, Decimal) or not sc.points_known:
                 continue
             m, target_text = found
             raw = ctx.inputs.get(f"{sc.base}.actual" if f"{sc.base}.actual" in ctx.layout.refs else f"{sc.base}.result")
