@@ -28,7 +28,8 @@ from xlsx_kpi.units import TargetRow, parse_rows, read_targets
 D = Decimal
 DATA = Path(__file__).resolve().parent / "data"
 TIANFU = json.loads((DATA / "tianfu_qty.json").read_text(encoding="utf-8"))["rows"]
-TIANFU_ARGS = ["-y", "2021", "-u", "资阳市科学技术协会", "-c", "015001", "-p", "天府科技云", "--project-type", "民生保障"]
+TIANFU_ARGS = ["-y", "2021", "-u", "资阳市科学技术协会", "-c", "015001", "-p", "天府科技云"]
+TIANFU_ARGS += ["--project-type", "民生保障"]
 
 
 def names_read(path: Path, catalog: Catalog) -> list[tuple[str, str]]:
@@ -63,7 +64,8 @@ def test_rows_option_gives_twelve_quantity_rows(catalog: Catalog, tmp_path: Path
     assert "D31" in {str(d.sqref) for d in ws.data_validations.dataValidation}
     assert ws.protection.insertRows is False  # inserting rows stays allowed on the protected sheet
     layout = read_workbook(out, catalog).layout
-    values = {f"tgt.qty.{i}.{p}": v for i, row in enumerate(TIANFU, 1) for p, v in zip(("name", "target", "result"), row)}
+    parts = ("name", "target", "result")
+    values = {f"tgt.qty.{i}.{p}": v for i, row in enumerate(TIANFU, 1) for p, v in zip(parts, row, strict=True)}
     filled = fill(out, layout, values, tmp_path / "filled.xlsx")
     assert names_read(filled, catalog) == [(f"附件2!D{19 + i}", row[0]) for i, row in enumerate(TIANFU, 1)]
     report = check_file(filled, catalog, Options(annotate=False))
