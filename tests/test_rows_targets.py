@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
+import subprocess
 import zipfile
 from decimal import Decimal
 from pathlib import Path
 
 import openpyxl
 import pytest
-from helpers import fill
+from helpers import fill, soffice
 from seed_data import CN_IDENTITY, cn_inputs, kechuang_inputs
 
 from xlsx_kpi.audit import Options, check_file
@@ -300,3 +301,44 @@ def test_every_warning_names_its_explanation_cell(catalog: Catalog, tmp_path: Pa
     report = check_file(write_template(sc, tmp_path / "sc.xlsx", inputs=kechuang_inputs()), catalog, Options(False))
     warnings = [f for f in report.findings if f.severity is Severity.WARNING]
     assert warnings and all("（如有理由，请在 附件" in f.message for f in warnings)
+
+
+def test_rows_inserted_in_the_national_form_count_in_the_total(catalog: Catalog) -> None:
+    """tests/data/cn_inserted_lo.xlsx: LibreOffice inserted 2 rows inside 产出指标 (5 -> 7) and filled all seven."""
+    path = DATA / "cn_inserted_lo.xlsx"
+    filing = read_workbook(path, catalog)
+    assert filing.inserted == {"s.output_kinds": 2}
+    assert [(g.key, g.count) for g in filing.layout.groups] == [
+        ("s.output_kinds", 7),
+        ("s.benefit_kinds", 3),
+        ("s.service_satisfaction", 2),
+    ]
+    # Calc grew the 总分 range with the rows: the file's formula is the 7-row layout's formula.
+    assert filing.cells["s.total"].formula == "SUM(H14:H25,I7)" == filing.layout.excel("s.total")
+    report = check_file(path, catalog, Options(annotate=False))
+    assert report.total == D("49.3")  # 8 + 7 + 6.3 + 7 + 7 + 7 + 7
+    assert [(f.where, f.code) for f in report.findings if f.code not in ("text-missing", "score-missing")] == [
+        ("附件1!I16", "target-missed")  # 新建智慧教室 18 of ≥20 间, typed in an inserted row
+    ]
+
+
+@pytest.mark.skipif(
+    not Path("/usr/bin/python3").exists() or soffice() is None, reason="needs LibreOffice and /usr/bin/python3"
+)
+def test_libreoffice_recipe_still_runs(catalog: Catalog, tmp_path: Path) -> None:
+    """The recipe that made the fixtures runs, and what it makes reads as the committed fixtures do."""
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import uno"], capture_output=True)
+    if probe.returncode != 0:
+        pytest.skip("python3-uno is not installed for /usr/bin/python3")
+    project, national = tmp_path / "tianfu.xlsx", tmp_path / "cn.xlsx"
+    assert main(["template", "-k", "project", *TIANFU_ARGS, "-o", str(project)]) == 0
+    cn_args = ["template", "--spec", "cn-department", "-y", "2025", "-u", "蒸湘区教育局", "-c", "430408001"]
+    assert main([*cn_args, "-o", str(national)]) == 0
+    recipe = DATA / "recipes" / "insert_rows_lo.py"
+    subprocess.run(
+        ["/usr/bin/python3", str(recipe), str(project), str(national), str(tmp_path)], check=True, timeout=300
+    )
+    for name in ("tianfu_12_qty_lo.xlsx", "tianfu_stray_lo.xlsx", "cn_inserted_lo.xlsx"):
+        made = check_file(tmp_path / name, catalog, Options(annotate=False))
+        committed = check_file(DATA / name, catalog, Options(annotate=False))
+        assert made.flatten("where", "code") == committed.flatten("where", "code"), name

@@ -172,6 +172,8 @@ class Filing:
     # Filled cells inside an indicator table that belong to no indicator row (e.g. a row inserted between
     # two groups): each is a whole row's first filled cell, with the row's text.
     stray: list[tuple[RawCell, str]] = field(default_factory=list)
+    # Rows the unit inserted into (positive) or deleted from (negative) each indicator group, by group key.
+    inserted: dict[str, int] = field(default_factory=dict)
 
     def a1(self, key: str) -> tuple[str, str]:
         """(sheet, "F7") where `key` was read, after following moved defined names."""
@@ -1200,7 +1202,9 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
 
     # Indicator groups are found from their named first and last rows: rows the unit inserted inside a
     # group (or deleted from it) change the layout to one with that many rows, read at the file's rows.
+    counts = {g.key: g.count for g in plan.layout.groups}
     plan, placed = _discover_rows(plan, catalog, book)
+    inserted = {g.key: g.count - counts[g.key] for g in plan.layout.groups if g.count != counts.get(g.key, g.count)}
     # Each key is read where its defined name points (rows may have been inserted), else where the
     # layout put it: a missing or unparseable name falls back to the layout position; #REF! is refused.
     cells = plan.cells if not placed else {**plan.cells, **placed}
@@ -1273,7 +1277,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
                     filled.append(rc)
             if filled:
                 stray.append((filled[0], "｜".join(_as_text(f) or "" for f in filled)))
-    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved, stray=stray)
+    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved, stray=stray, inserted=inserted)
 
 
 def _discover_rows(plan: _Plan, catalog: Catalog, book: _Book) -> tuple[_Plan, dict[str, tuple[str, int, int, str]]]:

@@ -12,6 +12,7 @@ from typing import Literal
 from xlsx_kpi import expr
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.rules.base import Context, Rule, register, show
+from xlsx_kpi.rules.targets import missed
 from xlsx_kpi.spec import Indicator, IndicatorsBlock, Measure
 from xlsx_kpi.values import Status, parse_number, parse_percent, parse_targets
 
@@ -79,7 +80,7 @@ def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
             continue
         base = key[: -len(".score")]
         found = indicators.get(base)
-        name = found.name if found else cell.label.removesuffix("得分").removesuffix("自评分数")
+        name = found.name if found else (cell.label.removesuffix("得分") if base in free else cell.label)
         low = cell.min if cell.min is not None else Decimal(0)
         yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found, base in free)
 
@@ -190,6 +191,9 @@ class BasisMissing(Rule):
             if basis not in ctx.layout.refs or sc.low < 0 or not sc.points_known:
                 continue
             v = ctx.inputs.get(sc.key)
+            # A free row that missed its 年度指标值 already gets target-missed at the same 偏差原因 cell.
+            if sc.free and missed(ctx.text(f"{sc.base}.target"), ctx.inputs.get(f"{sc.base}.result")):
+                continue
             if isinstance(v, Decimal) and 0 <= v < sc.points - SCORE_TOLERANCE and not ctx.text(basis):
                 yield self.finding(
                     ctx,
