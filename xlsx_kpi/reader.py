@@ -1351,18 +1351,14 @@ def _stray_candidates(plan: _Plan, cells: dict[str, tuple[str, int, int, str]]) 
             gap = _group_span(layout, gb)[0] - _group_span(layout, ga)[1] - 1
             if high - low - 1 > gap:
                 rows.update(range(low + 1, high))
-        on_sheet = [(ref.row, cells[k][1]) for k, ref in layout.refs.items() if ref.sheet == sheet and k in cells]
         first_layout, last_layout = _group_span(layout, spans[0][2])[0], _group_span(layout, spans[-1][2])[1]
-        above = [(lr, fr) for lr, fr in on_sheet if lr < first_layout - 1]
-        if above:
-            lr, fr = max(above)
-            header = first_layout - 1 + (fr - lr)
+        above, below = _anchors(layout, sheet, first_layout, last_layout)
+        if above is not None and above in cells:
+            header = first_layout - 1 + (cells[above][1] - layout.refs[above].row)
             rows.update(range(header + 1, spans[0][0]))
-        below = [(lr, fr) for lr, fr in on_sheet if lr > last_layout and not _in_groups(layout, groups, lr)]
         bottom = spans[-1][1]
-        if below:
-            lr, fr = min(below)
-            extra = (fr - bottom) - (lr - last_layout)
+        if below is not None and below in cells:
+            extra = (cells[below][1] - bottom) - (layout.refs[below].row - last_layout)
             rows.update(range(bottom + 1, bottom + 1 + max(0, extra)))
         else:
             rows.update(range(bottom + 1, bottom + 1 + STRAY_WINDOW))
@@ -1371,16 +1367,32 @@ def _stray_candidates(plan: _Plan, cells: dict[str, tuple[str, int, int, str]]) 
     return out
 
 
-def _in_groups(layout: WorkbookLayout, groups: list[RowGroup], row: int) -> bool:
-    return any(low <= row <= high for low, high in (_group_span(layout, g) for g in groups))
+def _anchors(layout: WorkbookLayout, sheet: str, first: int, last: int) -> tuple[str | None, str | None]:
+    """The named cells nearest above a sheet's indicator table header and below its last row (once per layout).
+
+    Where the file has them tells how far the table's edges moved, so rows inserted at its edges are found.
+    """
+    memo = f"stray_anchors:{sheet}"
+    if memo not in layout.memo:
+        on_sheet = [(ref.row, k) for k, ref in layout.refs.items() if ref.sheet == sheet]
+        above = max(((r, k) for r, k in on_sheet if r < first - 1), default=None)
+        below = min(((r, k) for r, k in on_sheet if r > last), default=None)
+        layout.memo[memo] = (above[1] if above else None, below[1] if below else None)
+    anchors: tuple[str | None, str | None] = layout.memo[memo]
+    return anchors
 
 
 def _label_texts(layout: WorkbookLayout, sheet: str) -> frozenset[str]:
     """Texts the template prints on a sheet (headers, group names): never an indicator typed by the unit."""
-    for sl in layout.sheets:
-        if sl.name == sheet:
-            return frozenset((c.text or "").strip() for c in sl.cells if c.role == "label" and c.text)
-    return frozenset()
+    memo = f"label_texts:{sheet}"
+    if memo not in layout.memo:
+        texts: frozenset[str] = frozenset()
+        for sl in layout.sheets:
+            if sl.name == sheet:
+                texts = frozenset((c.text or "").strip() for c in sl.cells if c.role == "label" and c.text)
+        layout.memo[memo] = texts
+    found: frozenset[str] = layout.memo[memo]
+    return found
 
 
 # --- Typed inputs ---------------------------------------------------------------------------------------
