@@ -342,3 +342,17 @@ def test_libreoffice_recipe_still_runs(catalog: Catalog, tmp_path: Path) -> None
         made = check_file(tmp_path / name, catalog, Options(annotate=False))
         committed = check_file(DATA / name, catalog, Options(annotate=False))
         assert made.flatten("where", "code") == committed.flatten("where", "code"), name
+
+
+def test_every_form_has_a_place_for_every_warning(catalog: Catalog) -> None:
+    """Scores with a reference (score-vs-reference, measure-vs-score) and amount rows (over-budget) can be explained."""
+    for wb in catalog.workbooks.values():
+        layout = build_layout(catalog, wb, Identity(year=2021))
+        free = {g.base(i) for g in layout.groups if "score" in g.parts for i in range(1, g.count + 1)}
+        for key, cell in layout.cells.items():
+            if cell.input_type == "score" and key.endswith(".score"):
+                base = key.removesuffix(".score")
+                if f"{base}.ref" in layout.refs or base in free:
+                    assert any(f"{base}{s}" in layout.refs for s in (".note", ".basis", ".deviation")), key
+            if key.endswith(".budget") and key.replace(".budget", ".carry") in layout.refs:
+                assert key.replace(".budget", ".note") in layout.refs, key

@@ -173,6 +173,11 @@ def template_cmd(
         out.print(f"已生成 {len(paths)} 个模板，保存在 {out_dir}：")
         for p in paths:
             out.print(f"  {p.name}")
+        if targets:
+            lacking = [i.project_name or i.unit_name for i in idents if not i.approved]
+            if lacking:
+                names = "、".join(lacking)
+                out.print(f"注意：绩效目标文件中没有以下 {len(lacking)} 个单位（项目）的指标，其模板未预填：{names}")
         return
     if not blank:
         if not unit:
