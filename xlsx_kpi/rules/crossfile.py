@@ -149,6 +149,14 @@ def _indicator(text: str) -> str:
     return _squash(text).rstrip("。；;，,.")
 
 
+def _root(parent: list[int], i: int) -> int:
+    """Union-find: the representative of i's set (with path halving)."""
+    while parent[i] != i:
+        parent[i] = parent[parent[i]]
+        i = parent[i]
+    return i
+
+
 def group_units(files: Sequence[UnitFile]) -> list[UnitGroup]:
     """Workbooks of one year joined into units when they share the unit code or the unit name.
 
@@ -158,25 +166,18 @@ def group_units(files: Sequence[UnitFile]) -> list[UnitGroup]:
     for year in sorted({f.year.strip() for f in files}):
         members = [f for f in files if f.year.strip() == year]
         parent = list(range(len(members)))
-
-        def root(i: int) -> int:
-            while parent[i] != i:
-                parent[i] = parent[parent[i]]
-                i = parent[i]
-            return i
-
         seen: dict[tuple[str, str], int] = {}
         for i, f in enumerate(members):
             for key in (("code", f.unit_code.strip()), ("name", _squash(f.unit_name))):
                 if not key[1]:
                     continue
                 if key in seen:
-                    parent[root(i)] = root(seen[key])
+                    parent[_root(parent, i)] = _root(parent, seen[key])
                 else:
                     seen[key] = i
         by_root: dict[int, list[UnitFile]] = {}
         for i, f in enumerate(members):
-            by_root.setdefault(root(i), []).append(f)
+            by_root.setdefault(_root(parent, i), []).append(f)
         for group in by_root.values():
             group.sort(key=lambda f: (f.kind != "department", f.project_name, f.file.name))
             groups.append(UnitGroup(year, group))
