@@ -636,7 +636,7 @@ class SummaryWriter:
         i_visible = len(heads) - 1
         kinds = f"${_col(3)}${first + 1}:${_col(3)}${last + 1}"
         visible = f"${_col(i_visible)}${first + 1}:${_col(i_visible)}${last + 1}"
-        ws.write_string(at, 0, "合计", self.formats["total_label"])
+        ws.write_string(at, 0, f"合计（{label}）", self.formats["total_label"])
         ws.write_string(at, 3, label, self.formats["total_label"])
         for j, (name, kind_of, _) in enumerate(heads):
             if j in (0, 3):

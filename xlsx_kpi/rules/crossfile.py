@@ -312,9 +312,8 @@ class _ProjectsVsDepartment(CrossRule):
                 group,
                 [dept.place(dkey), *(p.place(pkey) for p, _ in amounts)],
                 head + tail,
-                expected=("不超过 " if self.exceeds else "")
-                + f"{_money(department, unit)}（部门整体“政策和项目支出”{what}）",
-                actual=f"{_money(total, unit)}（{len(known)} 个项目{what}合计）",
+                expected=("≤" if self.exceeds else "") + _money(department, unit),
+                actual=_money(total, unit),
                 indicator=f"政策和项目支出·{what}",
             )
 
