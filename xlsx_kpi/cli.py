@@ -19,7 +19,7 @@ from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, find_
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.findings import Severity
-from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
+from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.base import catalogue
@@ -317,8 +317,9 @@ def history_cmd(
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
+    kinds = {wid: wb.kind for wid, wb in load_specs().workbooks.items()}
     if csv is not None:
-        n = write_csv(db, csv, unit_code=unit, force=force)
+        n = write_csv(db, csv, unit_code=unit, force=force, kinds=kinds)
         err.print(f"已导出 {n} 条记录：{csv}")
     with History(db, readonly=True) as history:
         if unit is None:
@@ -340,7 +341,9 @@ def history_cmd(
         payload_unit = {
             "unit_code": unit.strip(),
             "unit_name": years[-1].unit_name,
-            "years": [r.to_json() for r in years],
+            "years": [r.to_json(kinds) for r in years],
+            # Amounts per year and kind, never added across kinds (projects are inside the department).
+            "totals": kind_totals(years, kinds),
         }
         sys.stdout.write(json.dumps(payload_unit, ensure_ascii=False, indent=2) + "\n")
     else:
