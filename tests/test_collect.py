@@ -189,6 +189,10 @@ def test_one_row_per_unit_and_project_sorted_by_code(batch: Batch) -> None:
     rows = rows_of(batch.summary, "汇总")
     assert rows[0][0] == "2021年度预算绩效自评汇总"
     assert rows[2][:5] == ["单位", "编码", "年度", "表种", "项目"]
+    # Above the table, which units sent which kinds (grouped: more than 10 units).
+    assert "报送单位 21 个：报送部门整体和项目支出的 1 个单位（资阳市科学技术协会）；报送部门整体的 20 个单位（" in str(
+        rows[1][0]
+    )
     data = rows[3:25]
     assert [(r[1], r[4]) for r in data] == [
         ("156001", None),
