@@ -293,3 +293,13 @@ def test_cross_rules_are_registered_with_stable_codes() -> None:
     assert codes <= set(REGISTRY)
     assert {REGISTRY[c].severity for c in codes} == {Severity.ERROR, Severity.WARNING, Severity.INFO}
     assert all(REGISTRY[c].title.startswith("跨表：") for c in codes)
+
+
+def test_cli_collect_prints_the_cross_findings(unit: Unit, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "汇总.xlsx"
+    code = main(["collect", str(unit.folder), "-o", str(out), "--db", str(tmp_path / "h.sqlite"), "--workers", "1"])
+    assert code == 1  # 错误 inside the seed's workbooks
+    text = capsys.readouterr().out
+    assert "跨表检查（同一单位、同一年度的多个工作簿之间）" in text
+    assert "填报值 14,900；应为 16,130" in text and "填报值 13,350；应为 27,735" in text
+    assert "资阳_天府科技云.xlsx 附件2!C8（天府科技云）" in text
