@@ -356,3 +356,26 @@ def test_every_form_has_a_place_for_every_warning(catalog: Catalog) -> None:
                     assert any(f"{base}{s}" in layout.refs for s in (".note", ".basis", ".deviation")), key
             if key.endswith(".budget") and key.replace(".budget", ".carry") in layout.refs:
                 assert key.replace(".budget", ".note") in layout.refs, key
+
+
+def test_department_targets_and_unknown_groups(catalog: Catalog, tmp_path: Path) -> None:
+    targets = tmp_path / "targets.csv"
+    targets.write_text(
+        "预算单位编码,项目名称,指标组,三级指标,预算指标值\n"
+        "015001,,数量指标,举办科普活动,≥20场\n"
+        "015001,天府科技云,数量指标,科技供需对接服务量,≥1000单\n",
+        encoding="utf-8",
+    )
+    out = tmp_path / "dept.xlsx"
+    args = ["template", "-k", "department", "-y", "2021", "-u", "资阳市科学技术协会", "-c", "015001"]
+    assert main([*args, "--targets", str(targets), "-o", str(out)]) == 0
+    meta = dict(openpyxl.load_workbook(out)["_xlsx_kpi"].iter_rows(values_only=True))
+    assert json.loads(str(meta["approved"])) == [["tgt.qty", "举办科普活动", "≥20场"]]  # not the project's row
+    targets.write_text(
+        "预算单位编码,指标组,三级指标,预算指标值\n015001,产出指标,举办科普活动,≥20场\n", encoding="utf-8"
+    )
+    assert main([*args, "--targets", str(targets), "-o", str(tmp_path / "x.xlsx")]) == 2
+    with pytest.raises(XlsxKpiError, match="第 2 行“指标组”：“产出指标”不是本表种的指标组"):
+        shaped(
+            catalog, catalog.workbook("sc-department"), Identity(2021, unit_code="015001"), [], read_targets(targets)
+        )

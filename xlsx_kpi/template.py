@@ -561,6 +561,13 @@ def shaped(
             continue
         if wb.kind == "project" and _squash(t.project_name) != _squash(identity.project_name):
             continue
+        # A department's own targets: rows without a project (or naming the unit itself, or 部门整体).
+        if (
+            wb.kind != "project"
+            and t.project_name
+            and _squash(t.project_name) not in (_squash(identity.unit_name), "部门整体")
+        ):
+            continue
         approved.append(Approved(find(t.group, f"文件 {targets_file} 第 {t.line} 行“指标组”"), t.name, t.target))
     order = {g.key: i for i, g in enumerate(groups)}
     approved.sort(key=lambda a: order[a.group])
