@@ -83,9 +83,12 @@ def test_rows_inserted_in_libreoffice_are_read(catalog: Catalog) -> None:
     assert filing.moved == {} and filing.stray == []  # everything below sits where the 12-row layout puts it
     assert filing.cells["tgt.qty.5.result"].value == "=5324条"  # an inserted row (4th to 7th of the group)
     report = check_file(path, catalog, Options(annotate=False))
-    assert sheet2(report) == [("附件2!G28", "target-missed")]
+    assert sheet2(report) == [("附件2!G28", "target-missed"), ("附件2!D20", "rows-inserted")]
     [missed] = [f for f in report.findings if f.code == "target-missed"]
     assert missed.indicator == "成果转化量及金额"
+    [note] = [f for f in report.findings if f.code == "rows-inserted"]
+    assert (note.severity, note.expected, note.actual) == (Severity.INFO, "8 行", "12 行")
+    assert note.message.startswith("数量指标共 12 行（模板 8 行，单位插入了 4 行），已全部读取和审核：全员“保姆”数量、")
 
 
 def test_row_between_groups_is_never_dropped(catalog: Catalog) -> None:
@@ -318,7 +321,8 @@ def test_rows_inserted_in_the_national_form_count_in_the_total(catalog: Catalog)
     report = check_file(path, catalog, Options(annotate=False))
     assert report.total == D("49.3")  # 8 + 7 + 6.3 + 7 + 7 + 7 + 7
     assert [(f.where, f.code) for f in report.findings if f.code not in ("text-missing", "score-missing")] == [
-        ("附件1!I16", "target-missed")  # 新建智慧教室 18 of ≥20 间, typed in an inserted row
+        ("附件1!I16", "target-missed"),  # 新建智慧教室 18 of ≥20 间, typed in an inserted row
+        ("附件1!D14", "rows-inserted"),
     ]
 
 

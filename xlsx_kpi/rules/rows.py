@@ -65,6 +65,32 @@ class RowUnread(Rule):
 
 
 @register
+class RowsInserted(Rule):
+    code = "rows-inserted"
+    severity = Severity.INFO
+    title = "指标组内插入了行"
+    description = (
+        "单位在一组指标的行中间插入（或删除）了行；该组按文件中的实际行数读取，每行都已审核，提示审核人留意新增的指标。"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        groups = {g.key: g for g in ctx.layout.groups}
+        for key, n in ctx.filing.inserted.items():
+            g = groups[key]
+            what = f"插入了 {n} 行" if n > 0 else f"删除了 {-n} 行"
+            names = [ctx.text(f"{g.base(i)}.name") for i in range(1, g.count + 1)]
+            listed = "、".join(x for x in names if x) or "（均未填写）"
+            yield self.finding(
+                ctx,
+                f"{g.base(1)}.name",
+                f"{g.name}共 {g.count} 行（模板 {g.count - n} 行，单位{what}），已全部读取和审核：{listed}",
+                expected=f"{g.count - n} 行",
+                actual=f"{g.count} 行",
+                indicator=g.name,
+            )
+
+
+@register
 class ApprovedTargetChanged(Rule):
     code = "target-changed"
     severity = Severity.ERROR
