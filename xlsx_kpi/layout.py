@@ -435,9 +435,8 @@ class SheetBuilder:
                     l2_scores += self.free_rows(block, cols, l1, l2)
                 last = self.row - 1
                 if "level2" in cols:
-                    self.label(
-                        l2_first, cols["level2"], l2.name, "label_center", last_row=last if last > l2_first else None
-                    )
+                    style = "group_label" if l2.rows is not None else "label_center"
+                    self.label(l2_first, cols["level2"], l2.name, style, last_row=last if last > l2_first else None)
                 if "level2_points" in cols:
                     key = f"{block.id}.l2.{l2.id}.max"
                     self.points_cell(l2_first, cols["level2_points"], key, l2.points, f"{l2.name}分值", last)
@@ -454,7 +453,8 @@ class SheetBuilder:
                 l1_scores += l2_scores
             last = self.row - 1
             if "level1" in cols:
-                self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last)
+                free = any(l2.rows is not None for l2 in l1.groups)
+                self.label(l1_first, cols["level1"], l1.name, "group_label" if free else "label_center", last_row=last)
             if "level1_points" in cols:
                 key = f"{block.id}.l1.{l1.id}.max"
                 self.points_cell(l1_first, cols["level1_points"], key, l1.points, f"{l1.name}分值", last)
@@ -472,7 +472,9 @@ class SheetBuilder:
         if block.section:
             if not block.section_cols:
                 raise SpecError(f"{self.spec.path}: 指标表 {block.id} 有 section 时须写 section_cols")
-            self.label(header_row, block.section_cols, block.section, "section", last_row=self.row - 1)
+            free = any(l2.rows is not None for l1 in block.groups for l2 in l1.groups)
+            style = "group_section" if free else "section"
+            self.label(header_row, block.section_cols, block.section, style, last_row=self.row - 1)
         self.total_row(block, top, score_keys)
 
     def free_rows(self, block: IndicatorsBlock, cols: dict[str, tuple[int, int]], l1: Level1, l2: Level2) -> list[str]:
@@ -760,7 +762,7 @@ class SheetBuilder:
                     self.layout.row_heights[self.row] = 20
                     self.row += 1
                 last = self.row - 1
-                self.label(g_first, cols["level2"], g.name, "label_center", last_row=last if last > g_first else None)
+                self.label(g_first, cols["level2"], g.name, "group_label", last_row=last if last > g_first else None)
                 self.layout.groups.append(
                     RowGroup(
                         group,
@@ -772,8 +774,8 @@ class SheetBuilder:
                     )
                 )
             last = self.row - 1
-            self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last if last > l1_first else None)
-        self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+            self.label(l1_first, cols["level1"], l1.name, "group_label", last_row=last if last > l1_first else None)
+        self.label(first, block.section_cols, block.section, "group_section", last_row=self.row - 1)
 
     def row_text(self, cols: tuple[int, int], key: str, label: str, approved: str | None) -> None:
         """A typed text of an indicator row; an approved 三级指标 or 预算指标值 is prefilled and locked."""

@@ -50,6 +50,10 @@ STYLES: dict[str, dict[str, Any]] = {
     "section": {**BOX, "bold": True, "align": "center"},
     "aux_header": {**BOX, "font_size": 9, "bold": True, "align": "center", "bg_color": "#D9D9D9"},
     "label": {**BOX, "align": "left"},
+    # Merged labels spanning indicator rows a unit may insert into: unlocked, or LibreOffice unmerges them
+    # when rows are inserted on the protected sheet (a locked merged cell cannot grow there).
+    "group_label": {**BOX, "align": "center", "locked": False},
+    "group_section": {**BOX, "bold": True, "align": "center", "locked": False},
     "label_center": {**BOX, "align": "center"},
     "text": {**BOX, "align": "left"},
     "aux_text": {**BOX, "font_size": 9, "align": "left", "font_color": "#404040", "bg_color": AUX_FILL},
