@@ -17,7 +17,7 @@ from docx.text.paragraph import Paragraph
 
 from xlsx_kpi import expr
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
-from xlsx_kpi.reader import read_workbook, to_inputs
+from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import recalculate
 from xlsx_kpi.report_outline import (
     FILL_MARK,
@@ -75,6 +75,7 @@ class Draftable:
     texts: dict[str, str]
     budget_rows: list[tuple[str, dict[str, Decimal | None]]]
     level1: list[tuple[str, Decimal, Decimal | None]]
+    level1_keys: list[str] = field(default_factory=list)
     indicators: list[IndicatorRow] = field(default_factory=list)
 
 
@@ -99,14 +100,19 @@ def gather(path: Path, catalog: Catalog, *, sheets: Path | None = None, outline_
     """Read and recalculate one workbook (read-only) and collect what its report states."""
     filing = read_workbook(path, catalog)
     values = recalculate(filing.layout, to_inputs(filing))
+    wid = filing.meta.get("workbook_id", "") or filing.layout.spec.id
+    return gather_from(filing, values, outline_for(wid, sheets, outline_path))
+
+
+def gather_from(filing: Filing, values: dict[str, expr.Value], outline: Outline) -> Draftable:
+    """What a report of this recalculated filing states (figures, budget rows, scores, indicators)."""
     meta = filing.meta
     wid = meta.get("workbook_id", "") or filing.layout.spec.id
-    the_outline = outline_for(wid, sheets, outline_path)
-    wb = catalog.workbook(wid)
+    the_outline = outline
     d = Draftable(
-        path=path,
+        path=filing.path,
         workbook_id=wid,
-        kind=wb.kind,
+        kind=filing.layout.spec.kind,
         unit=meta.get("unit_name", "") or _text(values, "info.unit_name"),
         year=meta.get("year", ""),
         project=meta.get("project_name", "") or _text(values, "pinfo.project_name"),
@@ -137,6 +143,7 @@ def gather(path: Path, catalog: Catalog, *, sheets: Path | None = None, outline_
                     v = values.get(f"{block.id}.l1.{l1.id}")
                     name = _POINTS.sub("", re.sub(r"\s+", "", l1.name))
                     d.level1.append((name, l1.points, v if isinstance(v, Decimal) else None))
+                    d.level1_keys.append(f"{block.id}.l1.{l1.id}")
             elif isinstance(block, TargetsBlock):
                 for tl1 in block.groups:
                     for g in tl1.groups:

@@ -1,6 +1,6 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, formulas, history, identity, scores, targets
+from xlsx_kpi.rules import amounts, formulas, history, identity, report_rules, scores, targets
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -12,6 +12,7 @@ __all__ = [
     "history",
     "identity",
     "register",
+    "report_rules",
     "run_rules",
     "scores",
     "show",
