@@ -22,11 +22,13 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from xlsx_kpi import expr
 from xlsx_kpi.errors import SpecError, XlsxKpiError
 from xlsx_kpi.findings import Finding
 from xlsx_kpi.report import Report
-from xlsx_kpi.report_docx import Draftable
-from xlsx_kpi.report_outline import AMOUNT_UNITS, Outline, fmt_figure, fmt_score, half_up, outlines_dir
+from xlsx_kpi.reader import Filing
+from xlsx_kpi.report_docx import Draftable, gather_from
+from xlsx_kpi.report_outline import AMOUNT_UNITS, Outline, fmt_figure, fmt_score, half_up, outline_for, outlines_dir
 from xlsx_kpi.rules.report_rules import (
     ReportCalcMismatch,
     ReportContradiction,
@@ -725,15 +727,6 @@ def report_alone(path: Path) -> Report:
     return report
 
 
-def report_title(path: Path) -> str:
-    """The file name and the first paragraphs (title) of a report, squashed, for matching it to a workbook."""
-    try:
-        pieces = read_report(path)
-    except XlsxKpiError:
-        return _squash(path.stem)
-    return _squash(path.stem + "".join(p.text for p in pieces[:3]))
-
-
 def matches(title: str, unit: str, project: str, kind: str) -> bool:
     """Whether a report (its name and title) belongs to a workbook of `unit` (and `project`)."""
     if not unit or _squash(unit) not in title:
@@ -741,3 +734,77 @@ def matches(title: str, unit: str, project: str, kind: str) -> bool:
     if kind == "project":
         return bool(project) and _squash(project).strip("“”\"") in title.replace("“", "").replace("”", "")
     return "部门" in title or "整体" in title
+
+
+def pick_report(
+    reports: tuple[tuple[Path, str], ...], unit: str, project: str, kind: str, *, match_any: bool = False
+) -> Path | None:
+    """The report (path, title) that belongs to this workbook: the only one given with --report, or by title."""
+    if match_any and len(reports) == 1:
+        return reports[0][0]
+    for path, title in reports:
+        if matches(title, unit, project, kind):
+            return path
+    return None
+
+
+def workbook_report_findings(doc: Path, filing: Filing, values: dict[str, expr.Value]) -> list[Finding]:
+    """The findings of a unit's report read beside its recalculated workbook (internal checks when no outline)."""
+    spec = filing.layout.spec
+    try:
+        outline: Outline | None = outline_for(spec.id, Path(spec.path).parent if spec.path else None)
+    except SpecError:
+        outline = None
+    d = gather_from(filing, values, outline) if outline is not None else None
+
+    def where_of(text: str) -> str:
+        if text in filing.layout.refs:
+            sheet, a1 = filing.a1(text)
+            return f"{sheet}!{a1}"
+        return ""
+
+    return check_report(doc, outline=outline, draftable=d, where_of=where_of).findings
+
+
+def find_reports(paths: list[Path], explicit: list[Path]) -> list[Path]:
+    """Reports given with --report or as arguments, and every .docx in the folders given (Word's ~$ files skipped)."""
+    found: list[Path] = list(explicit)
+    for p in paths:
+        if p.is_dir():
+            found += [f for f in sorted(p.rglob("*.docx")) if f.is_file() and not f.name.startswith("~$")]
+        elif p.suffix.lower() == ".docx" and not p.name.startswith("~$"):
+            found.append(p)
+    unique: dict[Path, None] = {}
+    for f in found:
+        unique.setdefault(f, None)
+    return list(unique)
+
+
+def report_titles(docs: list[Path]) -> tuple[list[tuple[Path, str]], list[Report]]:
+    """(report, name + title) for each readable report; an unreadable one becomes a Report with its error."""
+    titled: list[tuple[Path, str]] = []
+    bad: list[Report] = []
+    for doc in docs:
+        try:
+            pieces = read_report(doc)
+        except XlsxKpiError as e:
+            bad.append(Report(file=doc, workbook_id="自评报告", error=e.render()))
+            continue
+        titled.append((doc, _squash(doc.stem + "".join(p.text for p in pieces[:3]))))
+    return titled, bad
+
+
+def unmatched_reports(
+    titled: list[tuple[Path, str]], reports: list[Report], kinds: Callable[[str], str], match_any: bool
+) -> list[Path]:
+    """Reports no usable workbook took (they are then checked alone); `kinds` maps a workbook id to its kind."""
+    usable = [r for r in reports if r.usable]
+    if match_any and usable:
+        return []
+    return [
+        doc
+        for doc, title in titled
+        if not any(
+            pick_report(((doc, title),), r.unit_name, r.project_name, kinds(r.workbook_id)) is not None for r in usable
+        )
+    ]

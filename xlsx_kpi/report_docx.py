@@ -77,6 +77,7 @@ class Draftable:
     level1: list[tuple[str, Decimal, Decimal | None]]
     level1_keys: list[str] = field(default_factory=list)
     indicators: list[IndicatorRow] = field(default_factory=list)
+    fill_count: int = 0  # 【请填写：…】 places in the written draft
 
 
 def _text(values: dict[str, expr.Value], key: str) -> str:
@@ -398,6 +399,14 @@ class _Writer:
         _body(self.doc, _fill("改进措施和建议"))
 
 
+def count_fills(doc: object) -> int:
+    """How many 【请填写：…】 places a document has (paragraphs and table cells)."""
+    texts = [p.text for p in doc.paragraphs]  # type: ignore[attr-defined]
+    for t in doc.tables:  # type: ignore[attr-defined]
+        texts += [c.text for row in t.rows for c in row.cells]
+    return sum(t.count("【请填写：") for t in texts)
+
+
 def draft_document(d: Draftable, outline: Outline) -> object:
     """The python-docx Document of one draft (not saved)."""
     return _Writer(outline, d).write()
@@ -424,6 +433,7 @@ def write_draft(
     d = gather(workbook, catalog, sheets=sheets, outline_path=outline_path)
     outline = outline_for(d.workbook_id, sheets, outline_path)
     doc = draft_document(d, outline)
+    d.fill_count = count_fills(doc)
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
         doc.save(str(out))  # type: ignore[attr-defined]
