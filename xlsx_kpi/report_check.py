@@ -718,7 +718,7 @@ def check_report(
 
 def report_alone(path: Path) -> Report:
     """`xlsx-kpi check 报告.docx`: a Report of the internal checks only (error set when unreadable)."""
-    report = Report(file=path, workbook_id="自评报告")
+    report = Report(file=path, workbook_id="自评报告", unit_name="仅核对报告本身")
     try:
         report.findings = check_report(path).findings
     except XlsxKpiError as e:
