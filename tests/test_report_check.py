@@ -10,7 +10,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from published import corrected_dept_inputs, dept_published
+from published import corrected_dept_inputs, dept_published, published
+from seed_data import cn_inputs
 
 from xlsx_kpi.annotate import annotated_name
 from xlsx_kpi.audit import Options, check_file
@@ -19,6 +20,7 @@ from xlsx_kpi.errors import SpecError
 from xlsx_kpi.report_check import check_report, evaluate, report_alone
 from xlsx_kpi.report_docx import gather, write_draft
 from xlsx_kpi.report_outline import load_outline, outline_for
+from xlsx_kpi.rules import REGISTRY
 from xlsx_kpi.spec import Catalog
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
@@ -48,9 +50,7 @@ def seed_doc(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def with_report(workbook: Path, catalog: Catalog, doc: Path) -> list[tuple[str, str, str, str]]:
     options = Options(annotate=False, reports=((doc, doc.stem),), match_any=True)
     report = check_file(workbook, catalog, options)
-    return [
-        (f.code, f.cell, f.expected, f.actual) for f in report.findings if f.code.startswith("report-")
-    ]
+    return [(f.code, f.cell, f.expected, f.actual) for f in report.findings if f.code.startswith("report-")]
 
 
 def test_seed_report_contradicts_its_tables(workbook: Path, catalog: Catalog, seed_doc: Path) -> None:
@@ -66,9 +66,7 @@ def test_seed_report_contradicts_its_tables(workbook: Path, catalog: Catalog, se
     assert len(found) == 6
 
 
-def test_draft_from_the_same_workbook_has_no_report_finding(
-    workbook: Path, catalog: Catalog, tmp_path: Path
-) -> None:
+def test_draft_from_the_same_workbook_has_no_report_finding(workbook: Path, catalog: Catalog, tmp_path: Path) -> None:
     doc = tmp_path / "草稿.docx"
     write_draft(workbook, doc, catalog)
     assert with_report(workbook, catalog, doc) == []
@@ -181,3 +179,23 @@ def test_a_bad_outline_fails_when_loaded(tmp_path: Path) -> None:
     bad.write_text(text, encoding="utf-8")
     with pytest.raises(SpecError, match="(?s)report-outline-x.yaml.*carry_ratio"):
         load_outline(bad)
+
+
+def test_readme_documents_the_report_commands_and_rules() -> None:
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    for text in ("xlsx-kpi report", "xlsx-kpi check 回收/资阳_部门.xlsx --report", "report-patterns.yaml"):
+        assert text in readme, text
+    for code in REGISTRY:
+        if code.startswith("report-"):
+            assert f"`{code}`" in readme, code
+
+
+def test_a_workbook_kind_without_outline_gets_a_clear_message(
+    capsys: pytest.CaptureFixture[str], catalog: Catalog, tmp_path: Path
+) -> None:
+    wb = published(catalog, tmp_path, "cn-department", cn_inputs(), {}, "雁峰.xlsx")
+    code = main(["report", str(wb), "-o", str(tmp_path / "r.docx")])
+    captured = capsys.readouterr()
+    assert code == 2
+    assert "没有适用于表种 cn-department 的自评报告提纲" in captured.out + captured.err
+    assert not (tmp_path / "r.docx").exists()

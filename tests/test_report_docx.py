@@ -22,7 +22,9 @@ from xlsx_kpi.spec import Catalog
 D = Decimal
 WRITER = Path("/usr/lib/libreoffice/program/libswlo.so")
 needs_writer = pytest.mark.skipif(
-    soffice() is None or shutil.which("pdftotext") is None or (Path("/usr/lib/libreoffice").exists() and not WRITER.exists()),
+    soffice() is None
+    or shutil.which("pdftotext") is None
+    or (Path("/usr/lib/libreoffice").exists() and not WRITER.exists()),
     reason="LibreOffice Writer and poppler are needed; .ci/run installs them",
 )
 
@@ -51,14 +53,23 @@ def test_draft_follows_the_outline_with_recalculated_figures(workbook: Path, cat
     assert "2021年，本部门预算数368.08万元，执行数484.13万元，预算执行率131.53%。" in lines
     assert "当年结转结余额29.22万元，结转结余率6.04%。" in lines
     assert "上年度结转结余额145.26万元，结转结余变动率-79.88%。" in lines
-    assert "投入指标（20分）自评得分16.35分；过程指标（30分）自评得分29分；产出指标（30分）自评得分30分；效果指标（20分）自评得分20分。" in lines
+    assert (
+        "投入指标（20分）自评得分16.35分；过程指标（30分）自评得分29分；产出指标（30分）自评得分30分；效果指标（20分）自评得分20分。"
+        in lines
+    )
     assert "经自评，本部门2021年度部门整体支出绩效自评得分合计95.35分，自评等级为优。" in lines
     assert d.fill_count == 9
     doc = Document(str(out))
     budget = doc.tables[0]
     assert [c.text for c in budget.rows[1].cells] == ["合计", "368.08", "484.13", "131.53%", "29.22", "6.04%"]
     indicators = doc.tables[1]
-    assert [c.text for c in indicators.rows[3].cells] == ["举行全民科学素质大赛", "质量指标", "≥5.5万人次", "=5.6万人次", "无偏差"]
+    assert [c.text for c in indicators.rows[3].cells] == [
+        "举行全民科学素质大赛",
+        "质量指标",
+        "≥5.5万人次",
+        "=5.6万人次",
+        "无偏差",
+    ]
     # Fill-in places are highlighted; Chinese glyphs come from the eastAsia font; the page is A4.
     fills = [r for p in doc.paragraphs for r in p.runs if r.text.startswith("【请填写：")]
     assert len(fills) == 9 and all(r.font.highlight_color == WD_COLOR_INDEX.YELLOW for r in fills)
@@ -96,8 +107,16 @@ def test_draft_renders_to_a_readable_a4_pdf(workbook: Path, catalog: Catalog, tm
     write_draft(workbook, out, catalog)
     profile = tmp_path / "lo_profile"
     subprocess.run(
-        [soffice() or "soffice", f"-env:UserInstallation=file://{profile}", "--headless", "--convert-to", "pdf",
-         "--outdir", str(tmp_path), str(out)],
+        [
+            soffice() or "soffice",
+            f"-env:UserInstallation=file://{profile}",
+            "--headless",
+            "--convert-to",
+            "pdf",
+            "--outdir",
+            str(tmp_path),
+            str(out),
+        ],
         check=True,
         capture_output=True,
         timeout=180,

@@ -194,8 +194,8 @@ def check_cmd(
     paths: Annotated[
         list[Path],
         typer.Argument(
-            help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核，其中的 .docx 自评报告按单位、项目名称对应到工作簿）；"
-            "只给 .docx 时只做报告内部核对",
+            help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核，其中的 .docx 自评报告"
+            "按单位、项目名称对应到工作簿）；只给 .docx 时只做报告内部核对",
             show_default=False,
         ),
     ],
@@ -252,7 +252,10 @@ def check_cmd(
             progress=lambda _: bar.advance(task),
             history=history,
         )
-    reports += unreadable + [report_alone(p) for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)]
+    reports += unreadable + [
+        report_alone(p)
+        for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
+    ]
     if as_json:
         sys.stdout.write(json.dumps(batch_json(reports), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -355,7 +358,8 @@ def report_cmd(
         Path | None, typer.Option("--output", "-o", help="输出的自评报告 .docx（默认：工作簿名_自评报告.docx）")
     ] = None,
     outline: Annotated[
-        Path | None, typer.Option("--outline", help="报告提纲 .yaml（默认使用内置的 sheets/reports/report-outline-*.yaml）")
+        Path | None,
+        typer.Option("--outline", help="报告提纲 .yaml（默认使用内置的 sheets/reports/report-outline-*.yaml）"),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的报告文件")] = False,
     sheets: SpecsDir = None,
@@ -372,7 +376,8 @@ def report_cmd(
     errors = checked.counts["错误"]
     if errors:
         out.print(
-            f"  注意：工作簿审核发现 {errors} 个错误，报告中的数字按重新计算值填写；请先运行 xlsx-kpi check 改正工作簿。",
+            f"  注意：工作簿审核发现 {errors} 个错误，报告中的数字按重新计算值填写；"
+            "请先运行 xlsx-kpi check 改正工作簿。",
             markup=False,
         )
 

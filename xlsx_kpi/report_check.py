@@ -25,8 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from xlsx_kpi import expr
 from xlsx_kpi.errors import SpecError, XlsxKpiError
 from xlsx_kpi.findings import Finding
-from xlsx_kpi.report import Report
 from xlsx_kpi.reader import Filing
+from xlsx_kpi.report import Report
 from xlsx_kpi.report_docx import Draftable, gather_from
 from xlsx_kpi.report_outline import AMOUNT_UNITS, Outline, fmt_figure, fmt_score, half_up, outline_for, outlines_dir
 from xlsx_kpi.rules.report_rules import (
@@ -48,7 +48,7 @@ FILLER = r"[^\d,;。≥≤<>()\[\]=+*/×÷%比较增减降升超低高差占约�
 VALUE = rf"(?P<sign>-)?(?P<num>{NUMBER_PATTERN})\s*(?P<unit>亿元|万元|百元|元|%|分|人|名|个|项)?"
 OPERATORS = re.compile(r"[()\[\]+\-*/×÷]+")
 HUNDRED_PERCENT = re.compile(r"[×*]\s*100\s*%")
-ARITHMETIC = re.compile(rf"^[\s\d.()\[\]+\-*/×÷%]+$")
+ARITHMETIC = re.compile(r"^[\s\d.()\[\]+\-*/×÷%]+$")
 TOTAL_LABELS = ("合计", "总计", "合 计")
 
 
@@ -142,7 +142,9 @@ def read_report(path: Path) -> list[Piece]:
     try:
         doc = Document(str(path))
     except Exception as e:  # noqa: BLE001 - python-docx raises many types for a broken package
-        raise XlsxKpiError(f"无法读取报告（{type(e).__name__}），请在 Word/WPS 中另存为 .docx 后再审核", file=str(path)) from None
+        raise XlsxKpiError(
+            f"无法读取报告（{type(e).__name__}），请在 Word/WPS 中另存为 .docx 后再审核", file=str(path)
+        ) from None
     pieces: list[Piece] = []
     n = tables = 0
     for item in doc.iter_inner_content():
@@ -245,7 +247,12 @@ class _Reader:
         self.operand = re.compile(rf"^\s*{VALUE}")
         words = self.p.indicator_result_words
         self.indicators = [
-            (name, re.compile(rf"{re.escape(_normalise(name))}[^。;]{{0,20}}?{words}(?:为|:)?\s*(?P<rest>[=≈]?{NUMBER_PATTERN}[^,;。]*)"))
+            (
+                name,
+                re.compile(
+                    rf"{re.escape(_normalise(name))}[^。;]{{0,20}}?{words}(?:为|:)?\s*(?P<rest>[=≈]?{NUMBER_PATTERN}[^,;。]*)"
+                ),
+            )
             for name in indicator_names
             if len(name) >= 2
         ]
@@ -256,7 +263,7 @@ class _Reader:
         self.report_name = ""
 
     def qualified(self, text: str, start: int) -> bool:
-        before = text[:start].rstrip("“\"")
+        before = text[:start].rstrip('“"')
         return any(before.endswith(q) for q in self.p.qualifiers)
 
     def match_name(self, text: str, *, full: bool) -> Quantity | None:
@@ -297,7 +304,9 @@ class _Reader:
     def _specials(self, norm: str, original: str, where: str) -> str:
         for m in list(self.c.level1.finditer(norm)):
             self.statements.append(
-                Statement(f"l1:{m['name']}", "score", _number(m["value"]), "分", _decimals(m["value"]), m[0], where, original)
+                Statement(
+                    f"l1:{m['name']}", "score", _number(m["value"]), "分", _decimals(m["value"]), m[0], where, original
+                )
             )
             norm = self._blank(norm, m)
         for m in list(self.c.grade.finditer(norm)):
@@ -345,7 +354,7 @@ class _Reader:
             numbers = list(re.finditer(VALUE, HUNDRED_PERCENT.sub("", numeric[0])))
             if len(terms) == len(numbers):
                 for term, num in zip(terms, numbers, strict=True):
-                    tq = self.match_name(term.strip().strip("“”\""), full=True)
+                    tq = self.match_name(term.strip().strip('“”"'), full=True)
                     if tq is not None and not num["sign"]:
                         st = _statement(tq.id, tq.kind, num, where, original)
                         if st is not None:
@@ -399,7 +408,8 @@ class _Reader:
                 self.report_path,
                 self.report_name,
                 where,
-                f"“{_short(original)}”：本年 {m['current']}{m['cunit']}、{'增加' if up else '减少'} {m['diff']}{m['dunit']}，"
+                f"“{_short(original)}”：本年 {m['current']}{m['cunit']}、"
+                f"{'增加' if up else '减少'} {m['diff']}{m['dunit']}，"
                 f"上年应为 {base / AMOUNT_UNITS[m['cunit']]:f}{m['cunit']}，变动率应为 {shown}，报告写作 {m['pct']}%",
                 expected=shown,
                 actual=f"{m['pct']}%",
@@ -411,14 +421,20 @@ class _Reader:
         total_scale = AMOUNT_UNITS[m["unit"]]
         total = _number(m["total"]) * total_scale
         items = [
-            (x, _number(x["num"]) * AMOUNT_UNITS[x["unit"]], Decimal(1).scaleb(-_decimals(x["num"])) * AMOUNT_UNITS[x["unit"]])
+            (
+                x,
+                _number(x["num"]) * AMOUNT_UNITS[x["unit"]],
+                Decimal(1).scaleb(-_decimals(x["num"])) * AMOUNT_UNITS[x["unit"]],
+            )
             for x in re.finditer(rf"(?P<num>{NUMBER_PATTERN})(?P<unit>亿元|万元|百元|元)", m["items"])
         ]
         if len(items) < 2:
             return
         got = sum((v for _, v, _ in items), Decimal(0))
         # Each item was rounded to its last written place: the sum may differ by half a place per item.
-        slack = sum((q / 2 for _, _, q in items), Decimal(0)) + Decimal(1).scaleb(-_decimals(m["total"])) * total_scale / 2
+        slack = (
+            sum((q / 2 for _, _, q in items), Decimal(0)) + Decimal(1).scaleb(-_decimals(m["total"])) * total_scale / 2
+        )
         if abs(got - total) <= slack:
             return
         shown = f"{got / total_scale:f}{m['unit']}"
@@ -454,7 +470,7 @@ def _same_at(value: Decimal, stated: Decimal, quantum: Decimal) -> bool:
 
 def evaluate(text: str) -> Decimal:
     """Evaluate `(484.13/368.08)×100%`, `5*(1-33%)`, `[(29.22-145.26)/145.26]`: + - × ÷ * / ( ) [ ] and %."""
-    tokens = re.findall(rf"{NUMBER_PATTERN}|[()\[\]+\-*/×÷%]", text)
+    tokens: list[str] = re.findall(rf"{NUMBER_PATTERN}|[()\[\]+\-*/×÷%]", text)
     pos = 0
 
     def peek() -> str | None:
@@ -557,7 +573,7 @@ def _agree(a: Statement, b: Statement) -> bool:
 
 
 def _show(st: Statement) -> str:
-    return st.written.strip() if isinstance(st.value, str) else f"{st.value:f}{st.unit}"
+    return st.value if isinstance(st.value, str) else f"{st.value:f}{st.unit}"
 
 
 def contradictions(check: ReportCheck, name: str) -> Iterator[Finding]:
@@ -620,13 +636,14 @@ def against_workbook(
                 continue
             value, cell = entry
             q = Decimal(1).scaleb(-st.decimals)
-            if half_up(value, q) != st.value:
+            if value is not None and half_up(value, q) != st.value:
                 reported.add(key)
                 yield ReportScoreMismatch.found(
                     str(check.path),
                     name,
                     st.where,
-                    f"“{st.quote}”中{_label(st.quantity)}为 {_show(st)}，工作簿（{where_of(cell)}）重新计算为 {fmt_score(value)}分",
+                    f"“{st.quote}”中{_label(st.quantity)}为 {_show(st)}，"
+                    f"工作簿（{where_of(cell)}）重新计算为 {fmt_score(value)}分",
                     expected=f"{fmt_score(value)}分",
                     actual=_show(st),
                     indicator=_label(st.quantity),
@@ -732,7 +749,7 @@ def matches(title: str, unit: str, project: str, kind: str) -> bool:
     if not unit or _squash(unit) not in title:
         return False
     if kind == "project":
-        return bool(project) and _squash(project).strip("“”\"") in title.replace("“", "").replace("”", "")
+        return bool(project) and _squash(project).strip('“”"') in title.replace("“", "").replace("”", "")
     return "部门" in title or "整体" in title
 
 

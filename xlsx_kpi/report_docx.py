@@ -136,7 +136,13 @@ def gather_from(filing: Filing, values: dict[str, expr.Value], outline: Outline)
                     d.budget_rows.append(
                         (
                             label,
-                            {"budget": budget, "actual": actual, "rate": rate, "carry": carry, "carry_rate": carry_rate},
+                            {
+                                "budget": budget,
+                                "actual": actual,
+                                "rate": rate,
+                                "carry": carry,
+                                "carry_rate": carry_rate,
+                            },
                         )
                     )
             elif isinstance(block, IndicatorsBlock):
@@ -305,7 +311,7 @@ class _Writer:
         _put(p, text, size=12, name=HEADING_FONT)
 
     def table(self, header: list[str], rows: list[list[str]], widths: list[float]) -> Table:
-        t = self.doc.add_table(rows=1 + len(rows), cols=len(header))
+        t: Table = self.doc.add_table(rows=1 + len(rows), cols=len(header))
         t.style = "Table Grid"
         t.alignment = WD_TABLE_ALIGNMENT.CENTER
         for r, cells in enumerate([header, *rows]):

@@ -19,7 +19,9 @@ class ReportRule(Rule):
         return iter(())
 
     @classmethod
-    def found(cls, file: str, name: str, where: str, message: str, *, expected: str, actual: str, indicator: str) -> Finding:
+    def found(
+        cls, file: str, name: str, where: str, message: str, *, expected: str, actual: str, indicator: str
+    ) -> Finding:
         return Finding(
             code=cls.code,
             severity=cls.severity,
@@ -50,7 +52,9 @@ class ReportScoreMismatch(ReportRule):
     code = "report-score-mismatch"
     severity = Severity.ERROR
     title = "报告得分或等级与工作簿不符"
-    description = "自评报告中写明的一级指标得分、自评得分合计（按报告所写小数位四舍五入比较）或自评等级，与工作簿重新计算的不符。"
+    description = (
+        "自评报告中写明的一级指标得分、自评得分合计（按报告所写小数位四舍五入比较）或自评等级，与工作簿重新计算的不符。"
+    )
 
 
 @register
@@ -58,7 +62,9 @@ class ReportIndicatorMismatch(ReportRule):
     code = "report-indicator-mismatch"
     severity = Severity.ERROR
     title = "报告指标完成值与目标完成情况表不符"
-    description = "自评报告中某项绩效指标的完成值（指标名称后写“完成”“实际完成值”“执行结果”等），与目标完成情况表的执行结果不符。"
+    description = (
+        "自评报告中某项绩效指标的完成值（指标名称后写“完成”“实际完成值”“执行结果”等），与目标完成情况表的执行结果不符。"
+    )
 
 
 @register
