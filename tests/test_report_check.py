@@ -10,7 +10,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from published import corrected_dept_inputs, dept_published, published
+from published import corrected_dept_inputs, dept_published, kechuang_full_inputs, published
 from seed_data import cn_inputs
 
 from xlsx_kpi.annotate import annotated_name
@@ -199,3 +199,16 @@ def test_a_workbook_kind_without_outline_gets_a_clear_message(
     assert code == 2
     assert "没有适用于表种 cn-department 的自评报告提纲" in captured.out + captured.err
     assert not (tmp_path / "r.docx").exists()
+
+
+def test_project_draft_is_quiet_and_its_fund_rows_are_told_apart(catalog: Catalog, tmp_path: Path) -> None:
+    wb = published(catalog, tmp_path, "sc-project", kechuang_full_inputs(), {}, "科创会.xlsx")
+    doc = tmp_path / "项目报告.docx"
+    write_draft(wb, doc, catalog)
+    d = gather(wb, catalog)
+    check = check_report(doc, outline=outline_for(d.workbook_id), draftable=d)
+    assert check.findings == []
+    # 其他资金 0.00 万元 in 表1 is not the project's 106.00 万元 budget; 财政拨款 is its own figure.
+    assert check.stated("budget") == [D("106.00"), D("106.00")]
+    assert check.stated("fiscal_budget") == [D("106.00")]
+    assert check.stated("total") == [D("98.5"), D("98.5"), D("98.5")]
