@@ -212,3 +212,20 @@ def test_project_draft_is_quiet_and_its_fund_rows_are_told_apart(catalog: Catalo
     assert check.stated("budget") == [D("106.00"), D("106.00")]
     assert check.stated("fiscal_budget") == [D("106.00")]
     assert check.stated("total") == [D("98.5"), D("98.5"), D("98.5")]
+
+
+def test_satisfaction_is_checked_against_the_satisfaction_indicator(
+    workbook: Path, catalog: Catalog, tmp_path: Path
+) -> None:
+    # 基础数据 has no 满意率; 附件2 has one 满意度指标, 企业及群众满意度 = 90%.
+    doc = paragraphs(
+        tmp_path,
+        "经问卷调查，群众满意度达95%。",
+        "企业及群众满意度实际完成90%。",
+        "举行全民科学素质大赛，实际完成5.8万人次。",
+    )
+    assert sorted(with_report(workbook, catalog, doc)) == [
+        ("report-contradiction", "第2段", "95%", "90%"),
+        ("report-figure-mismatch", "第1段", "90.00%", "95%"),
+        ("report-indicator-mismatch", "第3段", "=5.6万人次", "5.8万人次"),
+    ]

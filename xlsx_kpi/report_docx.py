@@ -33,7 +33,7 @@ from xlsx_kpi.report_outline import (
     outline_for,
 )
 from xlsx_kpi.spec import Catalog, GridBlock, IndicatorsBlock, TargetsBlock
-from xlsx_kpi.values import Status, meets, parse_number, parse_target
+from xlsx_kpi.values import Status, meets, parse_number, parse_target, parse_targets
 
 BODY_FONT = "仿宋"
 HEADING_FONT = "黑体"
@@ -167,6 +167,17 @@ def gather_from(filing: Filing, values: dict[str, expr.Value], outline: Outline)
                                         _text(values, f"{k}.deviation"),
                                     )
                                 )
+    if "satisfaction" not in d.figures:
+        # No 满意率 in 基础数据: the 满意度指标 of 附件2, when there is exactly one with a percentage result.
+        rates = [
+            t.value
+            for i in d.indicators
+            if "满意" in i.level2
+            for t in parse_targets(i.result)
+            if t.unit == "%" and t.op != "range"
+        ]
+        if len(rates) == 1:
+            d.figures["satisfaction"] = rates[0]
     return d
 
 
