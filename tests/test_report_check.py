@@ -24,7 +24,7 @@ from xlsx_kpi.rules import REGISTRY
 from xlsx_kpi.spec import Catalog
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
-from make_reports import seed_report, write_report  # noqa: E402
+from make_reports import seed_paragraphs, seed_report, write_report  # noqa: E402
 
 D = Decimal
 
@@ -229,3 +229,21 @@ def test_satisfaction_is_checked_against_the_satisfaction_indicator(
         ("report-figure-mismatch", "第1段", "90.00%", "95%"),
         ("report-indicator-mismatch", "第3段", "=5.6万人次", "5.8万人次"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("seed", "lines", "expected"),
+    [
+        # 攀枝花 2022: 56.26 万元 after a fall of 14.38 万元 is a fall of 20.36 % (of 70.64), not 25.56 % (of 56.26).
+        ("001_0d19dafe2b241ba3.txt", (1, 280), [("report-calc-mismatch", "第68段", "20.36%", "25.56%")]),
+        # The 范本: 收入预算 163.68 万元, 其中 0.84 + 163.68 + 0 + 0 万元 = 164.52 万元.
+        ("003_6691143b3720193a.txt", (1, 72), [("report-calc-mismatch", "第13段", "164.52万元", "163.68万元")]),
+        # 雁峰区 2021 (narrative after its table): nothing the checker can fault.
+        ("002_3dc9b7e5bd2009d6.txt", (188, 400), []),
+    ],
+)
+def test_other_seed_reports_alone(
+    seed: str, lines: tuple[int, int], expected: list[tuple[str, ...]], tmp_path: Path
+) -> None:
+    doc = write_report(seed_paragraphs(lines=lines, file=seed), tmp_path / f"{seed}.docx")
+    assert report_alone(doc).flatten("code", "cell", "expected", "actual") == expected

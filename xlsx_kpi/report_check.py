@@ -431,10 +431,10 @@ class _Reader:
         if len(items) < 2:
             return
         got = sum((v for _, v, _ in items), Decimal(0))
-        # Each item was rounded to its last written place: the sum may differ by half a place per item.
-        slack = (
-            sum((q / 2 for _, _, q in items), Decimal(0)) + Decimal(1).scaleb(-_decimals(m["total"])) * total_scale / 2
-        )
+        # Each figure was rounded to its last written place: the sum may differ by half a place per figure (a
+        # written 0 is exact).
+        places = [q for _, v, q in items if v] + [Decimal(1).scaleb(-_decimals(m["total"])) * total_scale]
+        slack = sum((q / 2 for q in places), Decimal(0))
         if abs(got - total) <= slack:
             return
         shown = f"{got / total_scale:f}{m['unit']}"

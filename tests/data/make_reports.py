@@ -20,8 +20,9 @@ REPORT_LINES = (208, 357)  # 1-based, inclusive: from the unit's name to the las
 HEADING = re.compile(r"^(?:[一二三四五六七八九十]+、|（[一二三四五六七八九十]+）)")
 
 
-def seed_paragraphs(seeds: Path = SEEDS, lines: tuple[int, int] = REPORT_LINES) -> list[str]:
-    text = (seeds / SEED_000).read_text(encoding="utf-8").split("\n")
+def seed_paragraphs(seeds: Path = SEEDS, lines: tuple[int, int] = REPORT_LINES, file: str = SEED_000) -> list[str]:
+    """The non-empty lines `lines` (1-based, inclusive) of a seed, one paragraph each."""
+    text = (seeds / file).read_text(encoding="utf-8").split("\n")
     return [line.strip() for line in text[lines[0] - 1 : lines[1]] if line.strip()]
 
 
