@@ -247,3 +247,17 @@ def test_other_seed_reports_alone(
 ) -> None:
     doc = write_report(seed_paragraphs(lines=lines, file=seed), tmp_path / f"{seed}.docx")
     assert report_alone(doc).flatten("code", "cell", "expected", "actual") == expected
+
+
+def test_an_indicator_score_after_its_rate_is_checked(workbook: Path, catalog: Catalog, tmp_path: Path) -> None:
+    doc = paragraphs(
+        tmp_path,
+        "预算完成率=（预算完成数/预算数）×100%=(484.13/368.08）×100%=131.53%，得3分；三公经费较上年增加，得4分；",
+        "结转结余率6.04%，得1分。",
+    )
+    # 附件1 gives 预算完成率 4 分; “得4分” after 三公经费 (no rate of its own there) binds to nothing.
+    assert with_report(workbook, catalog, doc) == [("report-score-mismatch", "第1段", "4分", "3分")]
+    d = gather(workbook, catalog)
+    check = check_report(doc, outline=outline_for(d.workbook_id), draftable=d)
+    assert check.stated("score:exec_rate") == [D(3)]
+    assert check.stated("score:carry_rate") == [D(1)]

@@ -61,6 +61,8 @@ class Quantity(_Strict):
     kind: Kind
     names: list[str] = Field(min_length=1)
     figure: str | None = None
+    # The outline figure of the indicator score this rate earns (“预算完成率…=131.53%，得4分”).
+    score_figure: str | None = None
 
 
 class Patterns(_Strict):
@@ -73,6 +75,7 @@ class Patterns(_Strict):
     level1_score: str
     grade: str
     indicator_result_words: str
+    indicator_score: str
     change: str
     total_items: str
 
@@ -83,6 +86,8 @@ class Compiled:
     names: list[tuple[Quantity, re.Pattern[str]]]
     level1: re.Pattern[str]
     grade: re.Pattern[str]
+    score: re.Pattern[str]
+    score_formula: re.Pattern[str]
     change: re.Pattern[str]
     total_items: re.Pattern[str]
 
@@ -113,6 +118,8 @@ def load_patterns(path: Path | None = None) -> Compiled:
         names,
         _compile(p.level1_score, "level1_score"),
         _compile(p.grade, "grade"),
+        _compile(p.indicator_score, "indicator_score"),
+        _compile(rf"得分=.*=\s*(?P<value>{NUMBER_PATTERN})分", "indicator_score"),
         _compile(p.change, "change"),
         _compile(p.total_items, "total_items"),
     )
@@ -257,6 +264,7 @@ class _Reader:
             if len(name) >= 2
         ]
         self.statements: list[Statement] = []
+        self.scored = {q.id for q in self.p.quantities if q.score_figure}
         self.indicator_statements: list[tuple[str, str, str, str]] = []  # name, written, where, sentence
         self.calc: list[Finding] = []
         self.report_path = ""
@@ -285,18 +293,40 @@ class _Reader:
             piece = text[start : m.end()]
             start = m.end()
             if piece.strip():
-                yield piece.strip(), _normalise(piece.strip())
+                yield piece.strip(), _normalise(piece.strip()).rstrip("。!?")
 
     def sentence(self, norm: str, original: str, where: str) -> None:
         for name, rx in self.indicators:
             for m in rx.finditer(norm):
                 self.indicator_statements.append((name, m["rest"].strip(), where, original))
         norm = self._specials(norm, original, where)
-        for clause in CLAUSE_END.split(norm):
-            if "=" in clause:
-                self.formula(clause, original, where)
-            else:
-                self.plain(clause, original, where)
+        for part in re.split(r"[;；]", norm):
+            scored = ""  # the last quantity in this part that is an indicator's rate: 得4分 is its score
+            for clause in re.split(r",", part):
+                said = self.c.score.fullmatch(clause.strip()) or self.c.score_formula.fullmatch(clause.strip())
+                if said is not None and scored:
+                    self.statements.append(
+                        Statement(
+                            f"score:{scored}",
+                            "score",
+                            _number(said["value"]),
+                            "分",
+                            _decimals(said["value"]),
+                            said[0],
+                            where,
+                            original,
+                        )
+                    )
+                    if self.c.score.fullmatch(clause.strip()):
+                        continue
+                before = len(self.statements)
+                if "=" in clause:
+                    self.formula(clause, original, where)
+                else:
+                    self.plain(clause, original, where)
+                for st in self.statements[before:]:
+                    if st.quantity in self.scored:
+                        scored = st.quantity
 
     def _blank(self, text: str, m: re.Match[str]) -> str:
         return text[: m.start()] + "#" * (m.end() - m.start()) + text[m.end() :]
@@ -613,6 +643,8 @@ _LABELS = {
 
 
 def _label(quantity: str) -> str:
+    if quantity.startswith("score:"):
+        return f"{_label(quantity[6:])}得分"
     if quantity.startswith("l1:"):
         return f"{quantity[3:]}指标得分"
     return _LABELS.get(quantity, quantity)
@@ -624,6 +656,7 @@ def against_workbook(
     """Every statement whose quantity names a workbook figure, compared with the recalculated value."""
     p = load_patterns().patterns
     figures = {q.id: q.figure for q in p.quantities if q.figure}
+    scores = {q.id: q.score_figure for q in p.quantities if q.score_figure}
     level1 = {n: (v, k) for (n, _, v), k in zip(d.level1, d.level1_keys, strict=True)}
     reported: set[tuple[str, str]] = set()
     for st in check.statements:
@@ -649,7 +682,10 @@ def against_workbook(
                     indicator=_label(st.quantity),
                 )
             continue
-        fig_name = "grade" if st.quantity == "grade" else figures.get(st.quantity)
+        if st.quantity.startswith("score:"):
+            fig_name: str | None = scores.get(st.quantity[6:])
+        else:
+            fig_name = "grade" if st.quantity == "grade" else figures.get(st.quantity)
         if fig_name is None or fig_name not in d.figures:
             continue
         fig = outline.figures[fig_name]

@@ -16,7 +16,7 @@ from docx.table import Table
 from docx.text.paragraph import Paragraph
 
 from xlsx_kpi import expr
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import recalculate
 from xlsx_kpi.report_outline import (
@@ -451,9 +451,5 @@ def write_draft(
     outline = outline_for(d.workbook_id, sheets, outline_path)
     doc = draft_document(d, outline)
     d.fill_count = count_fills(doc)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        doc.save(str(out))  # type: ignore[attr-defined]
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入报告：{os_reason(e)}", file=str(out)) from None
+    write_atomically(out, lambda tmp: doc.save(str(tmp)), failure="无法写入报告")  # type: ignore[attr-defined]
     return d
