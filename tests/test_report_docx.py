@@ -131,3 +131,11 @@ def test_draft_renders_to_a_readable_a4_pdf(workbook: Path, catalog: Catalog, tm
     assert "自评得分合计95.35分，自评等级为优" in squashed
     assert "预算数368.08万元" in squashed
     assert "【请填写：" in squashed
+
+
+def test_python_docx_does_not_switch_openpyxl_to_lxml() -> None:
+    # python-docx needs lxml; openpyxl would then parse untrusted workbooks with lxml instead of defusedxml.
+    import openpyxl.xml
+
+    assert openpyxl.xml.LXML is False
+    assert openpyxl.xml.DEFUSEDXML is True
