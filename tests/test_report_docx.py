@@ -139,3 +139,15 @@ def test_python_docx_does_not_switch_openpyxl_to_lxml() -> None:
 
     assert openpyxl.xml.LXML is False
     assert openpyxl.xml.DEFUSEDXML is True
+
+
+def test_cli_report_bad_input_is_one_chinese_sentence(
+    capsys: pytest.CaptureFixture[str], workbook: Path, tmp_path: Path
+) -> None:
+    assert main(["report", str(tmp_path / "没有.xlsx"), "-o", str(tmp_path / "r.docx")]) == 2
+    captured = capsys.readouterr()
+    assert "没有.xlsx" in captured.out + captured.err and "Traceback" not in captured.out + captured.err
+    assert main(["report", str(workbook), "-o", str(tmp_path / "r.txt")]) == 2
+    captured = capsys.readouterr()
+    assert "报告文件名须以 .docx 结尾" in captured.out + captured.err
+    assert not (tmp_path / "r.docx").exists() and not (tmp_path / "r.txt").exists()

@@ -49,7 +49,7 @@ VALUE = rf"(?P<sign>-)?(?P<num>{NUMBER_PATTERN})\s*(?P<unit>亿元|万元|百元
 OPERATORS = re.compile(r"[()\[\]+\-*/×÷]+")
 HUNDRED_PERCENT = re.compile(r"[×*]\s*100\s*%")
 ARITHMETIC = re.compile(r"^[\s\d.()\[\]+\-*/×÷%]+$")
-TOTAL_LABELS = ("合计", "总计", "合 计")
+TOTAL_LABELS = ("合计", "总计")  # row labels are read with spaces removed
 
 
 class _Strict(BaseModel):
@@ -58,6 +58,7 @@ class _Strict(BaseModel):
 
 class Quantity(_Strict):
     id: str
+    label: str
     kind: Kind
     names: list[str] = Field(min_length=1)
     figure: str | None = None
@@ -626,28 +627,15 @@ def contradictions(check: ReportCheck, name: str) -> Iterator[Finding]:
         earlier.append(st)
 
 
-_LABELS = {
-    "budget": "预算数（财政拨款收入）",
-    "actual": "执行数（支出）",
-    "carry": "结转结余额",
-    "carry_rate": "结转结余率",
-    "carry_change": "结转结余变动率",
-    "exec_rate": "预算执行率",
-    "prev_carry": "上年度结转结余额",
-    "tp_budget": "“三公经费”预算数",
-    "tp_actual": "“三公经费”实际支出数",
-    "tp_control": "“三公经费”控制率",
-    "total": "自评得分合计",
-    "grade": "自评等级",
-}
-
-
 def _label(quantity: str) -> str:
     if quantity.startswith("score:"):
         return f"{_label(quantity[6:])}得分"
     if quantity.startswith("l1:"):
         return f"{quantity[3:]}指标得分"
-    return _LABELS.get(quantity, quantity)
+    if quantity == "grade":
+        return "自评等级"
+    labels = {q.id: q.label for q in load_patterns().patterns.quantities}
+    return labels.get(quantity, quantity)
 
 
 def against_workbook(
