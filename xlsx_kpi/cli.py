@@ -201,7 +201,7 @@ def check_cmd(
     ],
     report_docs: Annotated[
         list[Path] | None,
-        typer.Option("--report", help="单位的自评报告 .docx：与工作簿逐项核对数字（可多次给出）"),
+        typer.Option("--report", metavar="报告.docx", help="单位的自评报告 .docx：与工作簿逐项核对数字（可多次给出）"),
     ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="审核批注文件的输出文件夹（默认与原文件同一文件夹）")
