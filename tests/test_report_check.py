@@ -261,3 +261,26 @@ def test_an_indicator_score_after_its_rate_is_checked(workbook: Path, catalog: C
     check = check_report(doc, outline=outline_for(d.workbook_id), draftable=d)
     assert check.stated("score:exec_rate") == [D(3)]
     assert check.stated("score:carry_rate") == [D(1)]
+
+
+def test_folder_report_of_another_unit_is_checked_alone(
+    capsys: pytest.CaptureFixture[str], workbook: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "回收"
+    folder.mkdir()
+    (folder / workbook.name).write_bytes(workbook.read_bytes())
+    write_report(
+        ["雁峰区科学技术协会2021年度部门整体支出绩效自评报告", "本部门预算数100.00万元。", "预算数为120.00万元。"],
+        folder / "雁峰区科协报告.docx",
+    )
+    code = main(["check", str(folder), "--json", "--no-annotate"])
+    files = json.loads(capsys.readouterr().out)["files"]
+    assert code == 1
+    assert [(Path(f["file"]).name, f["workbook"]) for f in files] == [
+        (workbook.name, "sc-department"),
+        ("雁峰区科协报告.docx", "自评报告"),
+    ]
+    assert not [x for x in files[0]["findings"] if x["code"].startswith("report-")]
+    assert [(x["code"], x["cell"], x["actual"]) for x in files[1]["findings"]] == [
+        ("report-contradiction", "第3段", "120.00万元")
+    ]
