@@ -101,6 +101,7 @@ def test_cli_report_refuses_to_overwrite(capsys: pytest.CaptureFixture[str], wor
     assert main(["report", str(workbook), "-o", str(out), "--force"]) == 0
 
 
+@pytest.mark.libreoffice
 @needs_writer
 def test_draft_renders_to_a_readable_a4_pdf(workbook: Path, catalog: Catalog, tmp_path: Path) -> None:
     out = tmp_path / "自评报告.docx"
