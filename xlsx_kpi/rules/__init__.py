@@ -1,6 +1,6 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, rows, scores, targets
+from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, report_rules, rows, scores, targets
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -13,6 +13,7 @@ __all__ = [
     "history",
     "identity",
     "register",
+    "report_rules",
     "rows",
     "run_rules",
     "scores",
