@@ -20,6 +20,7 @@ from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules import Context, run_rules
+from xlsx_kpi.rules.formulas import replaced_cells
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
 
 ANNOTATED_SUFFIX = "_审核.xlsx"
@@ -110,6 +111,7 @@ def audit_file(
             previous=previous,
         )
         report.findings = run_rules(ctx)
+        report.replaced = replaced_cells(ctx)
         checked = Checked(report, read, values, written_values(filing))
     except XlsxKpiError as e:
         report.error = e.render()

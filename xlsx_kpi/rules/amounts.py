@@ -75,18 +75,22 @@ class InputOutOfRange(Rule):
             if not isinstance(v, Decimal):
                 continue
             cell = ctx.cell(key)
-            problem = ""
+            problem, want = "", ""
             if v < 0:
-                problem = "不得为负数"
+                problem, want = "不得为负数", "≥0"
             elif kind == "count" and v != v.to_integral_value():
-                problem = "应为整数"
+                problem, want = "应为整数", "整数"
             elif kind == "count" and cell.max is not None and v > cell.max:
-                problem = f"不得超过 {cell.max}"
+                problem, want = f"不得超过 {cell.max}", f"≤{cell.max}"
             elif kind == "percent" and v > 1:
-                problem = "不得超过100%"
+                problem, want = "不得超过100%", "≤100%"
             if problem:
                 yield self.finding(
-                    ctx, key, f"{cell.label}{problem}（填报 {show(v, ctx.fmt(key))}）", actual=show(v, ctx.fmt(key))
+                    ctx,
+                    key,
+                    f"{cell.label}{problem}（填报 {show(v, ctx.fmt(key))}）",
+                    actual=show(v, ctx.fmt(key)),
+                    expected=want,
                 )
 
 

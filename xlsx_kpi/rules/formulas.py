@@ -138,34 +138,25 @@ class RateWithoutBase(Rule):
                 )
 
 
-@register
-class FormulaOverwrittenSameValue(Rule):
-    code = "formula-overwritten"
-    severity = Severity.INFO
-    title = "公式被数值覆盖"
-    description = "计算单元格的公式被粘贴为数值；数值与重算一致，但今后不会随分项自动更新。"
+def replaced_cells(ctx: Context) -> list[str]:
+    """Formula cells the unit replaced by a typed value that agrees with the recalculation (not a finding).
 
-    def check(self, ctx: Context) -> Iterator[Finding]:
-        for cell in formula_cells(ctx):
-            assert cell.key is not None
-            raw, value = ctx.raw(cell.key), ctx.values.get(cell.key)
-            if raw.formula is not None or raw.value in (None, ""):
-                continue
-            cands = written_candidates(cell, raw.value)
-            if isinstance(value, Decimal) and any(agrees(kind_of(cell), c, value) for c in cands):
-                written = show(raw.value, ctx.fmt(cell.key))
-                yield self.finding(
-                    ctx,
-                    cell.key,
-                    f"{cell.label}：公式已被数值 {written} 覆盖（与重算结果一致），请恢复公式",
-                    expected=show(value, ctx.fmt(cell.key)),
-                    actual=written,
-                )
-            elif value == "" and cands and all(c == 0 for c in cands):
-                written = show(raw.value, ctx.fmt(cell.key))
-                yield self.finding(
-                    ctx, cell.key, f"{cell.label}：无基数，应留空，填写为 {written}", expected="（空）", actual=written
-                )
+    A typed 0 where the formula shows nothing (a rate without a base) counts as agreeing: it prints the
+    same and no figure depends on it. The 审核结果 sheet lists these once ("以下公式被数值替换，数值正确").
+    """
+    out: list[str] = []
+    for cell in formula_cells(ctx):
+        assert cell.key is not None
+        raw, value = ctx.raw(cell.key), ctx.values.get(cell.key)
+        if raw.formula is not None or raw.value in (None, ""):
+            continue
+        cands = written_candidates(cell, raw.value)
+        if (isinstance(value, Decimal) and any(agrees(kind_of(cell), c, value) for c in cands)) or (
+            value == "" and cands and all(c == 0 for c in cands)
+        ):
+            sheet, a1 = ctx.where(cell.key)
+            out.append(f"{sheet}!{a1}")
+    return out
 
 
 @register

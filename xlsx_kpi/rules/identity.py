@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 from xlsx_kpi import expr
 from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.rules.base import Context, Rule, register
+from xlsx_kpi.rules.base import Context, Rule, register, show
 from xlsx_kpi.spec import ChoiceBlock, FieldsBlock, TextBlock
 
 IDENTITY_NAMES = {"unit_name": "单位名称", "unit_code": "预算单位编码", "project_name": "项目名称"}
@@ -91,12 +91,54 @@ class RequiredText(Rule):
                             )
 
 
+# A self-check written as a relation that must hold: ROUND(<left>-<right>,2)<>0.
+RELATION = re.compile(r"^ROUND\((?P<diff>.+),\s*\d+\)\s*<>\s*0$")
+NAME = re.compile(r"[a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)+")
+
+
+def relation_sides(text: str) -> tuple[str, str] | None:
+    """The two sides of a check `ROUND(a-(b+c),2)<>0` -> ("a", "b+c"); None for another shape."""
+    m = RELATION.match(text.replace(" ", ""))
+    if not m:
+        return None
+    diff, depth = m["diff"], 0
+    for i, ch in enumerate(diff):
+        depth += (ch == "(") - (ch == ")")
+        if ch == "-" and depth == 0 and i > 0:
+            left, right = diff[:i], diff[i + 1 :]
+            if left.startswith("(") and left.endswith(")"):
+                left = left[1:-1]
+            if right.startswith("(") and right.endswith(")"):
+                right = right[1:-1]
+            return left, right
+    return None
+
+
+def side_text(ctx: Context, side: str, sheet: str) -> str:
+    """A side of a relation in A1 terms with the values: D8+D9（42.09+（空））."""
+
+    def a1(m: re.Match[str]) -> str:
+        name = m[0]
+        if name not in ctx.layout.refs:
+            return name
+        where_sheet, cell = ctx.where(name)
+        return cell if where_sheet == sheet else f"{where_sheet}!{cell}"
+
+    refs = NAME.sub(a1, side)
+    names = [n for n in NAME.findall(side) if n in ctx.layout.refs]
+    if len(names) <= 1:
+        return refs
+    return f"{refs}（{'+'.join(show(ctx.values.get(n)) for n in names)}）"
+
+
 @register
 class SpecCrossCheck(Rule):
     code = "cross-check"
     severity = Severity.ERROR
     title = "表内勾稽不符"
-    description = "表种规格中定义的勾稽关系（如预算结构合计 = 预算执行情况合计），按重算后的数值检查。"
+    description = (
+        "表种规格中定义的勾稽关系（如预算结构合计 = 预算执行情况合计），按重算后的数值检查；消息列出两边的单元格和数值。"
+    )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         def lookup(name: str) -> expr.Value:
@@ -104,8 +146,22 @@ class SpecCrossCheck(Rule):
 
         for sl in ctx.layout.sheets:
             for chk in sl.spec.checks:
-                if expr.evaluate(expr.parse(chk.expr), lookup) is True:
-                    yield self.finding(ctx, chk.cell, chk.message)
+                if expr.evaluate(expr.parse(chk.expr), lookup) is not True:
+                    continue
+                sides = relation_sides(chk.expr)
+                if sides is None:
+                    yield self.finding(ctx, chk.cell, chk.message, expected="满足勾稽关系", actual="不满足")
+                    continue
+                left, right = (expr.evaluate(expr.parse(s), lookup) for s in sides)
+                sheet = ctx.where(chk.cell)[0]
+                yield self.finding(
+                    ctx,
+                    chk.cell,
+                    f"{chk.message}：{side_text(ctx, sides[0], sheet)} = {show(left)}，"
+                    f"{side_text(ctx, sides[1], sheet)} = {show(right)}",
+                    expected=show(right),
+                    actual=show(left),
+                )
 
 
 @register
@@ -123,6 +179,7 @@ class InputHoldsFormula(Rule):
                     key,
                     f"{cell.label}中填写的是公式 ={ctx.raw(key).formula}，已按其结果读取",
                     actual=f"={ctx.raw(key).formula}",
+                    expected=f"数值 {show(ctx.inputs.get(key), ctx.fmt(key))}",
                 )
 
 
@@ -135,6 +192,21 @@ class CellMoved(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for key, where in sorted(ctx.filing.moved.items()):
+            sheet, a1 = ctx.layout.refs[key].sheet, expr_a1(ctx, key)
             yield self.finding(
-                ctx, key, f"{ctx.cell(key).label}已从模板位置移到 {where}（表格行列被增删），已按新位置读取"
+                ctx,
+                key,
+                f"{ctx.cell(key).label}已从模板位置 {sheet}!{a1} 移到 {where}（表格行列被增删），已按新位置读取",
+                expected=f"{sheet}!{a1}",
+                actual=where,
             )
+
+
+def expr_a1(ctx: Context, key: str) -> str:
+    """The template's A1 address of a named cell (where it was before the unit moved it)."""
+    ref = ctx.layout.refs[key]
+    col, letters = ref.col + 1, ""
+    while col:
+        col, rem = divmod(col - 1, 26)
+        letters = chr(65 + rem) + letters
+    return f"{letters}{ref.row + 1}"

@@ -224,9 +224,14 @@ class ReferenceUnavailable(Rule):
     code = "reference-unavailable"
     severity = Severity.INFO
     title = "参考得分无法计算"
-    description = "计分标准所需的基础数据未填（或基数为 0）时，无法核对自评分数，提示审核人人工判断。"
+    description = (
+        "计分标准所需的基础数据未填时，每张表只提示一次：列出未填的数据和因此无法核对的指标（基数为 0 的另提示一次）。"
+    )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        # sheet of the blank inputs -> (blank input keys in first-seen order, blocked indicator names)
+        missing: dict[str, tuple[dict[str, None], list[str]]] = {}
+        zero_base: list[ScoreCell] = []
         for sc in score_cells(ctx):
             key = f"{sc.base}.ref"
             cell = ctx.layout.cells.get(key)
@@ -235,9 +240,36 @@ class ReferenceUnavailable(Rule):
             if ctx.values.get(key) != "":
                 continue
             needed = sorted(n for n in expr.parse(cell.expr).names() if ctx.layout.cells[n].role == "input")
-            blank = [ctx.layout.cells[n].label for n in needed if ctx.inputs.get(n) in (None, "")]
-            why = f"缺少：{'、'.join(blank)}" if blank else "基数为0或数据不适用于公式"
-            yield self.finding(ctx, sc.key, f"“{sc.name}”的参考得分无法计算（{why}），请人工核对自评分数")
+            blank = [n for n in needed if ctx.inputs.get(n) in (None, "")]
+            if not blank:
+                zero_base.append(sc)
+                continue
+            keys, names = missing.setdefault(ctx.where(blank[0])[0], ({}, []))
+            keys.update(dict.fromkeys(blank))
+            names.append(sc.name)
+        for keys, names in missing.values():
+            first = min(keys, key=lambda k: (ctx.layout.refs[k].row, ctx.layout.refs[k].col))
+            labels = [ctx.layout.cells[k].label for k in keys]
+            yield self.finding(
+                ctx,
+                first,
+                f"未填写 {len(labels)} 项基础数据（{'、'.join(labels)}），以下 {len(names)} 个指标的参考得分无法计算，"
+                f"请人工核对其自评分数：{'、'.join(names)}",
+                expected="填写基础数据（自动核对自评分数）",
+                actual=f"{len(labels)} 项未填",
+                indicator="、".join(names),
+            )
+        if zero_base:
+            names = [sc.name for sc in zero_base]
+            yield self.finding(
+                ctx,
+                zero_base[0].key,
+                f"以下 {len(names)} 个指标的基数为 0 或数据不适用于计分公式，参考得分无法计算，请人工核对自评分数："
+                f"{'、'.join(names)}",
+                expected="人工核对",
+                actual="基数为0",
+                indicator="、".join(names),
+            )
 
 
 @register
