@@ -18,9 +18,9 @@ from rich.table import Table
 from xlsx_kpi.audit import Options, check_paths, find_workbooks
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
 from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.findings import Severity
 from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
@@ -365,7 +365,9 @@ def _print_findings(console: Console, report: Report, *, verbose: bool = False) 
         )
     hidden = len(report.findings) - len(shown)
     if hidden:
-        console.print(f"  另有 {hidden} 条提示（供审核人参考），加 --verbose 逐条列出，或见“_审核.xlsx”的审核结果表", markup=False)
+        console.print(
+            f"  另有 {hidden} 条提示（供审核人参考），加 --verbose 逐条列出，或见“_审核.xlsx”的审核结果表", markup=False
+        )
     if report.replaced:
         console.print(f"  {REPLACED_LABEL}：{replaced_text(report.replaced)}", markup=False)
     if not report.findings:

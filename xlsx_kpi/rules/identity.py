@@ -137,7 +137,8 @@ class SpecCrossCheck(Rule):
     severity = Severity.ERROR
     title = "表内勾稽不符"
     description = (
-        "表种规格中定义的勾稽关系（如预算结构合计 = 预算执行情况合计），按重算后的数值检查；消息列出两边的单元格和数值。"
+        "表种规格中定义的勾稽关系（如预算结构合计 = 预算执行情况合计），按重算后的数值检查；"
+        "消息列出两边的单元格和数值。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
