@@ -60,9 +60,12 @@ def test_published_department_workbook(catalog: Catalog, tmp_path: Path) -> None
     assert "应为 10.54%，填报为 6.03%" in message(report, "附件2!F7", "rate-mismatch")
     assert "D7=27735、E7=2922" in message(report, "附件2!F7", "rate-mismatch")
     staff = message(report, "附件1!F7", "score-vs-reference")
-    assert "参考得分为 3.75 分" in staff and "口径 excess_deduction 得 3.35 分" in staff
-    assert "自评分数与口径 excess_deduction 一致" in staff
-    assert ("附件2!G7", "formula-overwritten") in of(report, Severity.INFO)  # -79.88 % is right, but typed
+    assert "按比例计分 3.75 分；按超编比例扣分 3.35 分；按超编比例扣分（超编率不取整） 3.33 分" in staff
+    assert "自评分数与“按超编比例扣分”一致" in staff
+    assert not any(ch.isascii() and ch.isalpha() for ch in staff)  # no internal reading id reaches the user
+    # -79.88 % is right, only typed: listed once, not a finding
+    assert "附件2!G7" in report.replaced and "formula-overwritten" not in {f.code for f in report.findings}
+    assert report.counts["提示"] == 1  # the blank 基础数据, once
     assert report.exit_code == 1
 
 

@@ -177,34 +177,49 @@ class ScoreVsReference(Rule):
     severity = Severity.WARNING
     title = "自评分数与参考得分不一致"
     description = (
-        "有计算公式的计分标准，按基础数据和附件2算出参考得分；自评分数与之相差 0.005 分以上时警告，"
-        "口径有歧义时列出各读法的得分。单位在“与参考得分不一致的说明”列写明理由后，视为已说明。"
+        "有计算公式的计分标准，按基础数据和附件2算出参考得分；自评分数与模板采用的读法相差 0.005 分以上时警告。"
+        "计分标准有几种读法（如在职人员控制率的按比例计分与按超编比例扣分）且得分不同时，逐一列出每种读法的中文名称和得分，"
+        "并指出自评分数与哪种一致。单位在“与参考得分不一致的说明”列写明理由后，视为已说明。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
             key = f"{sc.base}.ref"
-            if key not in ctx.layout.refs:
+            score = ctx.inputs.get(sc.key)
+            if key not in ctx.layout.refs or not isinstance(score, Decimal):
                 continue
-            score, ref = ctx.inputs.get(sc.key), ctx.values.get(key)
-            if not isinstance(score, Decimal) or not isinstance(ref, Decimal):
-                continue
-            if abs(score - ref) <= SCORE_TOLERANCE:
-                continue
-            readings = ctx.readings.get(sc.base, {})
-            chosen = ctx.layout.readings.get(sc.base) or _default_reading(sc.indicator)
-            how = f"按计分标准（口径 {chosen}）" if len(readings) > 1 else "按计分标准"
-            message = f"“{sc.name}”自评 {show(score)} 分，{how}参考得分为 {show(ref)} 分"
-            others = [f"口径 {k} 得 {show(v)} 分" for k, v in readings.items() if k != chosen]
-            if others:
-                message += "；另有" + "、".join(others)
-                same = [k for k, v in readings.items() if isinstance(v, Decimal) and abs(v - score) <= SCORE_TOLERANCE]
-                if same:
-                    message += f"（自评分数与口径 {'、'.join(same)} 一致）"
+            ref = ctx.values.get(key)
+            rule = sc.indicator.rule if sc.indicator else None
+            computed = {
+                k: v for k, v in ctx.readings.get(sc.base, {}).items() if isinstance(v, Decimal) and rule is not None
+            }
+            if isinstance(ref, Decimal) and abs(score - ref) <= SCORE_TOLERANCE:
+                continue  # the reading the template uses (the region's choice) agrees
+            if not isinstance(ref, Decimal) and len(set(computed.values())) <= 1:
+                continue  # nothing to compare with: reference-unavailable tells the reviewer
             note = explanation_key(ctx, sc.base)
+            if rule is None or len(set(computed.values())) <= 1:
+                assert isinstance(ref, Decimal)
+                message = f"“{sc.name}”自评 {show(score)} 分，按计分标准参考得分为 {show(ref)} 分"
+                expected = show(ref)
+            else:
+                chosen = ctx.layout.readings.get(sc.base) or rule.default
+                listed = "；".join(
+                    f"{rule.name_of(k)} {show(v)} 分" if isinstance(v, Decimal) else f"{rule.name_of(k)} 无法计算"
+                    for k, v in ctx.readings.get(sc.base, {}).items()
+                )
+                same = [rule.name_of(k) for k, v in computed.items() if abs(v - score) <= SCORE_TOLERANCE]
+                verdict = f"自评分数与“{'”“'.join(same)}”一致" if same else "自评分数与任何一种读法都不一致"
+                message = (
+                    f"“{sc.name}”自评 {show(score)} 分；计分标准有 {len(ctx.readings.get(sc.base, {}))} 种读法："
+                    f"{listed}（模板参考得分按“{rule.name_of(chosen)}”）；{verdict}"
+                )
+                expected = (
+                    show(ref) if isinstance(ref, Decimal) else "；".join(sorted({show(v) for v in computed.values()}))
+                )
             if note:
                 message += f"。如有理由，请在{ctx.layout.cells[note].label}中写明"
-            yield self.finding(ctx, sc.key, message, expected=show(ref), actual=show(score), explain_key=note)
+            yield self.finding(ctx, sc.key, message, expected=expected, actual=show(score), explain_key=note)
 
 
 def explanation_key(ctx: Context, base: str) -> str | None:
@@ -213,10 +228,6 @@ def explanation_key(ctx: Context, base: str) -> str | None:
         if base + suffix in ctx.layout.refs:
             return base + suffix
     return None
-
-
-def _default_reading(ind: Indicator | None) -> str:
-    return ind.rule.default if ind and ind.rule else "default"
 
 
 @register
@@ -239,6 +250,8 @@ class ReferenceUnavailable(Rule):
                 continue
             if ctx.values.get(key) != "":
                 continue
+            if any(isinstance(v, Decimal) for v in ctx.readings.get(sc.base, {}).values()):
+                continue  # another reading computes: score-vs-reference lists them
             needed = sorted(n for n in expr.parse(cell.expr).names() if ctx.layout.cells[n].role == "input")
             blank = [n for n in needed if ctx.inputs.get(n) in (None, "")]
             if not blank:
