@@ -128,8 +128,8 @@ def kechuang_full_inputs() -> dict[str, Value]:
             "tgt.qty.3.result": "=83.52万人次，居全省第一",
             "tgt.qty.3.deviation": "无偏差",
             "tgt.quality.1.name": "推荐我市重点企业入选全省重点项目发布",
-            "tgt.quality.1.target": "1个项目入选开幕式重大科研难题攻关项目发布，1个项目入选入选重大科技成果转化项目专场发布，"
-            "2个项目入选重大高新技术推广项目专场发布。",
+            "tgt.quality.1.target": "1个项目入选开幕式重大科研难题攻关项目发布，"
+            "1个项目入选入选重大科技成果转化项目专场发布，2个项目入选重大高新技术推广项目专场发布。",
             "tgt.quality.1.result": "已完成",
             "tgt.quality.1.deviation": "无偏差，保质保量超额完成",
             "tgt.time.1.name": "完成时间",

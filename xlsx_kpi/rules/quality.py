@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 
 from xlsx_kpi.findings import Finding, Severity
@@ -293,6 +294,31 @@ def _goal_texts(ctx: Context) -> list[tuple[str, str]]:
     return out
 
 
+@dataclass(frozen=True)
+class Quantity:
+    """A figure in running text: 125 万 人次."""
+
+    number: Decimal
+    magnitude: str
+    unit: str
+    text: str
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number-with-unit in a text (“覆盖125万人次” -> 125 万 人次); money units split as 万 + 元."""
+    data = quality_data()
+    units = sorted(data["quantity_units"], key=len, reverse=True)
+    mags = "".join(m for m in data["magnitudes"] if m)
+    pattern = re.compile(rf"(\d+(?:\.\d+)?)\s*([{mags}]?)\s*({'|'.join(map(re.escape, units))})")
+    out = []
+    for m in pattern.finditer(text):
+        number, magnitude, unit = Decimal(m[1]), m[2], m[3]
+        if unit in ("万元", "亿元"):
+            magnitude, unit = magnitude + unit[0], "元"
+        out.append(Quantity(number, magnitude, unit, m[0]))
+    return out
+
+
 @register
 class MagnitudeMismatch(Rule):
     code = "magnitude-mismatch"
@@ -300,52 +326,53 @@ class MagnitudeMismatch(Rule):
     title = "同一数量前后量级不一致"
     description = (
         "年度总体目标中的数量与绩效指标中的同一数量数字相同、单位相同而量级不同（如“125万人次”与“=125人次”），"
-        "或成本指标金额超过本表的执行额合计。"
+        "或成本指标的执行金额超过本表的执行额合计。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        stated: list[tuple[str, Target]] = []
-        for header, text in _goal_texts(ctx):
-            stated += [(header, t) for t in parse_targets(text) if t.unit and t.unit != "%"]
+        stated = [(header, q) for header, text in _goal_texts(ctx) for q in quantities(text)]
         spent = _table_spending(ctx)
         for row in indicator_rows(ctx):
             for part in ("target", "result"):
-                key, text = row.key(part) or row.key("result"), row.text(ctx, part)
+                key, text = row.key(part), row.text(ctx, part)
                 if not key or not text:
                     continue
-                for t in parse_targets(text):
-                    if not t.unit or t.unit == "%" or not t.scale:
-                        continue
-                    for header, g in stated:
-                        if (
-                            g.unit == t.unit
-                            and g.scale
-                            and g.scale != t.scale
-                            and g.value / g.scale == t.value / t.scale
-                        ):
-                            yield self.finding(
-                                ctx,
-                                key,
-                                f"“{_name(ctx, row)}”写“{text}”，而{header}写“{g.text}”：同一数量量级不同",
-                                expected=_amount(g),
-                                actual=_amount(t),
-                                indicator=_name(ctx, row),
-                                explain_key=explain_key(ctx, row),
-                            )
-                            break
-                    if spent and "cost" in row.kinds and len(row.kinds) == 1 and t.unit == "元" and part == "result":
-                        label, amount = spent
-                        if t.value > amount * Decimal("1.005"):
-                            yield self.finding(
-                                ctx,
-                                key,
-                                f"成本指标“{_name(ctx, row)}”的执行结果“{text}”超过本表{label} "
-                                f"{show(amount / 10000)}万元",
-                                expected=f"≤{show(amount / 10000)}万元",
-                                actual=_amount(t),
-                                indicator=_name(ctx, row),
-                                explain_key=explain_key(ctx, row),
-                            )
+                for q in quantities(text):
+                    other = next(
+                        (
+                            (h, g)
+                            for h, g in stated
+                            if g.unit == q.unit and g.number == q.number and g.magnitude != q.magnitude
+                        ),
+                        None,
+                    )
+                    if other:
+                        header, g = other
+                        yield self.finding(
+                            ctx,
+                            key,
+                            f"“{_name(ctx, row)}”写“{text}”，而{header}写“{g.text}”：同一数量量级不同",
+                            expected=g.text,
+                            actual=q.text,
+                            indicator=_name(ctx, row),
+                            explain_key=explain_key(ctx, row),
+                        )
+                        break
+            if spent is None or "cost" not in row.kinds or len(row.kinds) > 1:
+                continue
+            key, text = row.key("result"), row.text(ctx, "result")
+            pieces = [t for t in parse_targets(text) if t.unit == "元"] if key and text else []
+            label, amount = spent
+            if key and pieces and pieces[0].value > amount * Decimal("1.005"):
+                yield self.finding(
+                    ctx,
+                    key,
+                    f"成本指标“{_name(ctx, row)}”的执行结果“{text}”超过本表{label} {show(amount / 10000)}万元",
+                    expected=f"≤{show(amount / 10000)}万元",
+                    actual=_amount(pieces[0]),
+                    indicator=_name(ctx, row),
+                    explain_key=explain_key(ctx, row),
+                )
 
 
 def _table_spending(ctx: Context) -> tuple[str, Decimal] | None:
