@@ -31,6 +31,7 @@ QUALITY = {
     "target-not-measurable",
     "magnitude-mismatch",
     "result-reads-not-done",
+    "count-vs-listed-names",
 }
 
 
@@ -280,3 +281,21 @@ def test_result_sheet_lists_the_typed_over_formulas(catalog: Catalog, tmp_path: 
     rows = {ws.cell(r, 1).value: ws.cell(r, 3).value for r in range(3, 20)}
     assert rows["以下公式被数值替换，数值正确"].startswith("附件1：F32；附件2：C5、D5、E5、G5、F6、G6、G7")
     assert "共19处" in rows["以下公式被数值替换，数值正确"]
+
+
+def test_count_contradicted_by_the_names_listed(catalog: Catalog, tmp_path: Path) -> None:
+    report = dept(catalog, tmp_path, tgt__qty__2__result="资阳化工、雁江电子")  # target ≥3家
+    f = one(report, "count-vs-listed-names")
+    assert (f.severity, f.where, f.expected, f.actual) == (Severity.WARNING, "附件2!F18", "≥3家", "列出2个")
+    assert "（资阳化工、雁江电子）" in f.message
+    full = dept(catalog, tmp_path, tgt__qty__2__result="资阳化工、雁江电子、安岳柠檬")
+    assert [f for f in full.findings if f.code == "count-vs-listed-names"] == []
+
+
+def test_national_row_without_a_result_is_incomplete(catalog: Catalog, tmp_path: Path) -> None:
+    inputs = cn_inputs()
+    inputs["s.integrity.actual"] = ""
+    layout = build_layout(catalog, catalog.workbook("cn-department"), CN_IDENTITY)
+    report = check_file(write_template(layout, tmp_path / "cn.xlsx", inputs=inputs), catalog, NO_ANNOTATION)
+    f = one(report, "target-incomplete")
+    assert (f.severity, f.message) == (Severity.ERROR, "落实廉政建设缺少执行结果")

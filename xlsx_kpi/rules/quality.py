@@ -170,7 +170,7 @@ class TimeOutsideYear(Rule):
         if not year.isdigit():
             return
         for row in indicator_rows(ctx):
-            key, text = row.key("target") or row.key("result"), row.text(ctx, "target")
+            key, text = row.key("target"), row.text(ctx, "target")
             if not key or "time" not in row.kinds or len(row.kinds) > 1 or not text:
                 continue
             years = [y for y in YEAR.findall(text) if y != year]
@@ -431,6 +431,40 @@ class ResultReadsNotDone(Rule):
                 f"“{_name(ctx, row)}”的执行结果写{quoted}（{'、'.join(found)}），读来尚未完成，{claim}",
                 expected="已完成的结果，或说明偏差",
                 actual=result,
+                indicator=_name(ctx, row),
+                explain_key=explain_key(ctx, row),
+            )
+
+
+LIST_SEPARATORS = re.compile(r"[、，,；;]")
+
+
+@register
+class CountVsListedNames(Rule):
+    code = "count-vs-listed-names"
+    severity = Severity.WARNING
+    title = "执行结果列出的名称少于指标数"
+    description = (
+        "数量指标的执行结果没有写数字，而是列出名称（用顿号分隔），列出的个数少于预算指标值（如指标“≥5家”，"
+        "结果只列出3家企业名称）时警告。"
+    )
+
+    def check(self, ctx: Context) -> Iterator[Finding]:
+        for row in indicator_rows(ctx):
+            key, target, result = row.key("result"), row.text(ctx, "target"), row.text(ctx, "result")
+            if not key or not target or not result or DIGIT.search(result) or "quantity" not in row.kinds:
+                continue
+            names = [n.strip() for n in LIST_SEPARATORS.split(result.rstrip("。.")) if n.strip()]
+            wanted = [t for t in parse_targets(target) if t.op in ("=", ">=", ">") and t.unit not in ("", "%")]
+            if len(names) < 2 or not wanted or len(names) >= wanted[0].value:
+                continue
+            yield self.finding(
+                ctx,
+                key,
+                f"“{_name(ctx, row)}”的执行结果列出 {len(names)} 个名称（{'、'.join(names)}），"
+                f"少于预算指标值“{target}”",
+                expected=target,
+                actual=f"列出{len(names)}个",
                 indicator=_name(ctx, row),
                 explain_key=explain_key(ctx, row),
             )
