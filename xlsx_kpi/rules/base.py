@@ -75,6 +75,8 @@ class Rule:
     severity: ClassVar[Severity]
     title: ClassVar[str]
     description: ClassVar[str]
+    # A message as the rule words it on a real workbook (shown in docs/RULES.md).
+    example: ClassVar[str] = ""
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         raise NotImplementedError
@@ -187,9 +189,10 @@ def catalogue() -> str:
         "由 `xlsx-kpi rules` 从规则注册表生成，请勿手工修改。级别：错误（必须改正）、警告（须在工作簿中写明说明）、"
         "提示（供审核人参考）。",
         "",
-        "| 代码 | 级别 | 名称 | 说明 |",
-        "|---|---|---|---|",
+        "| 代码 | 级别 | 名称 | 说明 | 消息示例 |",
+        "|---|---|---|---|---|",
     ]
     for code, cls in REGISTRY.items():
-        lines.append(f"| `{code}` | {cls.severity.value} | {cls.title} | {cls.description} |")
+        example = cls.example.replace("|", "\\|")
+        lines.append(f"| `{code}` | {cls.severity.value} | {cls.title} | {cls.description} | {example} |")
     return "\n".join(lines) + "\n"

@@ -22,6 +22,7 @@ class IdentityMismatch(Rule):
     code = "identity-mismatch"
     severity = Severity.ERROR
     title = "单位信息与模板不符"
+    example = "预算单位编码“156002”与下发模板中的“156001”不一致"
     description = "单位名称、预算单位编码（及项目名称）须填写，且与下发模板记录的一致。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -53,6 +54,7 @@ class ProjectTypeChoice(Rule):
     code = "project-type"
     severity = Severity.ERROR
     title = "项目类型须且只能选一项"
+    example = "项目类型勾选了 2 项（产业发展、民生保障），须且只能勾选一项"
     description = "项目类型（产业发展/民生保障/基础设施/行政运行）须勾选且只勾选一项。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -77,6 +79,7 @@ class RequiredText(Rule):
     code = "text-missing"
     severity = Severity.ERROR
     title = "必填文字未填"
+    example = "年度总体目标：未填写“预算总体目标执行结果”"
     description = "年度总体目标及其执行结果须填写（偏差情况在有偏差时填写）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -136,6 +139,10 @@ class SpecCrossCheck(Rule):
     code = "cross-check"
     severity = Severity.ERROR
     title = "表内勾稽不符"
+    example = (
+        "年度资金总额的年初预算数应等于当年财政拨款、上年结转资金、其他资金之和：D7 ="
+        " 54.41，D8+D9+D10（42.09+（空）+（空）） = 42.09"
+    )
     description = (
         "表种规格中定义的勾稽关系（如预算结构合计 = 预算执行情况合计），按重算后的数值检查；"
         "消息列出两边的单元格和数值。"
@@ -170,6 +177,7 @@ class InputHoldsFormula(Rule):
     code = "input-formula"
     severity = Severity.INFO
     title = "填写单元格中是公式"
+    example = "预算执行情况·基本支出·预算额（百元）中填写的是公式 =20000+678，已按其结果读取"
     description = "应直接填写的单元格中是公式；按其计算结果读取，提示审核人核对。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -189,6 +197,7 @@ class CellMoved(Rule):
     code = "cell-moved"
     severity = Severity.INFO
     title = "单元格位置变动"
+    example = "评选最美科技工作者执行结果已从模板位置 附件2!F17 移到 附件2!F18（表格行列被增删），已按新位置读取"
     description = "单位插入或删除了行列，单元格已按 Excel 名称找到新位置读取。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:

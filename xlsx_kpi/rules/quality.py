@@ -68,6 +68,7 @@ class IndicatorPlaceholder(Rule):
     code = "indicator-placeholder"
     severity = Severity.ERROR
     title = "绩效指标以占位符代替数值"
+    example = "“助推企业开展创新驱动活动个数”的执行结果写作“待定”，没有写出指标值"
     description = "预算指标值或执行结果只写了 *、/、—、待定、无、略、“详见…”等占位符，没有写出指标值。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -92,6 +93,7 @@ class CostNotUpperBound(Rule):
     code = "cost-not-upper-bound"
     severity = Severity.ERROR
     title = "成本指标不是上限"
+    example = "成本指标“预算数”的预算指标值“≥100万元”是下限，成本指标应写上限（≤）"
     description = "成本指标的预算指标值应是上限（≤），如“≤80万元”；写成“≥”“不低于”即方向相反。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -134,6 +136,7 @@ class RateTargetAbove100(Rule):
     code = "rate-target-above-100"
     severity = Severity.ERROR
     title = "比率指标值超过100%"
+    example = "“企业及群众满意度”是比率，预算指标值“≥120%”超过100%"
     description = "满意度、达标率、完成率等比率的预算指标值不能超过100%（如“≥120%”）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -163,6 +166,7 @@ class TimeOutsideYear(Rule):
     code = "time-outside-year"
     severity = Severity.WARNING
     title = "时效指标不在预算年度内"
+    example = "时效指标“完成时限”的预算指标值“2022年6月30日前”不在预算年度 2021 年内；如有原因请在偏差原因中说明"
     description = "时效指标的日期应在预算年度内（如“2021年12月底前”）；不在年度内的，须在偏差原因中说明。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -192,6 +196,7 @@ class IndicatorKindMissing(Rule):
     code = "indicator-kind-missing"
     severity = Severity.ERROR
     title = "缺少某类绩效指标"
+    example = "没有填写任何满意度指标；满意度指标至少应有一项"
     description = "单位填写的绩效指标中，产出指标的数量、质量、时效、成本指标以及效益指标、满意度指标各须至少一项。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -219,6 +224,10 @@ class IndicatorRowShifted(Rule):
     code = "indicator-row-shifted"
     severity = Severity.ERROR
     title = "绩效指标行错位"
+    example = (
+        "数量指标第3行：只填写了偏差原因“无偏差”，三级指标、预算指标值、执行结果都是空"
+        "的；请按列填写三级指标、预算指标值、执行结果"
+    )
     description = (
         "一行绩效指标只填了偏差原因，或内容错列（三级指标中写的是数值、执行结果写“无偏差”）；整行作为一个问题提示。"
     )
@@ -250,6 +259,7 @@ class TargetNotMeasurable(Rule):
     code = "target-not-measurable"
     severity = Severity.WARNING
     title = "指标值不可衡量"
+    example = "“助推企业开展创新驱动活动个数”的预算指标值“3”只有数字没有单位"
     description = (
         "数量、质量指标的预算指标值应是可核对的数字和单位：没有数字、数字没有单位、或一格中写了多个数字和句子"
         "（应写在执行结果中）时警告，可在偏差原因中说明。"
@@ -324,6 +334,7 @@ class MagnitudeMismatch(Rule):
     code = "magnitude-mismatch"
     severity = Severity.WARNING
     title = "同一数量前后量级不一致"
+    example = "“科普活动覆盖人次”写“=125人次”，而预算总体目标写“125万人次”：同一数量量级不同"
     description = (
         "年度总体目标中的数量与绩效指标中的同一数量数字相同、单位相同而量级不同（如“125万人次”与“=125人次”），"
         "或成本指标的执行金额超过本表的执行额合计。"
@@ -399,6 +410,7 @@ class ResultReadsNotDone(Rule):
     code = "result-reads-not-done"
     severity = Severity.WARNING
     title = "执行结果读来未完成"
+    example = "“3.3推进广州科学馆建设”的执行结果写“广州科学馆基本完成征地拆迁工作”（基本完成），读来尚未完成，却得满分"
     description = (
         "执行结果写“预计”“将于…完成”“正在”“建设中”“未完成”“部分”等，却得满分或偏差原因写“无偏差”时警告，"
         "引用原话；在偏差原因中说明后视为已说明。"
@@ -444,6 +456,7 @@ class CountVsListedNames(Rule):
     code = "count-vs-listed-names"
     severity = Severity.WARNING
     title = "执行结果列出的名称少于指标数"
+    example = "“助推企业开展创新驱动活动个数”的执行结果列出 2 个名称（资阳化工、雁江电子），少于预算指标值“≥3家”"
     description = (
         "数量指标的执行结果没有写数字，而是列出名称（用顿号分隔），列出的个数少于预算指标值（如指标“≥5家”，"
         "结果只列出3家企业名称）时警告。"

@@ -60,6 +60,7 @@ class ScoreMissing(Rule):
     code = "score-missing"
     severity = Severity.ERROR
     title = "自评分数未填"
+    example = "“预算完成率（4分）”未填写自评分数（分值4分）"
     description = "每个三级指标都须填写自评分数。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -79,6 +80,7 @@ class ScoreNotNumber(Rule):
     code = "score-not-number"
     severity = Severity.ERROR
     title = "自评分数不是数字"
+    example = "“重点支出安排率（5分）”的自评分数“满分”不是数字，请填写0至5之间的数字"
     description = "自评分数须为数字；文字、错误值（如 #DIV/0!）或日期都无法计分。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -100,6 +102,7 @@ class ScoreTextNumber(Rule):
     code = "score-as-text"
     severity = Severity.INFO
     title = "分数以文字填写"
+    example = "“目标明确性（2分）”的自评分数写作“2.5分”（去掉了单位“分”），已按 2.5 计分"
     description = "分数写成文字（如“3.35分”“３.３５”）时按其中的数字计分，并提示审核人。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -121,6 +124,7 @@ class ScoreOutOfRange(Rule):
     code = "score-above-max"
     severity = Severity.ERROR
     title = "自评分数超出分值"
+    example = "“绩效目标合理性（2分）”自评 3 分，超过本项分值 2 分"
     description = "自评分数须在该行下限（一般为 0，加减分项可为负）至分值之间。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -152,6 +156,7 @@ class BasisMissing(Rule):
     code = "basis-missing"
     severity = Severity.ERROR
     title = "扣分未写依据"
+    example = "“目标明确性（2分）”自评 1.5 分，低于满分 2 分，但未填写自评依据及说明"
     description = "自评分数低于满分时，须在“自评依据及说明”中写明扣分依据（加减分项除外）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -176,6 +181,11 @@ class ScoreVsReference(Rule):
     code = "score-vs-reference"
     severity = Severity.WARNING
     title = "自评分数与参考得分不一致"
+    example = (
+        "“在职人员控制率（5分）”自评 3.35 分；计分标准有 3 种读法：按比例计分"
+        " 3.75 分；按超编比例扣分 3.35 分；按超编比例扣分（超编率不取整） 3"
+        ".33 分（模板参考得分按“按比例计分”）；自评分数与“按超编比例扣分”一致"
+    )
     description = (
         "有计算公式的计分标准，按基础数据和附件2算出参考得分；自评分数与模板采用的读法相差 0.005 分以上时警告。"
         "计分标准有几种读法（如在职人员控制率的按比例计分与按超编比例扣分）且得分不同时，逐一列出每种读法的中文名称和得分，"
@@ -235,6 +245,10 @@ class ReferenceUnavailable(Rule):
     code = "reference-unavailable"
     severity = Severity.INFO
     title = "参考得分无法计算"
+    example = (
+        "未填写 23 项基础数据（本年度“三公经费”预算数、…），以下 15 个指标的参"
+        "考得分无法计算，请人工核对其自评分数：“三公经费”变动率（5分）、…"
+    )
     description = (
         "计分标准所需的基础数据未填时，每张表只提示一次：列出未填的数据和因此无法核对的指标（基数为 0 的另提示一次）。"
     )
@@ -290,6 +304,7 @@ class MeasureVsScore(Rule):
     code = "measure-vs-score"
     severity = Severity.WARNING
     title = "得分与指标完成情况不符"
+    example = "“群众满意度”实际完成值 81.00%、年度指标值“90%”，参考得分 9 分，自评 10 分"
     description = (
         "定量指标（规格中有 measure）：实际完成值达到年度指标值得满分，否则按 完成值÷指标值×分值（“≤”类指标按 "
         "指标值÷完成值×分值）计算参考得分；得分与之相差 0.005 分以上时警告，在偏差原因中说明后视为已说明。"
@@ -342,6 +357,7 @@ class BasisRateMismatch(Rule):
     code = "basis-rate-mismatch"
     severity = Severity.ERROR
     title = "依据中的比率与重算不符"
+    example = "“财政拨款收入预决算差异率”的依据中写 -1.37%，按基础数据重算为 -1.38%"
     description = (
         "指标在规格中声明了比率（rate）时，自评依据/评分依据文字中写出的最后一个百分数须与按基础数据重算的比率一致"
         "（按写出的小数位比较）。"

@@ -38,6 +38,7 @@ class TargetIncomplete(Rule):
     code = "target-incomplete"
     severity = Severity.ERROR
     title = "绩效指标行填写不全"
+    example = "满意度指标第1行缺少执行结果"
     description = "一行绩效指标须同时填写三级指标、预算指标值和执行结果。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -66,6 +67,7 @@ class TargetMissed(Rule):
     code = "target-missed"
     severity = Severity.ERROR
     title = "未达目标且未说明偏差"
+    example = "“评选最美科技工作者”执行结果“=8个”未达到预算指标值“≥10个”，须填写偏差原因"
     description = "执行结果未达到预算指标值（≥、≤、=、区间，单位万/亿/%换算后比较）时，须填写偏差原因。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -102,6 +104,7 @@ class TargetUnverifiable(Rule):
     code = "target-unverifiable"
     severity = Severity.INFO
     title = "执行结果无法与指标值比对"
+    example = "“推荐我市重点企业入选全省重点项目发布”执行结果“已完成”无法与预算指标值“1个项目入选…”比对，请人工核对"
     description = "预算指标值可以解析，但执行结果没有可比的数字或单位（如“已完成”），提示审核人人工核对。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -131,6 +134,7 @@ class SatisfactionAgrees(Rule):
     code = "cross-sheet-mismatch"
     severity = Severity.ERROR
     title = "两表数据不一致"
+    example = "附件2 满意度执行结果为 90.00%，而基础数据（附件1 满意度计分）为 95.00%，两者应一致"
     description = "附件2 满意度指标的执行结果与基础数据中（附件1 计分用）的满意率须一致（相差不超过0.5个百分点）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
