@@ -7,7 +7,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from published import corrected_dept_inputs, dept_published, kechuang_full_inputs, kechuang_published
+from published import DEPT_IDENTITY, corrected_dept_inputs, dept_published, kechuang_full_inputs, kechuang_published
 from seed_data import CN_IDENTITY, GZ_IDENTITY, cn_inputs, gz_inputs
 
 from xlsx_kpi.audit import Options, check_file
@@ -15,6 +15,7 @@ from xlsx_kpi.cli import main
 from xlsx_kpi.expr import Value
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import build_layout
+from xlsx_kpi.recalc import recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules import REGISTRY
 from xlsx_kpi.spec import Catalog
@@ -299,3 +300,36 @@ def test_national_row_without_a_result_is_incomplete(catalog: Catalog, tmp_path:
     report = check_file(write_template(layout, tmp_path / "cn.xlsx", inputs=inputs), catalog, NO_ANNOTATION)
     f = one(report, "target-incomplete")
     assert (f.severity, f.message) == (Severity.ERROR, "落实廉政建设缺少执行结果")
+
+
+def fully_filled_dept_inputs(catalog: Catalog) -> dict[str, Value]:
+    """The corrected seed with every 基础数据 figure filled and every score set to its reference score."""
+    inputs = corrected_dept_inputs()
+    figures = {
+        "staff_quota": 8, "staff_actual": 8, "tp_budget": 12, "tp_budget_prev": 12, "tp_actual": 10,
+        "key_spend": 16130, "project_spend": 16130, "budget_adjust": 0, "prev_carry_f_gov_fund": 0,
+        "prev_carry_f_soe": 0, "prev_carry_f_social": 0, "public_budget": 100, "public_actual": 90,
+        "proc_budget": 0, "proc_actual": 0, "fa_total": 100, "fa_in_use": 100, "work_planned": 10,
+        "work_done": 10, "work_quality": 10, "timely_quarters": 4, "key_work_assigned": 5, "key_work_done": 5,
+        "econ_degree": 1, "social_degree": 1, "satisfaction": Decimal("0.9"),
+    }  # fmt: skip
+    inputs.update({f"b.{k}": Decimal(v) for k, v in figures.items()})
+    inputs.update({"b.pay_year_end": "是", "b.pay_quarterly": "是", "s.staff_control.note": ""})
+    layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
+    values = recalculate(layout, inputs)
+    for key in list(inputs):
+        ref = values.get(key.removesuffix(".score") + ".ref") if key.endswith(".score") else None
+        if isinstance(ref, Decimal):
+            inputs[key] = ref
+    return inputs
+
+
+def test_a_clean_fully_filled_workbook_has_no_findings(catalog: Catalog, tmp_path: Path) -> None:
+    inputs = fully_filled_dept_inputs(catalog)
+    report = check_file(dept_published(catalog, tmp_path, inputs=inputs, written={}), catalog, NO_ANNOTATION)
+    # Only the seed's real 执行额 above 预算额 (used last year's carry-over), explained in 情况说明.
+    assert [(f.where, f.code, f.explained) for f in report.findings] == [
+        ("附件2!D5", "over-budget", True),
+        ("附件2!D7", "over-budget", True),
+    ]
+    assert report.replaced == []
