@@ -284,7 +284,7 @@ class ReferenceUnavailable(Rule):
                 f"请人工核对其自评分数：{'、'.join(names)}",
                 expected="填写基础数据（自动核对自评分数）",
                 actual=f"{len(labels)} 项未填",
-                indicator="、".join(names),
+                indicator=f"{len(names)} 个指标",
             )
         if zero_base:
             names = [sc.name for sc in zero_base]
@@ -295,7 +295,7 @@ class ReferenceUnavailable(Rule):
                 f"{'、'.join(names)}",
                 expected="人工核对",
                 actual="基数为0",
-                indicator="、".join(names),
+                indicator=f"{len(names)} 个指标",
             )
 
 
