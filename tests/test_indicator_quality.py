@@ -246,6 +246,7 @@ def test_published_department_counts(catalog: Catalog, tmp_path: Path) -> None:
     report = check_file(dept_published(catalog, tmp_path), catalog, NO_ANNOTATION)
     assert report.counts == {"错误": 4, "警告": 3, "已说明": 0, "提示": 1}
     assert len(report.replaced) == 19 and report.replaced[:3] == ["附件1!F32", "附件2!C5", "附件2!D5"]
+    assert report.to_json()["replaced"] == report.replaced
     [info] = [f for f in report.findings if f.severity is Severity.INFO]
     assert (info.code, info.where, info.actual) == ("reference-unavailable", "基础数据!C6", "23 项未填")
     assert "以下 15 个指标的参考得分无法计算" in info.message
