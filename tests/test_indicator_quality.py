@@ -334,3 +334,9 @@ def test_a_clean_fully_filled_workbook_has_no_findings(catalog: Catalog, tmp_pat
         ("附件2!D7", "over-budget", True),
     ]
     assert report.replaced == []
+
+
+def test_a_result_of_so_many_below_the_target_is_missed(catalog: Catalog, tmp_path: Path) -> None:
+    report = dept(catalog, tmp_path, tgt__qty__1__result="8个多", tgt__qty__1__deviation="无偏差")  # target ≥10个
+    [f] = [f for f in report.findings if f.where == "附件2!G17"]
+    assert (f.code, f.severity, f.actual) == ("target-missed", Severity.ERROR, "无偏差")
