@@ -22,6 +22,7 @@ from xlsx_kpi.report import Report
 from xlsx_kpi.report_check import pick_report, workbook_report_findings
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
+from xlsx_kpi.rules.formulas import replaced_cells
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
 
 ANNOTATED_SUFFIX = "_审核.xlsx"
@@ -129,6 +130,7 @@ def audit_file(
             )
             if doc is not None:
                 report.findings += workbook_report_findings(doc, filing, values)
+        report.replaced = replaced_cells(ctx)
         places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
         checked = Checked(report, read, values, written_values(filing), places)
     except XlsxKpiError as e:

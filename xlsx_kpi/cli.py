@@ -21,7 +21,7 @@ from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.report import Report
+from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
 from xlsx_kpi.report_docx import write_draft
 from xlsx_kpi.rules.base import catalogue
@@ -216,6 +216,9 @@ def check_cmd(
         Path | None,
         typer.Option("--db", help="历史数据库（collect 生成）：用上年报送数核对、补足上年结转结余额（只读，不写入）"),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="逐条列出全部问题，包括“提示”（默认只列错误和警告，提示只计数）")
+    ] = False,
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
@@ -279,7 +282,7 @@ def check_cmd(
     else:
         if len(reports) <= 3:
             for r in reports:
-                _print_findings(console, r)
+                _print_findings(console, r, verbose=verbose)
     _print_summary(console, reports)
     _print_cross(console, cross)
     cross_errors = any(c.finding.severity is Severity.ERROR for c in cross)
@@ -462,13 +465,25 @@ def _print_cross(console: Console, cross: list[CrossFinding]) -> None:
             console.print(f"     {p.file.name} {p.sheet}!{p.cell}（{p.label}）", markup=False)
 
 
-def _print_findings(console: Console, report: Report) -> None:
+def _print_findings(console: Console, report: Report, *, verbose: bool = False) -> None:
+    """错误 and 警告 one per line (every finding with --verbose); 提示 counted, and the typed-over formulas."""
     if not report.usable:
         return
     console.print(f"\n{report.file}（{report.unit_name}）")
-    for n, f in enumerate(report.findings, start=1):
+    shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
+    for n, f in enumerate(shown, start=1):
         mark = "（已说明）" if f.explained else ""
-        console.print(f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}", markup=False)
+        figures = f"〔填报 {f.actual}；应为 {f.expected}〕" if f.actual or f.expected else ""
+        console.print(
+            f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}{figures}", markup=False
+        )
+    hidden = len(report.findings) - len(shown)
+    if hidden:
+        console.print(
+            f"  另有 {hidden} 条提示（供审核人参考），加 --verbose 逐条列出，或见“_审核.xlsx”的审核结果表", markup=False
+        )
+    if report.replaced:
+        console.print(f"  {REPLACED_LABEL}：{replaced_text(report.replaced)}", markup=False)
     if not report.findings:
         console.print("  未发现问题")
 
