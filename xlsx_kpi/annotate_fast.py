@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 from xml.parsers import expat
 
+import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 from openpyxl.utils.exceptions import CellCoordinatesException
@@ -37,6 +39,7 @@ from xlsx_kpi.annotate import (
     clean,
     comment_size,
     comment_text,
+    review_stamp,
     severity_fill,
 )
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
@@ -881,11 +884,70 @@ def _patch_sheet(data: bytes, root: _El, rows: list[_Row], marks: _Marks, styles
     if added and dimension is not None:
         edits += _widen(data, dimension, added)
 
+    # The template's self-check colours a cell through a conditional format, which paints over the fill
+    # we give it: formats whose whole range we mark are dropped (annotate.unshadow).
+    for child in root.kids("conditionalFormatting"):
+        covered = _sqref_cells(child.attrs.get("sqref", ""), len(marks.fills))
+        if covered is not None and covered <= marks.fills.keys():
+            edits.append((child.start, child.end, 0, b""))
+
     order = WORKSHEET_ORDER["legacyDrawing"]
     after = next((c for c in root.children if WORKSHEET_ORDER[c.local] > order), None)
     pos = after.start if after is not None else root.inner_end
     edits.append((pos, pos, 0, f'<{p}legacyDrawing xmlns:r="{REL_NS}" r:id="{drawing_rid}"/>'.encode()))
     return _apply(data, edits)
+
+
+def _sqref_cells(sqref: str, limit: int) -> set[tuple[int, int]] | None:
+    """The (row, col) cells of a sqref ("F7 G9:H10"); None when unparseable or more than `limit` cells."""
+    cells: set[tuple[int, int]] = set()
+    for part in sqref.split():
+        m = _RANGE.match(part.upper())
+        if m is None:
+            return None
+        r1, c1 = int(m.group(2)), column_index_from_string(m.group(1))
+        r2, c2 = (int(m.group(4)), column_index_from_string(m.group(3))) if m.group(3) else (r1, c1)
+        if (abs(r2 - r1) + 1) * (abs(c2 - c1) + 1) + len(cells) > limit:
+            return None
+        cells.update((r, c) for r in range(min(r1, r2), max(r1, r2) + 1) for c in range(min(c1, c2), max(c1, c2) + 1))
+    return cells or None
+
+
+_CORE_NS = {
+    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "dcmitype": "http://purl.org/dc/dcmitype/",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
+
+
+def _marked_core(data: bytes) -> bytes:
+    """docProps/core.xml saved now by us, with the mark annotate.is_untouched_copy recognises."""
+    try:
+        root = defused_tree.fromstring(data, forbid_dtd=True)
+    except (defused_tree.ParseError, DefusedXmlException):
+        raise _Fallback from None
+    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
+        raise _Fallback
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    values = {
+        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ("cp", "lastModifiedBy"): AUTHOR,
+        ("cp", "contentStatus"): review_stamp(now),
+    }
+    for (prefix, local), text in values.items():
+        tag = f"{{{_CORE_NS[prefix]}}}{local}"
+        el = root.find(tag)
+        if el is None:
+            el = ElementTree.SubElement(root, tag)
+        el.text = text
+        if local == "modified":
+            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
+    for prefix, uri in _CORE_NS.items():
+        ElementTree.register_namespace(prefix, uri)
+    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return XML_DECL + body
 
 
 def _int(text: str | None) -> int:
@@ -1261,9 +1323,9 @@ def _build(source: Path, report: Report) -> bytes:
     if not sheets:
         raise _Fallback
     if RESULT_SHEET in sheets:
-        raise XlsxKpiError(
-            f"工作簿中已有“{RESULT_SHEET}”工作表，可能已是审核副本；请对单位报送的原文件批注", file=str(source)
-        )
+        raise _Fallback  # a returned annotated copy: annotate.strip_review removes the earlier round first
+    if "docProps/core.xml" not in pkg.members:
+        raise _Fallback  # openpyxl writes one, with the mark that tells our copy from a unit's file
     styles_part = next((part for kind, part in targets_by_id.values() if kind == REL_STYLES), None)
     if styles_part is None:
         raise _Fallback
@@ -1368,6 +1430,7 @@ def _build(source: Path, report: Report) -> bytes:
     types_edits.append((types.inner_end, types.inner_end, 0, text.encode()))
     changed["[Content_Types].xml"] = _apply(types_data, types_edits)
 
+    changed["docProps/core.xml"] = _marked_core(pkg.read("docProps/core.xml"))
     if "docProps/app.xml" in pkg.members:
         app = pkg.read("docProps/app.xml")
         trimmed = _drop_app_titles(app)

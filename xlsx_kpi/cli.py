@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from xlsx_kpi.audit import Options, check_paths, find_workbooks
+from xlsx_kpi.audit import Options, Resubmission, check_paths, current_submissions, find_workbooks
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
@@ -206,10 +207,12 @@ def check_cmd(
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
-    files = find_workbooks(paths)
+    files, resubmitted = current_submissions(find_workbooks(paths, skip=[out_dir] if out_dir else []))
     if not files:
         given = "、".join(str(p) for p in paths)
-        raise XlsxKpiError(f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和 _审核.xlsx 副本不审核）")
+        raise XlsxKpiError(
+            f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
+        )
     options = Options(out_dir=out_dir, annotate=not no_annotate, force=force)
     history = History(db, readonly=True) if db is not None else None
     console = err if as_json else out
@@ -233,13 +236,20 @@ def check_cmd(
             history=history,
         )
     if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(batch_json(reports, resubmitted), ensure_ascii=False, indent=2) + "\n")
     else:
         if len(reports) <= 3:
             for r in reports:
                 _print_findings(console, r)
     _print_summary(console, reports)
+    _print_resubmitted(console, resubmitted)
     raise typer.Exit(max(r.exit_code for r in reports))
+
+
+def _print_resubmitted(console: Console, groups: list[Resubmission]) -> None:
+    for g in groups:
+        names = "、".join(p.name for p in g.older)
+        console.print(f"重复报送：采用最新保存的 {g.used.name}，未审核较早的 {names}", markup=False)
 
 
 @app.command("collect")
@@ -333,9 +343,10 @@ def rules_cmd() -> None:
     sys.stdout.write(catalogue())
 
 
-def batch_json(reports: list[Report]) -> dict[str, object]:
+def batch_json(reports: list[Report], resubmitted: Sequence[Resubmission] = ()) -> dict[str, object]:
     return {
         "files": [r.to_json() for r in reports],
+        "resubmitted": [{"used": str(g.used), "older": [str(p) for p in g.older]} for g in resubmitted],
         "summary": {
             "files": len(reports),
             "unusable": sum(1 for r in reports if not r.usable),
