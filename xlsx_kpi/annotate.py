@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import io
 import math
 import os
 import re
@@ -11,8 +13,11 @@ from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
+import defusedxml.ElementTree as defused_tree
 import openpyxl
+from defusedxml.common import DefusedXmlException
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
@@ -28,7 +33,7 @@ from xlsx_kpi import __version__
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
-from xlsx_kpi.reader import REVIEW_SHEET, check_loadable, parse_w3cdtf, read_core
+from xlsx_kpi.reader import REVIEW_SHEET, check_loadable, read_core
 from xlsx_kpi.report import Report
 
 RESULT_SHEET = REVIEW_SHEET
@@ -48,8 +53,8 @@ LINK_COLOR = "0563C1"
 
 # Separates the unit's own 批注 from ours in the same comment box.
 COMMENT_SEPARATOR = "—————— 审核意见 ——————"
-# docProps/core.xml contentStatus of a copy we wrote: this text, a space and the copy's dcterms:modified.
-# Any save by Excel, WPS or LibreOffice sets a new `modified`, so the pair matches only while the copy is
+# docProps/core.xml contentStatus of a copy we wrote: this text, a space and package_digest of its parts.
+# Any save by Excel, WPS or LibreOffice rewrites the parts, so the digest matches only while the copy is
 # exactly as we wrote it; a copy the unit edited and returned is a submission like any other.
 REVIEW_MARK = "xlsx-kpi 审核副本"
 # The fills we give findings, as a review mark is recognised again in a returned copy.
@@ -91,18 +96,72 @@ def annotated_name(source: Path) -> str:
     return f"{base}{SUFFIX}{n + 1 if n else ''}.xlsx"
 
 
-def review_stamp(moment: dt.datetime) -> str:
-    """The contentStatus that marks a copy written at `moment` (UTC, whole seconds)."""
-    return f"{REVIEW_MARK} {moment.strftime('%Y-%m-%dT%H:%M:%SZ')}"
+_CORE_NS = {
+    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "dcmitype": "http://purl.org/dc/dcmitype/",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
+CORE_PART = "docProps/core.xml"
+
+
+def package_digest(members: Mapping[str, tuple[int, int]]) -> str:
+    """A digest of a package's members (name -> (CRC-32, size)) other than docProps/core.xml.
+
+    Any program that saves the workbook again rewrites its parts, so the digest no longer matches: that,
+    not the save time (LibreOffice's converter keeps it), tells our untouched copy from a returned one.
+    """
+    h = hashlib.sha256()
+    for name in sorted(members):
+        if name != CORE_PART and not name.endswith("/"):
+            crc, size = members[name]
+            h.update(f"{name}\0{crc:08x}\0{size}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def mark_core(data: bytes, digest: str) -> bytes:
+    """docProps/core.xml as saved now by us, its contentStatus carrying REVIEW_MARK and the digest.
+
+    Raises ValueError when the part is not core properties XML.
+    """
+    try:
+        root = defused_tree.fromstring(data, forbid_dtd=True)
+    except (defused_tree.ParseError, DefusedXmlException):
+        raise ValueError("core.xml") from None
+    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
+        raise ValueError("core.xml")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    values = {
+        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ("cp", "lastModifiedBy"): AUTHOR,
+        ("cp", "contentStatus"): f"{REVIEW_MARK} {digest}",
+    }
+    for (prefix, local), text in values.items():
+        tag = f"{{{_CORE_NS[prefix]}}}{local}"
+        el = root.find(tag)
+        if el is None:
+            el = ElementTree.SubElement(root, tag)
+        el.text = text
+        if local == "modified":
+            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
+    for prefix, uri in _CORE_NS.items():
+        ElementTree.register_namespace(prefix, uri)
+    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body
 
 
 def is_untouched_copy(path: Path) -> bool:
-    """True for an annotated copy exactly as this tool wrote it (never edited and saved since)."""
-    core = read_core(path)
-    if core.modified is None or not core.content_status.startswith(REVIEW_MARK + " "):
+    """True for an annotated copy exactly as this tool wrote it (not edited and saved since)."""
+    status = read_core(path).content_status
+    if not status.startswith(REVIEW_MARK + " "):
         return False
-    stamp = parse_w3cdtf(core.content_status[len(REVIEW_MARK) + 1 :])
-    return stamp is not None and abs((stamp - core.modified).total_seconds()) < 1
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename: (i.CRC, i.file_size) for i in zf.infolist()}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return status[len(REVIEW_MARK) + 1 :].strip() == package_digest(members)
 
 
 def severity_fill(finding: Finding) -> str:
@@ -488,12 +547,14 @@ def _load(source: Path) -> Workbook:
 
 def save_marked(wb: Workbook, path: Path) -> None:
     """wb.save, with the core properties that mark the file as our untouched copy (is_untouched_copy)."""
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0, tzinfo=None)
-    wb.properties.modified = now  # openpyxl's save_workbook would set it to the current microsecond
-    wb.properties.lastModifiedBy = AUTHOR
-    wb.properties.contentStatus = review_stamp(now)
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
         ExcelWriter(wb, archive).save()
+    with zipfile.ZipFile(buffer) as saved, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
+        infos = saved.infolist()
+        core = mark_core(saved.read(CORE_PART), package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
+        for info in infos:
+            out.writestr(info, core if info.filename == CORE_PART else saved.read(info))
 
 
 def annotate(

@@ -13,10 +13,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
 from xml.parsers import expat
 
-import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 from openpyxl.utils.exceptions import CellCoordinatesException
@@ -39,7 +37,8 @@ from xlsx_kpi.annotate import (
     clean,
     comment_size,
     comment_text,
-    review_stamp,
+    mark_core,
+    package_digest,
     severity_fill,
 )
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
@@ -913,43 +912,6 @@ def _sqref_cells(sqref: str, limit: int) -> set[tuple[int, int]] | None:
     return cells or None
 
 
-_CORE_NS = {
-    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
-    "dc": "http://purl.org/dc/elements/1.1/",
-    "dcterms": "http://purl.org/dc/terms/",
-    "dcmitype": "http://purl.org/dc/dcmitype/",
-    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
-}
-
-
-def _marked_core(data: bytes) -> bytes:
-    """docProps/core.xml saved now by us, with the mark annotate.is_untouched_copy recognises."""
-    try:
-        root = defused_tree.fromstring(data, forbid_dtd=True)
-    except (defused_tree.ParseError, DefusedXmlException):
-        raise _Fallback from None
-    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
-        raise _Fallback
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    values = {
-        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ("cp", "lastModifiedBy"): AUTHOR,
-        ("cp", "contentStatus"): review_stamp(now),
-    }
-    for (prefix, local), text in values.items():
-        tag = f"{{{_CORE_NS[prefix]}}}{local}"
-        el = root.find(tag)
-        if el is None:
-            el = ElementTree.SubElement(root, tag)
-        el.text = text
-        if local == "modified":
-            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
-    for prefix, uri in _CORE_NS.items():
-        ElementTree.register_namespace(prefix, uri)
-    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
-    return XML_DECL + body
-
-
 def _int(text: str | None) -> int:
     if text is None or not (text.isascii() and text.strip().isdigit()):
         raise _Fallback
@@ -1430,12 +1392,22 @@ def _build(source: Path, report: Report) -> bytes:
     types_edits.append((types.inner_end, types.inner_end, 0, text.encode()))
     changed["[Content_Types].xml"] = _apply(types_data, types_edits)
 
-    changed["docProps/core.xml"] = _marked_core(pkg.read("docProps/core.xml"))
     if "docProps/app.xml" in pkg.members:
         app = pkg.read("docProps/app.xml")
         trimmed = _drop_app_titles(app)
         if trimmed is not app:
             changed["docProps/app.xml"] = trimmed
+    # The mark that tells this copy from a unit's edited return: a digest of every other member as written.
+    final = {name: (info.CRC, info.file_size) for name, info in pkg.members.items()}
+    for name, member in [*changed.items(), *added]:
+        if member is None:
+            final.pop(name, None)
+        else:
+            final[name] = (zlib.crc32(member), len(member))
+    try:
+        changed["docProps/core.xml"] = mark_core(pkg.read("docProps/core.xml"), package_digest(final))
+    except ValueError:
+        raise _Fallback from None
     return _zip(pkg, changed, added)
 
 
