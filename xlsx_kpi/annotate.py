@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import io
 import math
 import os
 import re
@@ -27,7 +26,6 @@ from openpyxl.workbook.workbook import Workbook
 from openpyxl.worksheet.cell_range import MultiCellRange
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
-from openpyxl.writer.excel import ExcelWriter
 
 from xlsx_kpi import __version__
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
@@ -269,9 +267,10 @@ def size_comments(wb: Workbook) -> None:
 
 def _rgb(fill: object) -> str:
     """The solid fill colour of a cell as RRGGBB (upper case), "" for none, a theme colour or a pattern."""
-    if not isinstance(fill, PatternFill) or fill.fill_type != "solid":
+    # openpyxl hands out a StyleProxy around the PatternFill: read attributes, not the type.
+    if getattr(fill, "fill_type", None) != "solid":
         return ""
-    color = fill.fgColor
+    color = getattr(fill, "fgColor", None)
     rgb = color.rgb if color is not None and color.type == "rgb" else None
     return rgb[-6:].upper() if isinstance(rgb, str) and len(rgb) >= 6 else ""
 
@@ -546,15 +545,15 @@ def _load(source: Path) -> Workbook:
 
 
 def save_marked(wb: Workbook, path: Path) -> None:
-    """wb.save, with the core properties that mark the file as our untouched copy (is_untouched_copy)."""
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as archive:
-        ExcelWriter(wb, archive).save()
-    with zipfile.ZipFile(buffer) as saved, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
+    """wb.save, then the core properties that mark the file as our untouched copy (is_untouched_copy)."""
+    wb.save(path)
+    with zipfile.ZipFile(path) as saved:
         infos = saved.infolist()
-        core = mark_core(saved.read(CORE_PART), package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
+        parts = {i.filename: saved.read(i) for i in infos}
+    core = mark_core(parts[CORE_PART], package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
         for info in infos:
-            out.writestr(info, core if info.filename == CORE_PART else saved.read(info))
+            out.writestr(info, core if info.filename == CORE_PART else parts[info.filename])
 
 
 def annotate(
