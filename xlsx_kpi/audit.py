@@ -206,7 +206,8 @@ def audit_file(
         report.findings = run_rules(ctx)
         # What the file shows: values typed over formulas, and totals whose displayed figure differs from
         # the recalculation (the summary's 填报 column shows what the unit printed).
-        shown = {**printed_mismatches(filing, dict(values)), **written_values(filing)}
+        own = values if previous is None else recalculate(filing.layout, read)
+        shown = {**printed_mismatches(filing, dict(own)), **written_values(filing)}
         checked = Checked(report, read, values, shown)
     except XlsxKpiError as e:
         report.error = e.render()

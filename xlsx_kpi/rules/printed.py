@@ -7,7 +7,8 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.reader import Filing
+from xlsx_kpi.reader import Filing, to_inputs
+from xlsx_kpi.recalc import recalculate
 from xlsx_kpi.rules.base import Context, Rule, register, show
 from xlsx_kpi.rules.formulas import explain, formula_cells, kind_of
 
@@ -40,6 +41,14 @@ def printed_mismatches(filing: Filing, values: dict[str, object]) -> dict[str, D
     return out
 
 
+def own_values(ctx: Context) -> dict[str, object]:
+    """The recalculation from the file's own inputs: what its spreadsheet should show. Differs from
+    ctx.values only when blank previous-year figures were filled from the history."""
+    if ctx.previous is None:
+        return dict(ctx.values)
+    return dict(recalculate(ctx.layout, to_inputs(ctx.filing)))
+
+
 @register
 class PrintedMismatch(Rule):
     code = "printed-mismatch"
@@ -51,12 +60,13 @@ class PrintedMismatch(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        shown = printed_mismatches(ctx.filing, dict(ctx.values))
+        own = own_values(ctx)
+        shown = printed_mismatches(ctx.filing, own)
         cells = {c.key: c for c in formula_cells(ctx)}
         for key, printed in shown.items():
             cell = ctx.cell(key)
             fmt = ctx.fmt(key)
-            value = ctx.values.get(key)
+            value = own.get(key)
             why = f"（{explain(ctx, cell)}）" if key in cells else ""
             yield self.finding(
                 ctx,
