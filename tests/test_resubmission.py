@@ -148,6 +148,11 @@ def test_round_trip(first_round: Path, catalog: Catalog, tmp_path: Path, capsys:
         if c.fill.fill_type == "solid" and isinstance(c.fill.fgColor.rgb, str)
     )
 
+    # The returned copy named alone is checked too (it used to exit 2: "工作簿中已有“审核结果”工作表").
+    code, out = run(capsys, "check", str(copy), "--out-dir", str(tmp_path / "alone"))
+    assert code == 0, out
+    assert (tmp_path / "alone" / "资阳_部门_审核2.xlsx").is_file()
+
     # A third run finds the unit's two files and our two fresh copies: still only the return is used.
     code, out = run(capsys, "check", str(folder), "--force")
     assert code == 0 and "资阳_部门_审核3.xlsx" not in out
