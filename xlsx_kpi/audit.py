@@ -22,10 +22,9 @@ from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.printed import printed_mismatches
-from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_letters, load_specs
+from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters, load_specs
 from xlsx_kpi.template import STYLES
 
-ANNOTATED_SUFFIX = "_审核.xlsx"
 T = TypeVar("T")
 
 
@@ -142,12 +141,9 @@ def _row_col(a1: str, row: int, col: int) -> tuple[int, int]:
     """0-based (row, col) of "F7"; the given position when the address does not parse."""
     letters = a1.rstrip("0123456789")
     digits = a1[len(letters) :]
-    if not letters or not digits.isdigit():
+    if not letters or not letters.isascii() or not letters.isalpha() or not digits.isdigit():
         return row, col
-    n = 0
-    for ch in letters.upper():
-        n = n * 26 + ord(ch) - 64
-    return int(digits) - 1, n - 1
+    return int(digits) - 1, col_index(letters.upper())
 
 
 @dataclass

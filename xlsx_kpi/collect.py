@@ -95,7 +95,8 @@ class Submission:
         return self.checked.values.get(key)
 
     def filled(self, key: str) -> Value:
-        """What the file shows: the value typed over the formula if the unit did so, else the recalculated one."""
+        """What the file shows: a value typed over the formula, or the displayed result where it differs from the
+        recalculation (audit.Checked.written), else the recalculated value."""
         if key in self.checked.written:
             return self.checked.written[key]
         return self.value(key)

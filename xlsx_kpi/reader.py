@@ -1087,11 +1087,15 @@ def read_core(path: Path) -> CoreProperties:
     has no save time (the audit reports why it cannot be read).
     """
     try:
-        with zipfile.ZipFile(path) as zf:
-            info = zf.getinfo("docProps/core.xml")
-            if info.file_size > MAX_CORE_BYTES or info.compress_size > MAX_CORE_BYTES:
-                return CoreProperties()
-            data = zf.read(info)
+        with path.open("rb") as fh:
+            declared = _zip_directory(fh)
+            if declared is None or declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES:
+                return CoreProperties()  # not a zip, or a directory too large to list (see _open_zip)
+            with zipfile.ZipFile(fh) as zf:
+                info = zf.getinfo("docProps/core.xml")
+                if info.file_size > MAX_CORE_BYTES or info.compress_size > MAX_CORE_BYTES:
+                    return CoreProperties()
+                data = zf.read(info)
         root = _core_tree(data)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError, DefusedXmlException, RuntimeError):
         return CoreProperties()
