@@ -94,6 +94,9 @@ def test_names_of_the_rounds() -> None:
     assert annotated_name(Path("x_审核.xlsx")) == "x_审核2.xlsx"
     assert annotated_name(Path("x_审核2.xlsx")) == "x_审核3.xlsx"
     assert review_round(Path("a_审核_审核.xlsx")) == ("a_审核", 1)
+    assert review_round(Path("资阳_部门_审核 (1).xlsx")) == ("资阳_部门", 1)
+    assert review_round(Path("资阳_部门_审核2（已改）.xlsx")) == ("资阳_部门", 2)
+    assert annotated_name(Path("资阳_部门_审核 (1).xlsx")) == "资阳_部门_审核2.xlsx"
     assert review_round(Path("资阳_部门.xlsx")) == ("资阳_部门", 0)
     assert review_round(Path("_审核.xlsx")) == ("_审核", 0)
 

@@ -58,7 +58,8 @@ REVIEW_MARK = "xlsx-kpi 审核副本"
 # The fills we give findings, as a review mark is recognised again in a returned copy.
 REVIEW_FILLS = frozenset((ERROR_FILL, WARNING_FILL, EXPLAINED_FILL, INFO_FILL))
 _OUR_COMMENT = re.compile(r"^【(错误|警告|提示)】")
-_ROUND = re.compile(r"^(?P<base>.*?)_审核(?P<n>[0-9]*)$")
+# "x_审核", "x_审核2", and the copies a mail program or browser makes of them: "x_审核 (1)", "x_审核（修改）".
+_ROUND = re.compile(r"^(?P<base>.*?)_审核(?P<n>[0-9]*)(?:\s*[（(][^（）()]{0,20}[）)])?$")
 # Excel's limit for the text of a cell (and what it will show of a comment).
 MAX_TEXT = 32767
 
