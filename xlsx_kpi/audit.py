@@ -225,8 +225,9 @@ def audit_file(
     if options.annotate:
         out = (options.out_dir or path.parent) / annotated_name(path)
         try:
-            if out.exists() and out.resolve() != path.resolve() and not is_untouched_copy(out):
-                # Not a copy we wrote but a unit's returned file (or edited since): never overwritten.
+            if options.out_dir is None and out.exists() and not is_untouched_copy(out):
+                # Beside the inputs, a file under the copy's name that we did not write (or that was edited
+                # since) is a unit's returned copy: never overwritten. An --out-dir holds only our copies.
                 raise XlsxKpiError(
                     "已有同名文件且不是本工具生成的审核副本（可能是单位重新报送的文件），不覆盖；"
                     "请用 --out-dir 指定另一个输出文件夹",
