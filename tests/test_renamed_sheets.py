@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import subprocess
 import zipfile
 from pathlib import Path
 
 import openpyxl
 import pytest
+from helpers import soffice
 from published import corrected_dept_inputs, dept_published
 
 from xlsx_kpi.audit import Options, audit_file
@@ -92,3 +94,39 @@ def test_a_sheet_with_other_content_is_not_taken_for_a_renamed_one(
     wb.save(path)
     report = audit_file(path, catalog, Options(annotate=False)).report
     assert report.error is not None and "缺少工作表“附件2”（可能被删除或改名），请用原模板重新填写" in report.error
+
+
+SYSTEM_PYTHON = Path("/usr/bin/python3")
+
+
+def has_uno() -> bool:
+    if soffice() is None or not SYSTEM_PYTHON.exists():
+        return False
+    return subprocess.run([str(SYSTEM_PYTHON), "-c", "import uno"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(not has_uno(), reason="LibreOffice with python3-uno (/usr/bin/python3) is not installed")
+def test_renamed_and_added_in_libreoffice(clean: Path, catalog: Catalog, tmp_path: Path) -> None:
+    """Calc itself renames 附件2 and adds a sheet (tests/lo/rename_sheet.py): the names follow, the file is read."""
+    out = tmp_path / "lo.xlsx"
+    script = Path(__file__).parent / "lo" / "rename_sheet.py"
+    args = [
+        str(SYSTEM_PYTHON),
+        str(script),
+        str(clean),
+        str(out),
+        "附件2",
+        "表2",
+        "单位备注",
+        str(tmp_path / "profile"),
+    ]
+    subprocess.run(args, check=True, capture_output=True, timeout=180)
+    with zipfile.ZipFile(out) as z:
+        book = z.read("xl/workbook.xml").decode("utf-8")
+    assert ">表2!$C$5<" in book  # LibreOffice rewrote the defined names
+    filing = read_workbook(out, catalog)
+    assert filing.renamed == {"附件2": "表2"} and filing.added == ["单位备注"] and filing.moved == {}
+    report = audit_file(out, catalog, Options(annotate=False)).report
+    assert report.exit_code == 0 and str(report.total) == "95.35"
+    found = {(f.where, f.code) for f in report.findings if f.code.startswith("sheet-")}
+    assert found == {("表2!A1", "sheet-renamed"), ("单位备注!A1", "sheet-added")}
