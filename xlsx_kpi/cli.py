@@ -20,6 +20,7 @@ from xlsx_kpi.audit import (
     Options,
     Resubmission,
     audit_paths,
+    check_file,
     check_paths,
     cross_check,
     current_submissions,
@@ -31,6 +32,8 @@ from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
+from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
+from xlsx_kpi.report_docx import write_draft
 from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
@@ -38,7 +41,8 @@ from xlsx_kpi.template import generate, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, read_units
 
 app = typer.Typer(
-    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、汇总（collect）、历年对比（history）、"
+    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
+    "历年对比（history）、"
     "列出表种（specs）、重建内置模板（build-templates）。",
     add_completion=False,
     no_args_is_help=True,
@@ -200,8 +204,17 @@ def build_templates_cmd(
 @app.command("check")
 def check_cmd(
     paths: Annotated[
-        list[Path], typer.Argument(help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核）", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核，其中的 .docx 自评报告"
+            "按单位、项目名称对应到工作簿）；只给 .docx 时只做报告内部核对",
+            show_default=False,
+        ),
     ],
+    report_docs: Annotated[
+        list[Path] | None,
+        typer.Option("--report", metavar="报告.docx", help="单位的自评报告 .docx：与工作簿逐项核对数字（可多次给出）"),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="审核批注文件的输出文件夹（默认与原文件同一文件夹）")
     ] = None,
@@ -217,13 +230,22 @@ def check_cmd(
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
-    files, resubmitted = current_submissions(find_workbooks(paths, skip=[out_dir] if out_dir else []))
-    if not files:
+    docs = find_reports(paths, report_docs or [])
+    workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=[out_dir] if out_dir else [])
+    files, resubmitted = current_submissions(workbooks)
+    if not files and not docs:
         given = "、".join(str(p) for p in paths)
         raise XlsxKpiError(
             f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
         )
-    options = Options(out_dir=out_dir, annotate=not no_annotate, force=force)
+    titled, unreadable = report_titles(docs)
+    options = Options(
+        out_dir=out_dir,
+        annotate=not no_annotate,
+        force=force,
+        reports=tuple(titled),
+        match_any=bool(report_docs) and len(files) == 1 and len(titled) == 1,
+    )
     history = History(db, readonly=True) if db is not None else None
     console = err if as_json else out
     with Progress(
@@ -261,6 +283,10 @@ def check_cmd(
                 progress=lambda _: bar.advance(task),
                 history=history,
             )
+    reports += unreadable + [
+        report_alone(p)
+        for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
+    ]
     if as_json:
         sys.stdout.write(json.dumps(batch_json(reports, cross, resubmitted), ensure_ascii=False, indent=2) + "\n")
     else:
@@ -366,6 +392,37 @@ def history_cmd(
         sys.stdout.write(json.dumps(payload_unit, ensure_ascii=False, indent=2) + "\n")
     else:
         _print_history(years)
+
+
+@app.command("report")
+def report_cmd(
+    workbook: Annotated[Path, typer.Argument(help="已审核的部门整体或项目支出工作簿 .xlsx", show_default=False)],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="输出的自评报告 .docx（默认：工作簿名_自评报告.docx）")
+    ] = None,
+    outline: Annotated[
+        Path | None,
+        typer.Option("--outline", help="报告提纲 .yaml（默认使用内置的 sheets/reports/report-outline-*.yaml）"),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的报告文件")] = False,
+    sheets: SpecsDir = None,
+) -> None:
+    """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
+    catalog = _catalog(sheets)
+    out_path = output or workbook.with_name(f"{workbook.stem}_自评报告.docx")
+    checked = check_file(workbook, catalog, Options(annotate=False))
+    if checked.error:
+        raise XlsxKpiError(checked.error)
+    draft = write_draft(workbook, out_path, catalog, outline_path=outline, sheets=sheets, force=force)
+    out.print(f"已起草自评报告：{out_path}", markup=False)
+    out.print(f"  待填写处 {draft.fill_count} 个（黄色底纹的“【请填写：…】”），请补充后再报送。", markup=False)
+    errors = checked.counts["错误"]
+    if errors:
+        out.print(
+            f"  注意：工作簿审核发现 {errors} 个错误，报告中的数字按重新计算值填写；"
+            "请先运行 xlsx-kpi check 改正工作簿。",
+            markup=False,
+        )
 
 
 @app.command("rules")

@@ -86,7 +86,7 @@ class Report:
             "output_error": self.output_error,
             "findings": [
                 {
-                    "file": str(self.file),
+                    "file": f.file or str(self.file),
                     "sheet": f.sheet,
                     "cell": f.cell,
                     "code": f.code,

@@ -1,6 +1,6 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, printed, scores, targets
+from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, printed, report_rules, scores, targets
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "identity",
     "printed",
     "register",
+    "report_rules",
     "run_rules",
     "scores",
     "show",
