@@ -87,6 +87,7 @@ class SheetRenamed(Rule):
     code = "sheet-renamed"
     severity = Severity.INFO
     title = "工作表被改名"
+    example = "工作表“附件1”被改名为“表1”，已按其内容识别并读取；请改回原名“附件1”"
     description = "模板中的工作表被改名（LibreOffice、WPS 保存后不再锁定工作簿结构）；已按内容识别并读取，请改回原名。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -108,6 +109,7 @@ class SheetAdded(Rule):
     code = "sheet-added"
     severity = Severity.INFO
     title = "单位新增的工作表"
+    example = "工作表“Sheet1”不在模板中（单位新增），其内容未审核、未汇总，请查看"
     description = "工作簿中有模板以外的工作表；其内容不审核、不汇总，请审核人查看。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
