@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,13 +16,22 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from xlsx_kpi.audit import Options, audit_paths, check_file, check_paths, cross_check, find_workbooks
+from xlsx_kpi.audit import (
+    Options,
+    Resubmission,
+    audit_paths,
+    check_file,
+    check_paths,
+    cross_check,
+    current_submissions,
+    find_workbooks,
+)
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.report import Report
+from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
 from xlsx_kpi.report_docx import write_draft
 from xlsx_kpi.rules.base import catalogue
@@ -251,15 +261,21 @@ def check_cmd(
         Path | None,
         typer.Option("--db", help="历史数据库（collect 生成）：用上年报送数核对、补足上年结转结余额（只读，不写入）"),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="逐条列出全部问题，包括“提示”（默认只列错误和警告，提示只计数）")
+    ] = False,
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
     docs = find_reports(paths, report_docs or [])
-    files = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"])
+    workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=[out_dir] if out_dir else [])
+    files, resubmitted = current_submissions(workbooks)
     if not files and not docs:
         given = "、".join(str(p) for p in paths)
-        raise XlsxKpiError(f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和 _审核.xlsx 副本不审核）")
+        raise XlsxKpiError(
+            f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
+        )
     titled, unreadable = report_titles(docs)
     options = Options(
         out_dir=out_dir,
@@ -310,15 +326,22 @@ def check_cmd(
         for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
     ]
     if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports, cross), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(batch_json(reports, cross, resubmitted), ensure_ascii=False, indent=2) + "\n")
     else:
         if len(reports) <= 3:
             for r in reports:
-                _print_findings(console, r)
+                _print_findings(console, r, verbose=verbose)
     _print_summary(console, reports)
     _print_cross(console, cross)
+    _print_resubmitted(console, resubmitted)
     cross_errors = any(c.finding.severity is Severity.ERROR for c in cross)
     raise typer.Exit(max([r.exit_code for r in reports] + [1 if cross_errors else 0]))
+
+
+def _print_resubmitted(console: Console, groups: list[Resubmission]) -> None:
+    for g in groups:
+        names = "、".join(p.name for p in g.older)
+        console.print(f"重复报送：采用最新保存的 {g.used.name}，未审核较早的 {names}", markup=False)
 
 
 @app.command("collect")
@@ -463,11 +486,14 @@ def cross_json(c: CrossFinding) -> dict[str, object]:
     }
 
 
-def batch_json(reports: list[Report], cross: list[CrossFinding] | None = None) -> dict[str, object]:
+def batch_json(
+    reports: list[Report], cross: list[CrossFinding] | None = None, resubmitted: Sequence[Resubmission] = ()
+) -> dict[str, object]:
     cross = cross or []
     return {
         "files": [r.to_json() for r in reports],
         "cross": [cross_json(c) for c in cross],
+        "resubmitted": [{"used": str(g.used), "older": [str(p) for p in g.older]} for g in resubmitted],
         "summary": {
             "files": len(reports),
             "unusable": sum(1 for r in reports if not r.usable),
@@ -497,13 +523,25 @@ def _print_cross(console: Console, cross: list[CrossFinding]) -> None:
             console.print(f"     {p.file.name} {p.sheet}!{p.cell}（{p.label}）", markup=False)
 
 
-def _print_findings(console: Console, report: Report) -> None:
+def _print_findings(console: Console, report: Report, *, verbose: bool = False) -> None:
+    """错误 and 警告 one per line (every finding with --verbose); 提示 counted, and the typed-over formulas."""
     if not report.usable:
         return
     console.print(f"\n{report.file}（{report.unit_name}）")
-    for n, f in enumerate(report.findings, start=1):
+    shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
+    for n, f in enumerate(shown, start=1):
         mark = "（已说明）" if f.explained else ""
-        console.print(f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}", markup=False)
+        figures = f"〔填报 {f.actual}；应为 {f.expected}〕" if f.actual or f.expected else ""
+        console.print(
+            f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}{figures}", markup=False
+        )
+    hidden = len(report.findings) - len(shown)
+    if hidden:
+        console.print(
+            f"  另有 {hidden} 条提示（供审核人参考），加 --verbose 逐条列出，或见“_审核.xlsx”的审核结果表", markup=False
+        )
+    if report.replaced:
+        console.print(f"  {REPLACED_LABEL}：{replaced_text(report.replaced)}", markup=False)
     if not report.findings:
         console.print("  未发现问题")
 

@@ -1,6 +1,18 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, report_rules, rows, scores, targets
+from xlsx_kpi.rules import (
+    amounts,
+    crossfile,
+    formulas,
+    history,
+    identity,
+    printed,
+    quality,
+    report_rules,
+    rows,
+    scores,
+    targets,
+)
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -12,6 +24,8 @@ __all__ = [
     "formulas",
     "history",
     "identity",
+    "printed",
+    "quality",
     "register",
     "report_rules",
     "rows",

@@ -10,7 +10,7 @@ from decimal import Decimal
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import Approved, RowGroup
 from xlsx_kpi.rules.base import Context, Rule, register, show
-from xlsx_kpi.rules.targets import target_rows
+from xlsx_kpi.rules.indicators import indicator_rows
 
 _SPACE = re.compile(r"\s+")
 
@@ -44,6 +44,7 @@ class RowUnread(Rule):
     code = "row-unread"
     severity = Severity.ERROR
     title = "此行未被读取"
+    example = "附件2 数量指标与质量指标之间插入的一行写了“科技志愿服务活动场次｜≥12场”：此行未被读取"
     description = (
         "指标表内（两组指标之间、表头与第一行之间、最后一行之下）填写了内容，但这一行不属于任何指标行，工具无法读取。"
         "请把内容移到该组指标的行中（在组内插入行即可）。"
@@ -69,6 +70,7 @@ class RowsInserted(Rule):
     code = "rows-inserted"
     severity = Severity.INFO
     title = "指标组内插入了行"
+    example = "数量指标共 12 行（模板 8 行，单位插入了 4 行），已全部读取和审核"
     description = (
         "单位在一组指标的行中间插入（或删除）了行；该组按文件中的实际行数读取，每行都已审核，提示审核人留意新增的指标。"
     )
@@ -95,6 +97,7 @@ class ApprovedTargetChanged(Rule):
     code = "target-changed"
     severity = Severity.ERROR
     title = "预算指标值与批复不符"
+    example = "“服务科研项目个数”的预算指标值填报为“≥300个”，批复值为“≥350个”"
     description = (
         "模板按批复的绩效目标（template --targets）预填并锁定了三级指标和预算指标值；填报的预算指标值须与批复值一致"
         "（忽略空格和全角半角差异）。"
@@ -121,6 +124,7 @@ class ApprovedTargetDeleted(Rule):
     code = "target-deleted"
     severity = Severity.ERROR
     title = "批复的绩效指标被删除"
+    example = "批复的绩效指标“科技供需对接服务量”（预算指标值“≥1000单”）在数量指标中找不到"
     description = "批复的绩效目标（template --targets）中的三级指标，在本组指标中找不到（被删除或改名）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -143,20 +147,22 @@ class PointsMissing(Rule):
     code = "points-missing"
     severity = Severity.ERROR
     title = "指标分值未填"
+    example = "全国通用表产出指标一行填写了三级指标“送教下乡次数”和得分 7，分值却为空"
     description = "单位自行填写三级指标的评分表（如全国通用的整体支出绩效自评表）中，已填写的指标行须填写分值。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for _, base, group, i in target_rows(ctx):
-            key = f"{base}.max"
-            if key not in ctx.layout.refs or isinstance(ctx.inputs.get(key), Decimal):
+        for row in indicator_rows(ctx):
+            key = row.key("max")
+            if key is None or isinstance(ctx.inputs.get(key), Decimal):
                 continue
-            name = ctx.text(f"{base}.name")
-            score = ctx.inputs.get(f"{base}.score")
+            name = row.text(ctx, "name")
+            score_key = row.key("score")
+            score = ctx.inputs.get(score_key) if score_key else None
             if name or score not in (None, ""):
                 yield self.finding(
                     ctx,
                     key,
-                    f"“{name or f'{group}第{i}行'}”未填写分值（得分 {show(score)}）",
+                    f"“{row.label(ctx)}”未填写分值（得分 {show(score)}）",
                     expected="分值",
                     actual=show(ctx.inputs.get(key)),
                 )
