@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The validated spec catalog is cached between runs (spec.cache_dir): the tests, and the commands they start,
+# keep theirs in a folder of their own rather than the user's cache.
+os.environ.setdefault("XLSX_KPI_CACHE_DIR", tempfile.mkdtemp(prefix="xlsx-kpi-test-cache-"))
 
 from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY  # noqa: E402
 

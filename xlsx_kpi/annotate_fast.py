@@ -16,11 +16,13 @@ from typing import Any
 from xml.parsers import expat
 
 from defusedxml.common import DefusedXmlException
-from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
-from openpyxl.utils.exceptions import CellCoordinatesException
 
 from xlsx_kpi import __version__
-from xlsx_kpi.annotate import (
+from xlsx_kpi.errors import XlsxKpiError, write_atomically
+from xlsx_kpi.findings import Finding
+from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
+from xlsx_kpi.report import Report
+from xlsx_kpi.review import (
     AUTHOR,
     FONT,
     HEADER_FILL,
@@ -28,25 +30,48 @@ from xlsx_kpi.annotate import (
     LINK_COLOR,
     PASS_FILL,
     RESULT_SHEET,
-    _check_paths,
-    _height,
-    _summary,
-    _table,
-    _weight,
-    _widths,
+    check_output_paths,
     clean,
+    column_widths,
     comment_size,
     comment_text,
     mark_core,
     package_digest,
+    result_rows,
+    row_height,
     severity_fill,
+    summary_rows,
+    weight,
 )
-from xlsx_kpi.errors import XlsxKpiError, write_atomically
-from xlsx_kpi.findings import Finding
-from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
-from xlsx_kpi.report import Report
+from xlsx_kpi.spec import col_index, col_letters
 
 __all__ = ["annotate_fast"]
+
+
+_COORD = re.compile(r"^[$]?([A-Za-z]{1,3})[$]?(\d+)$")
+
+
+def column_index_from_string(letters: str) -> int:
+    """1-based column of 1 to 3 letters (openpyxl.utils.cell's, without importing openpyxl)."""
+    if not 1 <= len(letters) <= 3 or not letters.isascii() or not letters.isalpha():
+        raise ValueError(f"{letters} is not a valid column name")
+    return col_index(letters.upper()) + 1
+
+
+def get_column_letter(col: int) -> str:
+    """Letters of a 1-based column."""
+    if not 1 <= col <= 18278:
+        raise ValueError(f"Invalid column index {col}")
+    return col_letters(col - 1)
+
+
+def coordinate_from_string(coord: str) -> tuple[str, int]:
+    """("A", 1) from "A1" or "$A$1"; ValueError for anything else, row 0 included (as openpyxl)."""
+    m = _COORD.match(coord)
+    if m is None or int(m.group(2)) == 0:
+        raise ValueError(f"Invalid cell coordinates ({coord})")
+    return m.group(1).upper(), int(m.group(2))
+
 
 MAX_SOURCE_BYTES = 50 * 1024 * 1024  # larger files go to openpyxl (they are not filled templates)
 MAX_PART_BYTES = 64 * 1024 * 1024  # one XML part inflated here
@@ -711,7 +736,7 @@ def _coordinate(cell: str) -> tuple[int, int] | None:
     try:
         letters, row = coordinate_from_string(cell.split(":")[0].replace("$", "").strip().upper())
         col = column_index_from_string(letters)
-    except (ValueError, CellCoordinatesException):
+    except ValueError:
         return None
     if not 1 <= row <= MAX_ROW:
         return None
@@ -762,7 +787,7 @@ def _resolve(
             ranges[anchor] = next((r for r in merges if (r[0], r[1]) == anchor), (*anchor, *anchor))
     marks = _Marks()
     for anchor, found in by_anchor.items():
-        rgb = severity_fill(min(found, key=_weight))
+        rgb = severity_fill(min(found, key=weight))
         r1, c1, r2, c2 = ranges[anchor]
         if len(marks.fills) + (r2 - r1 + 1) * (c2 - c1 + 1) > MAX_MARKED_CELLS:
             raise _Fallback
@@ -1023,8 +1048,8 @@ class _Result:
 
 def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles: _Styles) -> _Result:
     """annotate.write_result_sheet, written as XML: same rows, merges, widths, styles, links and print setup."""
-    table = _table(report)
-    widths = _widths(table)
+    table = result_rows(report)
+    widths = column_widths(table)
     cells: dict[int, dict[int, bytes]] = {}
     heights: dict[int, float] = {}
     merges: list[str] = []
@@ -1065,7 +1090,7 @@ def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles:
     label_width = widths[0] + widths[1]
     value_width = widths[2] + widths[3] + widths[4]
     r = 3
-    for label, value, fill in _summary(report):
+    for label, value, fill in summary_rows(report):
         merges += [f"A{r}:B{r}", f"C{r}:E{r}"]
         put(r, 1, label, "bold", "wrap", HEADER_FILL)
         put(r, 2, None, "bold", "wrap", HEADER_FILL)
@@ -1073,7 +1098,7 @@ def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles:
         put(r, 3, value, "bold" if label == "审核结论" else "body", "left", fill, numfmt=numfmt)
         put(r, 4, None, fill=fill)
         put(r, 5, None, fill=fill)
-        heights[r] = _height([(label, label_width), (str(value), value_width)])
+        heights[r] = row_height([(label, label_width), (str(value), value_width)])
         r += 1
 
     header = r + 1
@@ -1098,7 +1123,7 @@ def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles:
                 )
             else:
                 put(r, j, value, align="center" if j in (1, 4, 5) else "wrap")
-        heights[r] = _height((str(v), w) for v, w in zip(row, widths, strict=True))
+        heights[r] = row_height((str(v), w) for v, w in zip(row, widths, strict=True))
         r += 1
     last = r - 1
 
@@ -1424,7 +1449,7 @@ def annotate_fast(source: Path, report: Report, out: Path, *, force: bool = Fals
     a temporary file beside `out`, so no half-written file is ever left behind.
     """
     source, out = Path(source), Path(out)
-    _check_paths(source, out, force)
+    check_output_paths(source, out, force)
     if report.error is not None:
         raise XlsxKpiError(f"该文件未能审核（{report.error}），不生成批注副本", file=str(source))
     try:

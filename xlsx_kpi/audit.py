@@ -5,13 +5,12 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from xlsx_kpi.annotate import annotate, annotated_name, is_untouched_copy, review_round
 from xlsx_kpi.annotate_fast import annotate_fast
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.expr import Value
@@ -21,6 +20,7 @@ from xlsx_kpi.reader import Filing, read_core, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.report_check import pick_report, workbook_report_findings
+from xlsx_kpi.review import annotated_name, is_untouched_copy, review_round
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
 from xlsx_kpi.rules.formulas import replaced_cells
@@ -260,6 +260,9 @@ def audit_file(
             # with memory and time limits because it loads the whole file.
             report.annotated = annotate_fast(path, report, out, force=options.force)
             if report.annotated is None:
+                # openpyxl (~0.4 s to import) only for the workbooks the fast path hands back.
+                from xlsx_kpi.annotate import annotate
+
                 fills = template_fills(filing)
                 if options.isolate and can_isolate():
                     report.annotated = annotate_isolated(path, report, out, force=options.force, fills=fills)
@@ -321,8 +324,12 @@ def check_paths(
     sheets: Path | None = None,
     progress: Callable[[Report], None] | None = None,
     history: History | None = None,
+    keep_findings: bool = True,
 ) -> list[Report]:
-    """Check many files, in parallel processes when asked; reports come back in input order."""
+    """Check many files, in parallel processes when asked; reports come back in input order.
+
+    keep_findings=False: `progress` sees each full report, the list keeps only its summary (Report.summary).
+    """
     return _map(
         files,
         lambda f: check_file(f, catalog, options, history=history),
@@ -333,6 +340,7 @@ def check_paths(
         sheets,
         progress,
         history,
+        None if keep_findings else Report.summary,
     )
 
 
@@ -345,6 +353,7 @@ def audit_paths(
     sheets: Path | None = None,
     progress: Callable[[Report], None] | None = None,
     history: History | None = None,
+    keep_findings: bool = True,
 ) -> list[Checked]:
     """check_paths keeping each file's figures (audit_file); results come back in input order."""
     return _map(
@@ -357,6 +366,7 @@ def audit_paths(
         sheets,
         progress,
         history,
+        None if keep_findings else lambda c: replace(c, report=c.report.summary()),
     )
 
 
@@ -370,18 +380,20 @@ def _map(
     sheets: Path | None,
     progress: Callable[[Report], None] | None,
     history: History | None,
+    shrink: Callable[[T], T] | None = None,
 ) -> list[T]:
     out: list[T] = []
     if workers <= 1 or len(files) < 4:
         for f in files:
-            out.append(here(f))
+            result = here(f)
             if progress:
-                progress(report_of(out[-1]))
+                progress(report_of(result))
+            out.append(shrink(result) if shrink else result)
         return out
     workers = min(workers, os.cpu_count() or 1, len(files))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(sheets,)) as pool:
         for result in pool.map(in_worker, [(f, options, history) for f in files], chunksize=8):
-            out.append(result)
             if progress:
                 progress(report_of(result))
+            out.append(shrink(result) if shrink else result)
     return out

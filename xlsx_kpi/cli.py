@@ -9,36 +9,56 @@ import sys
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from rich.table import Table
 
-from xlsx_kpi.audit import (
-    Options,
-    Resubmission,
-    audit_paths,
-    check_file,
-    check_paths,
-    cross_check,
-    current_submissions,
-    find_workbooks,
-)
-from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.findings import Severity
-from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
-from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
-from xlsx_kpi.report_docx import write_draft
-from xlsx_kpi.rules.base import catalogue
-from xlsx_kpi.rules.crossfile import CrossFinding
-from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
-from xlsx_kpi.template import generate, shaped, template_filename, write_template
-from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
+from xlsx_kpi.history import DB_NAME
+from xlsx_kpi.report import REPLACED_LABEL, replaced_text
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from xlsx_kpi.audit import Resubmission
+    from xlsx_kpi.collect import Collection
+    from xlsx_kpi.history import Record
+    from xlsx_kpi.report import Report
+    from xlsx_kpi.rules.crossfile import CrossFinding
+    from xlsx_kpi.spec import Catalog, WorkbookSpec
+
+# Each command imports what it uses: `xlsx-kpi --help` and checking one workbook should not wait for pandas,
+# openpyxl, xlsxwriter, python-docx or rich's progress bars to load (issue 14).
+
+
+class _LazyConsole:
+    """A rich Console made on first use (rich takes ~0.1 s to import)."""
+
+    def __init__(self, *, stderr: bool) -> None:
+        self._stderr = stderr
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real(), name)
+
+    def real(self) -> Console:
+        """The Console itself (rich's Progress enters it as a context manager, which a proxy cannot be)."""
+        if self._console is None:
+            from rich.console import Console
+
+            stream = sys.stderr if self._stderr else sys.stdout
+            # Not a terminal (a log, a pipe): wide enough that file names in the summary table do not fold.
+            self._console = Console(
+                stderr=self._stderr, highlight=False, soft_wrap=True, width=None if stream.isatty() else 160
+            )
+        return self._console
+
+
+def _real(console: Console) -> Console:
+    lazy: object = console
+    return lazy.real() if isinstance(lazy, _LazyConsole) else console
+
 
 app = typer.Typer(
     help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
@@ -48,9 +68,8 @@ app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
 )
-# Not a terminal (a log, a pipe): wide enough that file names in the summary table do not fold.
-out = Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True, highlight=False, soft_wrap=True, width=None if sys.stderr.isatty() else 160)
+out = cast("Console", _LazyConsole(stderr=False))
+err = cast("Console", _LazyConsole(stderr=True))
 
 KIND_ALIASES = {
     "department": "department",
@@ -65,6 +84,8 @@ SpecsDir = Annotated[Path | None, typer.Option("--sheets", help="表种规格目
 
 
 def _catalog(sheets: Path | None) -> Catalog:
+    from xlsx_kpi.spec import load_specs
+
     return load_specs(sheets)
 
 
@@ -154,6 +175,10 @@ def template_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """为一个单位（或 --units 清单中的每个单位）生成自评模板。"""
+    from xlsx_kpi.layout import Identity, build_layout
+    from xlsx_kpi.template import generate, shaped, template_filename, write_template
+    from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
+
     catalog = _catalog(sheets)
     wb = _workbook(catalog, kind, spec)
     the_year = _year(year)
@@ -228,6 +253,9 @@ def build_templates_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """由 sheets/ 重新生成 templates/ 中的空白模板（每个表种一个，覆盖旧文件）。"""
+    from xlsx_kpi.layout import Identity, build_layout
+    from xlsx_kpi.template import write_template
+
     catalog = _catalog(sheets)
     the_year = _year(year)
     for wb in catalog.workbooks.values():
@@ -267,6 +295,12 @@ def check_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, current_submissions, find_workbooks
+    from xlsx_kpi.history import History
+    from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
+
     catalog = _catalog(sheets)
     docs = find_reports(paths, report_docs or [])
     workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=[out_dir] if out_dir else [])
@@ -286,12 +320,22 @@ def check_cmd(
     )
     history = History(db, readonly=True) if db is not None else None
     console = err if as_json else out
+    # With --json each file's report is written as it comes and only its summary row is kept (flat memory);
+    # without, up to three files' findings are printed at the end.
+    stream = JsonFiles(sys.stdout) if as_json else None
+    keep = stream is None and len(files) <= 3
+
+    def done(report: Report) -> None:
+        if stream is not None:
+            stream.add(report)
+        bar.advance(task)
+
     with Progress(
         TextColumn("审核"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
-        console=err,
+        console=_real(err),
         transient=True,
         disable=len(files) < 2,
     ) as bar:
@@ -306,8 +350,9 @@ def check_cmd(
                 options,
                 workers=n_workers,
                 sheets=sheets,
-                progress=lambda _: bar.advance(task),
+                progress=done,
                 history=history,
+                keep_findings=keep,
             )
             reports = [c.report for c in checked]
             cross = cross_check(checked, catalog)
@@ -318,16 +363,21 @@ def check_cmd(
                 options,
                 workers=n_workers,
                 sheets=sheets,
-                progress=lambda _: bar.advance(task),
+                progress=done,
                 history=history,
+                keep_findings=keep,
             )
-    reports += unreadable + [
+    extra = unreadable + [
         report_alone(p)
         for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
     ]
-    if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports, cross, resubmitted), ensure_ascii=False, indent=2) + "\n")
+    if stream is not None:
+        for r in extra:
+            stream.add(r)
+        reports += [r.summary() for r in extra]
+        stream.finish(reports, cross, resubmitted)
     else:
+        reports += extra
         if len(reports) <= 3:
             for r in reports:
                 _print_findings(console, r, verbose=verbose)
@@ -357,6 +407,11 @@ def collect_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from xlsx_kpi.collect import collect, write_summary
+    from xlsx_kpi.history import History
+
     catalog = _catalog(sheets)
     if not folder.is_dir():
         raise XlsxKpiError("请指定存放回收工作簿的文件夹", file=str(folder))
@@ -370,7 +425,7 @@ def collect_cmd(
             BarColumn(),
             MofNCompleteColumn(),
             TimeRemainingColumn(),
-            console=err,
+            console=_real(err),
             transient=True,
         ) as bar,
     ):
@@ -399,6 +454,9 @@ def history_cmd(
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
+    from xlsx_kpi.history import History, kind_totals, write_csv
+    from xlsx_kpi.spec import load_specs
+
     kinds = {wid: wb.kind for wid, wb in load_specs().workbooks.items()}
     if csv is not None:
         n = write_csv(db, csv, unit_code=unit, force=force, kinds=kinds)
@@ -446,6 +504,9 @@ def report_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
+    from xlsx_kpi.audit import Options, check_file
+    from xlsx_kpi.report_docx import write_draft
+
     catalog = _catalog(sheets)
     out_path = output or workbook.with_name(f"{workbook.stem}_自评报告.docx")
     checked = check_file(workbook, catalog, Options(annotate=False))
@@ -466,6 +527,8 @@ def report_cmd(
 @app.command("rules")
 def rules_cmd() -> None:
     """列出全部审核规则（代码、级别、名称、说明），即 docs/RULES.md 的内容。"""
+    from xlsx_kpi.rules.base import catalogue
+
     sys.stdout.write(catalogue())
 
 
@@ -489,9 +552,40 @@ def cross_json(c: CrossFinding) -> dict[str, object]:
 def batch_json(
     reports: list[Report], cross: list[CrossFinding] | None = None, resubmitted: Sequence[Resubmission] = ()
 ) -> dict[str, object]:
+    return {"files": [r.to_json() for r in reports], **_batch_rest(reports, cross, resubmitted)}
+
+
+class JsonFiles:
+    """check --json written as it comes: byte for byte json.dumps(batch_json(...), ensure_ascii=False, indent=2).
+
+    add() writes one file's report (findings and all) into the "files" list; finish() closes it and writes
+    the rest from the reports' summaries, so a batch of any size never holds the whole document.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.count = 0
+
+    def add(self, report: Report) -> None:
+        # json.dumps escapes newlines inside strings: every "\n" in its output starts a line to indent.
+        text = json.dumps(report.to_json(), ensure_ascii=False, indent=2).replace("\n", "\n    ")
+        self.stream.write(('{\n  "files": [\n    ' if self.count == 0 else ",\n    ") + text)
+        self.count += 1
+
+    def finish(
+        self, reports: list[Report], cross: list[CrossFinding], resubmitted: Sequence[Resubmission] = ()
+    ) -> None:
+        rest = json.dumps(_batch_rest(reports, cross, resubmitted), ensure_ascii=False, indent=2)
+        self.stream.write(('{\n  "files": [],\n' if self.count == 0 else "\n  ],\n") + rest[2:] + "\n")
+        self.stream.flush()
+
+
+def _batch_rest(
+    reports: list[Report], cross: list[CrossFinding] | None, resubmitted: Sequence[Resubmission]
+) -> dict[str, object]:
+    """Everything of batch_json but the files (their summaries suffice)."""
     cross = cross or []
     return {
-        "files": [r.to_json() for r in reports],
         "cross": [cross_json(c) for c in cross],
         "resubmitted": [{"used": str(g.used), "older": [str(p) for p in g.older]} for g in resubmitted],
         "summary": {
@@ -547,6 +641,8 @@ def _print_findings(console: Console, report: Report, *, verbose: bool = False) 
 
 
 def _print_summary(console: Console, reports: list[Report]) -> None:
+    from rich.table import Table
+
     table = Table(title="审核汇总", show_lines=False)
     for col in ("文件", "单位", "合计", "等级", "错误", "警告", "已说明", "提示", "结论"):
         table.add_column(col, overflow="fold")
@@ -574,6 +670,8 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
 
 
 def _print_collection(c: Collection, output: Path, db: Path) -> None:
+    from rich.table import Table
+
     table = Table(title="汇总", show_lines=False)
     for col in ("单位", "编码", "年度", "项目", "合计", "等级", "错误", "警告", "提示"):
         table.add_column(col, overflow="fold")
@@ -609,6 +707,8 @@ def _print_collection(c: Collection, output: Path, db: Path) -> None:
 
 
 def _print_units(records: list[Record], db: Path) -> None:
+    from rich.table import Table
+
     table = Table(title=f"历史数据库 {db}", show_lines=False)
     for col in ("编码", "单位", "年度", "份数"):
         table.add_column(col, overflow="fold")
@@ -622,6 +722,10 @@ def _print_units(records: list[Record], db: Path) -> None:
 
 def _print_history(records: list[Record]) -> None:
     """Years side by side: one column per year (and kind/project), one row per figure."""
+    from rich.table import Table
+
+    from xlsx_kpi.history import FIGURES
+
     first = records[-1]
     table = Table(title=f"{first.unit_code} {first.unit_name} 历年自评", show_lines=False)
     table.add_column("")

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any, Literal
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Finding
-from xlsx_kpi.layout import WorkbookLayout
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from xlsx_kpi.audit import Checked
+    from xlsx_kpi.layout import WorkbookLayout
 
 __all__ = [
     "DB_NAME",

@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
-from xlsx_kpi.annotate import annotate
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.report import Report
 
@@ -37,6 +36,10 @@ def annotate_isolated(
     source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
 ) -> Path:
     """annotate() in a child process; a child out of time or memory becomes an XlsxKpiError naming the file."""
+    # Imported here, before the fork: the parent keeps openpyxl for the next file, and the child does not
+    # spend its memory and time budget importing it.
+    from xlsx_kpi.annotate import annotate
+
     try:
         return run_isolated(
             lambda: annotate(source, report, out, force=force, fills=fills), ANNOTATE_TIMEOUT, ANNOTATE_MEMORY

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -72,6 +72,11 @@ class Report:
     def sort(self) -> None:
         self.findings.sort(key=lambda f: (f.severity.rank, f.sheet, _cell_key(f.cell), f.code))
 
+    def summary(self) -> ReportSummary:
+        """This report without its findings, their counts kept: what a batch's table and exit code need."""
+        kept = {f.name: getattr(self, f.name) for f in fields(Report) if f.name != "findings"}
+        return ReportSummary(**kept, tally=self.counts)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "file": str(self.file),
@@ -106,6 +111,24 @@ class Report:
                 for f in self.findings
             ],
         }
+
+
+@dataclass
+class ReportSummary(Report):
+    """A report whose findings were dropped once written out (check --json of many files keeps memory flat).
+
+    Its counts, status and exit code are those of the full report; `findings` is empty.
+    """
+
+    tally: dict[str, int] = field(default_factory=dict)
+
+    def count(self, severity: Severity, *, explained: bool | None = None) -> int:
+        if severity is Severity.ERROR:
+            return self.tally.get("错误", 0)
+        if severity is Severity.INFO:
+            return self.tally.get("提示", 0)
+        open_, done = self.tally.get("警告", 0), self.tally.get("已说明", 0)
+        return open_ + done if explained is None else (done if explained else open_)
 
 
 REPLACED_LABEL = "以下公式被数值替换，数值正确"

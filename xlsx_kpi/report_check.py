@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, Decimal, DivisionByZero, InvalidOperation
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import yaml
-from docx import Document
-from docx.table import Table
-from docx.text.paragraph import Paragraph
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from xlsx_kpi import expr
@@ -27,7 +24,6 @@ from xlsx_kpi.errors import SpecError, XlsxKpiError
 from xlsx_kpi.findings import Finding
 from xlsx_kpi.reader import Filing
 from xlsx_kpi.report import Report
-from xlsx_kpi.report_docx import Draftable, gather_from
 from xlsx_kpi.report_outline import AMOUNT_UNITS, Outline, fmt_figure, fmt_score, half_up, outline_for, outlines_dir
 from xlsx_kpi.rules.report_rules import (
     ReportCalcMismatch,
@@ -37,6 +33,11 @@ from xlsx_kpi.rules.report_rules import (
     ReportScoreMismatch,
 )
 from xlsx_kpi.values import NUMBER_PATTERN, normalise_text, parse_targets
+
+if TYPE_CHECKING:
+    from docx.table import Table
+
+    from xlsx_kpi.report_docx import Draftable
 
 Kind = Literal["amount", "rate", "score", "count", "text"]
 SENTENCE_END = re.compile(r"[。!?！？\n]")
@@ -147,6 +148,11 @@ def read_report(path: Path) -> list[Piece]:
         raise XlsxKpiError("这是旧版 Word（.doc）或加密的文件，请在 Word/WPS 中另存为 .docx 后再审核", file=str(path))
     if not zipfile.is_zipfile(path):
         raise XlsxKpiError("不是有效的 .docx 文件（可能已损坏或是其他格式），请另存为 .docx 后再审核", file=str(path))
+    # python-docx (~0.35 s to import) only when a report is read.
+    from docx import Document
+    from docx.table import Table
+    from docx.text.paragraph import Paragraph
+
     try:
         doc = Document(str(path))
     except Exception as e:  # noqa: BLE001 - python-docx raises many types for a broken package
@@ -796,6 +802,8 @@ def workbook_report_findings(doc: Path, filing: Filing, values: dict[str, expr.V
         outline: Outline | None = outline_for(spec.id, Path(spec.path).parent if spec.path else None)
     except SpecError:
         outline = None
+    from xlsx_kpi.report_docx import gather_from
+
     d = gather_from(filing, values, outline) if outline is not None else None
 
     def where_of(text: str) -> str:

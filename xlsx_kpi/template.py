@@ -12,11 +12,11 @@ import zipfile
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import xlsxwriter
-from xlsxwriter.workbook import Workbook
-from xlsxwriter.worksheet import Worksheet
+if TYPE_CHECKING:
+    from xlsxwriter.workbook import Workbook
+    from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
@@ -182,6 +182,8 @@ class TemplateWriter:
 
     def write(self, path: Path) -> None:
         options = {"strings_to_numbers": False, "strings_to_formulas": False, "strings_to_urls": False}
+        import xlsxwriter  # only where a template is written: reading and checking never need it
+
         wb = xlsxwriter.Workbook(str(path), options)
         wb.set_properties(
             {

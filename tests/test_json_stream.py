@@ -1,0 +1,88 @@
+"""check --json written as it comes (issue 14): the same bytes as before, only summaries kept in memory."""
+
+from __future__ import annotations
+
+import io
+import json
+import shutil
+from pathlib import Path
+
+from xlsx_kpi.audit import Options, check_paths
+from xlsx_kpi.cli import JsonFiles, batch_json
+from xlsx_kpi.findings import Finding, Severity
+from xlsx_kpi.report import Report, ReportSummary
+from xlsx_kpi.spec import Catalog
+
+DATA = Path(__file__).parent / "data"
+
+
+def reports() -> list[Report]:
+    explained = Finding(
+        code="rate-mismatch",
+        severity=Severity.WARNING,
+        sheet="附件2",
+        cell="G7",
+        message="执行率与金额不符\n请核对",
+        expected="95.00%",
+        actual="96.00%",
+        explained_by="附件2!H7",
+        explanation="年中追加",
+    )
+    error = Finding(code="sum-mismatch", severity=Severity.ERROR, sheet="附件1", cell="F32", message="合计不符")
+    return [
+        Report(file=Path("a.xlsx"), findings=[error, explained], unit_name="资阳市科协", grade="良"),
+        Report(file=Path("b.xlsx"), error="文件 b.xlsx：不是有效的 .xlsx 文件"),
+    ]
+
+
+def streamed(items: list[Report]) -> str:
+    buf = io.StringIO()
+    stream = JsonFiles(buf)
+    for r in items:
+        stream.add(r)
+    stream.finish([r.summary() for r in items], [], ())
+    return buf.getvalue()
+
+
+def test_streamed_document_is_byte_identical() -> None:
+    items = reports()
+    expected = json.dumps(batch_json(items), ensure_ascii=False, indent=2) + "\n"
+    assert streamed(items) == expected
+    assert json.loads(streamed(items))["summary"] == {"files": 2, "unusable": 1, "错误": 1, "警告": 0, "提示": 0}
+    assert json.loads(streamed(items))["exit_code"] == 2
+
+
+def test_no_files_gives_an_empty_list() -> None:
+    assert streamed([]) == json.dumps(batch_json([]), ensure_ascii=False, indent=2) + "\n"
+    assert streamed([]).startswith('{\n  "files": [],\n  "cross": []')
+
+
+def test_summary_keeps_counts_status_and_exit_code() -> None:
+    full = reports()[0]
+    small = full.summary()
+    assert isinstance(small, ReportSummary)
+    assert small.findings == []
+    assert small.counts == {"错误": 1, "警告": 0, "已说明": 1, "提示": 0} == full.counts
+    assert (small.status, small.exit_code, small.unit_name, small.grade) == ("有错误", 1, "资阳市科协", "良")
+    assert small.count(Severity.WARNING) == 1
+
+
+def test_check_paths_keeps_only_summaries_but_progress_sees_findings(catalog: Catalog, tmp_path: Path) -> None:
+    files = []
+    for i in range(2):
+        files.append(shutil.copy(DATA / "cn_inserted_lo.xlsx", tmp_path / f"f{i}.xlsx"))
+    seen: list[tuple[str, int]] = []
+    kept = check_paths(
+        [Path(f) for f in files],
+        catalog,
+        Options(annotate=False),
+        progress=lambda r: seen.append((r.file.name, len(r.findings))),
+        keep_findings=False,
+    )
+    full = check_paths([Path(files[0])], catalog, Options(annotate=False))[0]
+    assert [n for n, _ in seen] == ["f0.xlsx", "f1.xlsx"]
+    assert seen[0][1] == len(full.findings) > 0
+    assert [type(r) for r in kept] == [ReportSummary, ReportSummary]
+    assert [r.findings for r in kept] == [[], []]
+    assert kept[0].counts == full.counts
+    assert kept[0].exit_code == full.exit_code == 1
