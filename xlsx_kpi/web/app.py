@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import os
 import secrets
 import shutil
@@ -212,25 +211,39 @@ def load_unit_list(store: Store, data: bytes, name: str, who: str) -> int:
     """Store a unit list (.xlsx or .csv, as `template --units` reads it) and make each unit known."""
     suffix = ".xlsx" if data.startswith(b"PK\x03\x04") else ".csv"
     sha = store.put_bytes(data, suffix)
-    rows = read_units(store.blob_path(sha, suffix), project=False)
+    try:
+        rows = read_units(store.blob_path(sha, suffix), project=False)
+    except XlsxKpiError as e:
+        raise XlsxKpiError(e.message, file=name, cell=e.cell) from None
     store.set_unit_rows(rows, sha, suffix)
     store.log(who, "上传单位清单", sha256=sha, detail=f"{name}（{len(rows)} 行）")
     return len(rows)
 
 
 def import_folder(store: Store, jobs: Jobs | None, folder: Path, who: str = "服务器导入") -> int:
-    """Take every workbook under a folder as one reviewer batch (what `serve --import` does)."""
+    """Take every workbook under a folder as one reviewer batch (what `serve --import` does).
+
+    A file whose content is already stored is skipped, so a restart with the same --import adds nothing.
+    """
+    if not folder.is_dir():
+        raise XlsxKpiError("请指定存放工作簿的文件夹", file=str(folder))
     files = find_workbooks([folder])
     if not files:
         raise XlsxKpiError("文件夹中没有 .xlsx 工作簿", file=str(folder))
-    batch = store.new_batch(who)
+    batch: int | None = None
+    taken = 0
     for f in files:
         data = f.read_bytes()
         sha = store.put_bytes(data)
+        if store.query("SELECT 1 FROM submission WHERE sha256 = ?", (sha,)):
+            continue
+        if batch is None:
+            batch = store.new_batch(who)
+        taken += 1
         sid = store.add_submission(who=who, sha256=sha, name=f.name, size=len(data), batch_id=batch)
         if jobs is not None:
             jobs.submit(sid)
-    return len(files)
+    return taken
 
 
 # --- the application ------------------------------------------------------------------------------------
@@ -249,7 +262,10 @@ class BodyLimit:
         for key, value in scope.get("headers", []):
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
                 mb = self.limit // (1024 * 1024)
-                html = f"<!doctype html><meta charset=utf-8><title>上传内容过大</title><p>一次上传不能超过 {mb} MB，请分几次上传。"
+                html = (
+                    "<!doctype html><meta charset=utf-8><title>上传内容过大</title>"
+                    f"<p>一次上传不能超过 {mb} MB，请分几次上传。"
+                )
                 await HTMLResponse(html, 413)(scope, receive, send)
                 return
         seen = 0
@@ -335,7 +351,9 @@ class Web:
             with History(self.store.history_path) as history:
                 history.store(checked, sha256=row.sha256, file_mtime=datetime.fromisoformat(row.uploaded_at))
         except XlsxKpiError as e:
-            self.store.log("服务器", "历史库写入失败", sha256=row.sha256, submission_id=submission_id, detail=e.render())
+            self.store.log(
+                "服务器", "历史库写入失败", sha256=row.sha256, submission_id=submission_id, detail=e.render()
+            )
 
     def page(self, request: Request, name: str, status_code: int = 200, **context: Any) -> HTMLResponse:
         session = request.scope.get("session")
@@ -630,9 +648,11 @@ class Web:
                     self.store.log(self.who(request), "撤销单位链接", detail=f"{unit.unit_code} {unit.unit_name}")
                 return RedirectResponse("/review/links", 303)
             if action == "new":
-                chosen = [u for u in units if str(u.id) == unit_id] if unit_id else [
-                    u for u in units if not u.has_token or u.revoked
-                ]
+                chosen = (
+                    [u for u in units if str(u.id) == unit_id]
+                    if unit_id
+                    else [u for u in units if not u.has_token or u.revoked]
+                )
                 for u in chosen:
                     token = new_token()
                     self.store.set_token(u.id, hash_token(token))
@@ -994,9 +1014,7 @@ def create_app(
     (which `xlsx-kpi serve` prints on its console).
     """
     store = Store(data)
-    web = Web(
-        store, workers=workers, sheets=sheets, limits=limits, secure_cookies=secure_cookies, password=password
-    )
+    web = Web(store, workers=workers, sheets=sheets, limits=limits, secure_cookies=secure_cookies, password=password)
 
     def reviewer(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
@@ -1016,8 +1034,9 @@ def create_app(
         message = exc.detail if exc.status_code in (400, 403) and exc.detail else titles.get(exc.status_code, "出错了")
         if exc.status_code == 413:
             message = f"一次上传不能超过 {limits.request_bytes // (1024 * 1024)} MB，请分几次上传"
-        return web.page(request, "error.html", exc.status_code, title=titles.get(exc.status_code, "出错了"),
-                        message=message)
+        return web.page(
+            request, "error.html", exc.status_code, title=titles.get(exc.status_code, "出错了"), message=message
+        )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

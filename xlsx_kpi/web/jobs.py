@@ -92,18 +92,18 @@ def cell_contexts(path: Path, report: Report) -> list[dict[str, Any]]:
             ws.reset_dimensions()
             last_row = max(r for r, _ in cells) + CONTEXT_ROWS
             last_col = min(max(max(c for _, c in cells) + 2, CONTEXT_COLS), 16384)
-            grid: dict[tuple[int, int], str] = {}
+            cells_seen: dict[tuple[int, int], str] = {}
             for row in ws.iter_rows(min_row=1, max_row=last_row, max_col=last_col):
                 for cell in row:
                     value = getattr(cell, "value", None)
                     if value is not None and hasattr(cell, "row"):
-                        grid[(cell.row, cell.column)] = _display(value, cell.number_format or "")
-            grids[sheet] = grid
+                        cells_seen[(cell.row, cell.column)] = _display(value, cell.number_format or "")
+            grids[sheet] = cells_seen
     finally:
         wb.close()
     out: list[dict[str, Any]] = []
     for f in report.findings:
-        grid = grids.get(f.sheet)
+        grid: dict[tuple[int, int], str] | None = grids.get(f.sheet)
         try:
             letters, r = coordinate_from_string(f.cell)
             c = column_index_from_string(letters)
@@ -221,8 +221,14 @@ def _clean(text: str | None, folder: str) -> str | None:
 class Jobs:
     """A pool of worker processes auditing uploads; one dispatcher thread per worker saves each result once."""
 
-    def __init__(self, store: Store, *, workers: int = 2, sheets: Path | None = None,
-                 on_done: Callable[[int, AuditResult], None] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        workers: int = 2,
+        sheets: Path | None = None,
+        on_done: Callable[[int, AuditResult], None] | None = None,
+    ) -> None:
         self.store = store
         self.workers = max(1, workers)
         self.sheets = str(sheets) if sheets else None

@@ -156,8 +156,10 @@ class Store:
 
     def set(self, key: str, value: str) -> None:
         with self.tx() as c:
-            c.execute("INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                      (key, value, value))
+            c.execute(
+                "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                (key, value, value),
+            )
 
     # --- files, named by content hash -----------------------------------------------------------------
 
@@ -184,7 +186,6 @@ class Store:
                 if os.path.exists(tmp):
                     os.unlink(tmp)
         return sha
-
 
     # --- the audit log ----------------------------------------------------------------------------------
 
@@ -228,8 +229,10 @@ class Store:
                     (r.unit_code, r.unit_name),
                 )
             for key, value in (("units_sha256", sha256), ("units_suffix", suffix)):
-                c.execute("INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
-                          (key, value, value))
+                c.execute(
+                    "INSERT INTO config (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value = ?",
+                    (key, value, value),
+                )
 
     def unit_rows(self) -> list[UnitRow]:
         return [
@@ -244,8 +247,14 @@ class Store:
     def units(self) -> list[UnitLink]:
         listed = {r["unit_code"] for r in self.query("SELECT DISTINCT unit_code FROM unit_row")}
         return [
-            UnitLink(r["id"], r["unit_code"], r["unit_name"], r["token_hash"] is not None, bool(r["revoked"]),
-                     r["token_created"] or "")
+            UnitLink(
+                r["id"],
+                r["unit_code"],
+                r["unit_name"],
+                r["token_hash"] is not None,
+                bool(r["revoked"]),
+                r["token_created"] or "",
+            )
             for r in self.query("SELECT * FROM unit ORDER BY unit_code")
             if r["unit_code"] in listed or r["token_hash"] is not None
         ]
@@ -255,13 +264,21 @@ class Store:
         if not rows:
             return None
         r = rows[0]
-        return UnitLink(r["id"], r["unit_code"], r["unit_name"], r["token_hash"] is not None, bool(r["revoked"]),
-                        r["token_created"] or "")
+        return UnitLink(
+            r["id"],
+            r["unit_code"],
+            r["unit_name"],
+            r["token_hash"] is not None,
+            bool(r["revoked"]),
+            r["token_created"] or "",
+        )
 
     def set_token(self, unit_id: int, token_hash: str) -> None:
         with self.tx() as c:
-            c.execute("UPDATE unit SET token_hash = ?, token_created = ?, revoked = 0 WHERE id = ?",
-                      (token_hash, now(), unit_id))
+            c.execute(
+                "UPDATE unit SET token_hash = ?, token_created = ?, revoked = 0 WHERE id = ?",
+                (token_hash, now(), unit_id),
+            )
 
     def revoke(self, unit_id: int) -> None:
         with self.tx() as c:
@@ -286,7 +303,8 @@ class Store:
         at = now()
         with self.tx() as c:
             cur = c.execute(
-                "INSERT INTO submission (batch_id, unit_id, who, sha256, name, size, uploaded_at) VALUES (?,?,?,?,?,?,?)",
+                "INSERT INTO submission (batch_id, unit_id, who, sha256, name, size, uploaded_at) "
+                "VALUES (?,?,?,?,?,?,?)",
                 (batch_id, unit_id, who, sha256, name, size, at),
             )
             assert cur.lastrowid is not None
