@@ -73,6 +73,10 @@ class Limits:
 # --- small helpers -------------------------------------------------------------------------------------
 
 
+def _size(n: int) -> str:
+    return f"{n // (1024 * 1024)} MB" if n >= 1024 * 1024 else f"{n // 1024} KB"
+
+
 def _kind_label(catalog: Catalog, workbook_id: str) -> str:
     wb = catalog.workbooks.get(workbook_id)
     return KIND_LABELS.get(wb.kind, wb.kind) if wb is not None else ""
@@ -111,7 +115,7 @@ def expand_upload(name: str, data: bytes, limits: Limits) -> tuple[list[tuple[st
     if not data:
         return [], [f"{name}：文件是空的"]
     if len(data) > limits.file_bytes:
-        return [], [f"{name}：文件超过 {limits.file_bytes // (1024 * 1024)} MB，未接收"]
+        return [], [f"{name}：文件超过 {_size(limits.file_bytes)}，未接收"]
     if not data.startswith(b"PK\x03\x04"):
         return [(name, data)], []
     try:
@@ -146,7 +150,7 @@ def expand_upload(name: str, data: bytes, limits: Limits) -> tuple[list[tuple[st
             refused.append(f"{name}/{member}：压缩包中的该文件已损坏或已加密，未接收")
             continue
         if len(content) > limits.file_bytes:
-            refused.append(f"{name}/{member}：文件超过 {limits.file_bytes // (1024 * 1024)} MB，未接收")
+            refused.append(f"{name}/{member}：文件超过 {_size(limits.file_bytes)}，未接收")
             continue
         taken.append((member, content))
     if not taken and not refused:
@@ -261,10 +265,9 @@ class BodyLimit:
             return
         for key, value in scope.get("headers", []):
             if key == b"content-length" and value.isdigit() and int(value) > self.limit:
-                mb = self.limit // (1024 * 1024)
                 html = (
                     "<!doctype html><meta charset=utf-8><title>上传内容过大</title>"
-                    f"<p>一次上传不能超过 {mb} MB，请分几次上传。"
+                    f"<p>一次上传不能超过 {_size(self.limit)}，请分几次上传。"
                 )
                 await HTMLResponse(html, 413)(scope, receive, send)
                 return
@@ -329,6 +332,7 @@ class Web:
             loader=PackageLoader("xlsx_kpi.web", "templates"), autoescape=select_autoescape(["html"]), trim_blocks=True
         )
         self.env.globals["kind_label"] = lambda wid: _kind_label(self.catalog, wid)
+        self.env.globals["state_label"] = _state_label
 
     # --- plumbing --------------------------------------------------------------------------------------
 
@@ -417,7 +421,7 @@ class Web:
             name = (upload.filename or "未命名.xlsx").replace("\\", "/").rsplit("/", 1)[-1][:200]
             size = upload.size or 0
             if size > self.limits.file_bytes:
-                refused.append(f"{name}：文件超过 {self.limits.file_bytes // (1024 * 1024)} MB，未接收")
+                refused.append(f"{name}：文件超过 {_size(self.limits.file_bytes)}，未接收")
                 continue
             data = await upload.read(self.limits.file_bytes + 1)
             taken, bad = await run_in_threadpool(expand_upload, name, data, self.limits)
@@ -725,7 +729,6 @@ class Web:
             used=used,
             unused=unused,
             pending=pending,
-            state_label=_state_label,
             statuses=["审核中", "通过", "有警告", "有错误", "无法读取"],
             kinds=sorted(set(KIND_LABELS.values())),
         )
@@ -754,7 +757,6 @@ class Web:
             batch_id=batch_id,
             refused=self.store.refused(batch_id),
             pending=done < len(subs),
-            state_label=_state_label,
         )
 
     def _submission_page(
@@ -772,7 +774,6 @@ class Web:
             unit=unit,
             unit_base=base.rsplit("/s/", 1)[0] if unit is not None else "",
             pending=row.state == "queued",
-            state_label=_state_label,
         )
 
     def _cell_page(self, request: Request, row: SubmissionRow, n: int, base: str, unit: UnitLink | None) -> Response:
@@ -920,7 +921,6 @@ class Web:
             unit_base=f"/u/{token}",
             csrf=unit_csrf(self.secret, hash_token(token)),
             pending=any(s.state == "queued" for s in subs),
-            state_label=_state_label,
             error="",
         )
 
@@ -1033,7 +1033,7 @@ def create_app(
         titles = {400: "无法处理", 403: "无权操作", 405: "不支持的操作", 413: "上传内容过大"}
         message = exc.detail if exc.status_code in (400, 403) and exc.detail else titles.get(exc.status_code, "出错了")
         if exc.status_code == 413:
-            message = f"一次上传不能超过 {limits.request_bytes // (1024 * 1024)} MB，请分几次上传"
+            message = f"一次上传不能超过 {_size(limits.request_bytes)}，请分几次上传"
         return web.page(
             request, "error.html", exc.status_code, title=titles.get(exc.status_code, "出错了"), message=message
         )
