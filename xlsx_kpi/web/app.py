@@ -194,9 +194,11 @@ def chart_svg(series: dict[str, list[tuple[int, Decimal]]], width: int = 640, he
         pts = " ".join(f"{x(yr):.1f},{y(v):.1f}" for yr, v in sorted(points))
         parts.append(f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="2"/>')
         for yr, v in points:
+            # Labels of alternate lines go above and below their points, so equal years do not overprint.
+            dy = -8 if n % 2 == 0 else 16
             parts.append(
                 f'<circle cx="{x(yr):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>'
-                f'<text x="{x(yr):.1f}" y="{y(v) - 8:.1f}" text-anchor="middle">{v:.2f}</text>'
+                f'<text x="{x(yr):.1f}" y="{y(v) + dy:.1f}" text-anchor="middle" fill="{colour}">{v:.2f}</text>'
             )
         ly = top + 14 + 18 * n
         short = label if len(label) <= 12 else label[:11] + "…"
