@@ -44,6 +44,10 @@ def _init(sheets: str | None) -> None:
     _catalog = load_specs(Path(sheets) if sheets else None)
 
 
+def _ready() -> bool:
+    return _catalog is not None
+
+
 @dataclass
 class AuditResult:
     """What the server keeps of one audit: the checked report, the context of each finding, the copy's bytes."""
@@ -240,9 +244,13 @@ class Jobs:
 
     def _new_pool(self) -> ProcessPoolExecutor:
         # spawn, not fork: the server has threads, and a forked copy of a held lock would hang a worker.
-        return ProcessPoolExecutor(
+        pool = ProcessPoolExecutor(
             self.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init, initargs=(self.sheets,)
         )
+        # Start the workers now (they load the specs once), so that the first upload waits for no one.
+        for _ in range(self.workers):
+            pool.submit(_ready)
+        return pool
 
     def submit(self, submission_id: int) -> None:
         with self._lock:
