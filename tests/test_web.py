@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import time
 import zipfile
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 from starlette.testclient import TestClient
 
+from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.web import Limits, create_app
 from xlsx_kpi.web.app import expand_upload
 from xlsx_kpi.web.security import hash_password, hash_token, verify_password
@@ -302,7 +304,7 @@ def test_upload_limits(client: TestClient, store: Store) -> None:
     # More files than allowed in one request.
     many = [("files", (f"{i}.xlsx", b"x")) for i in range(6)]
     r = client.post("/review/upload", data={"csrf": csrf}, files=many)
-    assert r.status_code == 400
+    assert r.status_code == 400 and "一次最多上传 5 个文件" in r.text
     assert len(store.submissions()) == before + 1
 
 
@@ -355,3 +357,43 @@ def test_static_assets_are_in_memory(client: TestClient) -> None:
     assert r.status_code == 200 and "table.grid" in r.text
     assert client.get("/static/..%2fapp.py").status_code == 404
     assert client.get("/static/../store.py").status_code == 404
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
+    from xlsx_kpi.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.out + captured.err
+    return code, captured.out + captured.err
+
+
+def test_serve_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    code, text = run_cli(capsys, "serve", "--port", "70000", "--data", str(tmp_path / "d"))
+    assert code == 2 and "端口 70000 无效" in text
+    code, text = run_cli(capsys, "serve", "--ssl-certfile", "cert.pem", "--data", str(tmp_path / "d"))
+    assert code == 2 and "须同时指定 --ssl-certfile 和 --ssl-keyfile" in text
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        code, text = run_cli(capsys, "serve", "--port", str(port), "--data", str(tmp_path / "d"))
+    assert code == 2 and f"无法在 127.0.0.1:{port} 上启动" in text and "--port" in text
+    code, text = run_cli(capsys, "serve", "--port", str(port), "--data", str(tmp_path / "d"), "--units", "无.csv")
+    assert code == 2 and "单位清单文件不存在" in text
+
+
+def test_import_folder_skips_what_is_stored(tmp_path: Path) -> None:
+    from xlsx_kpi.web import import_folder, load_unit_list
+
+    store = Store(tmp_path / "d")
+    assert import_folder(store, None, ROOT / "examples") == 2
+    assert import_folder(store, None, ROOT / "examples") == 0  # a restart with the same --import adds nothing
+    assert [s.state for s in store.submissions()] == ["queued", "queued"]
+    assert load_unit_list(store, UNITS.read_bytes(), UNITS.name, "测试") == 3
+    assert [(u.unit_code, u.unit_name) for u in store.units()] == [
+        ("156001", "资阳市科学技术协会"),
+        ("156002", "资阳市示例单位"),
+    ]
+    with pytest.raises(XlsxKpiError, match="文件 坏.csv：单位清单须有"):
+        load_unit_list(store, "名称\n甲\n".encode(), "坏.csv", "测试")

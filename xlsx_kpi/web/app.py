@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import os
 import secrets
@@ -636,7 +637,8 @@ class Web:
             data, name = await run_in_threadpool(build)
         except XlsxKpiError as e:
             raise HTTPException(400, e.message) from None
-        self.store.log(self.who(request), "下载模板", detail=f"{name}（{len(idents)} 个）")
+        digest = hashlib.sha256(data).hexdigest()
+        self.store.log(self.who(request), "下载模板", sha256=digest, detail=f"{name}（{len(idents)} 个）")
         media = XLSX if name.endswith(".xlsx") else "application/zip"
         return Response(data, media_type=media, headers=_attachment(name))
 
@@ -1034,6 +1036,11 @@ def create_app(
             return web.not_found(request)
         titles = {400: "无法处理", 403: "无权操作", 405: "不支持的操作", 413: "上传内容过大"}
         message = exc.detail if exc.status_code in (400, 403) and exc.detail else titles.get(exc.status_code, "出错了")
+        if exc.status_code == 400 and message.isascii():
+            # The form parser's own words (too many files or fields, a broken form): said in Chinese.
+            message = (
+                f"上传的表单无法处理：一次最多上传 {limits.files} 个文件（单位链接一次最多 {limits.unit_files} 个）"
+            )
         if exc.status_code == 413:
             message = f"一次上传不能超过 {_size(limits.request_bytes)}，请分几次上传"
         return web.page(
