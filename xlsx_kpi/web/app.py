@@ -670,14 +670,16 @@ class Web:
         if new:
             base = str(request.base_url).rstrip("/")
             return self.page(request, "links_new.html", title="单位报送链接（仅显示这一次）", new=new, base=base)
-        stats = self.statuses()
+        units = self.store.units()
+        by_code = {u.unit_code: u.id for u in units}
         latest_by_unit: dict[int, SubmissionRow] = {}
-        for s in self.store.submissions():
-            if s.unit_id is not None:
-                latest_by_unit[s.unit_id] = s
-        return self.page(
-            request, "links.html", title="单位报送链接", units=self.store.units(), latest=latest_by_unit, stats=stats
-        )
+        for (
+            s
+        ) in self.store.submissions():  # by the unit's own link, or a workbook of that unit uploaded by the reviewer
+            owner = s.unit_id if s.unit_id is not None else by_code.get(s.unit_code)
+            if owner is not None:
+                latest_by_unit[owner] = s
+        return self.page(request, "links.html", title="单位报送链接", units=units, latest=latest_by_unit)
 
     async def collect_page(self, request: Request) -> Response:
         q = request.query_params
