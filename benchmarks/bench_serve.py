@@ -155,18 +155,19 @@ def main() -> int:
             page = reviewer.post("/review/links", data={"csrf": csrf(page.text), "action": "new"})
             links = re.findall(r'class="url">[^<]*/u/([\w-]+)</td>', page.text)
             assert len(links) == args.clients, f"expected {args.clients} links, got {len(links)}"
-            time.sleep(2.0)  # the audit workers start (spawned) on the first upload; let the server settle
+            time.sleep(2.0)  # let the audit workers (started with the server) finish loading the specs
             before = rss(server.pid)
 
             times: list[float] = []
             failures: list[str] = []
             lock = threading.Lock()
+            db = sqlite3.connect(f"file:{data / 'web.sqlite'}?mode=ro", uri=True)
 
-            def client(n: int) -> None:
+            def client(n: int, paths: list[Path]) -> None:
                 token = links[n]
                 with httpx.Client(base_url=base, timeout=120) as c:
                     form = csrf(c.get(f"/u/{token}").text)
-                    for path in files[n]:
+                    for path in paths:
                         if time.monotonic() > deadline:
                             return
                         start = time.perf_counter()
@@ -182,20 +183,30 @@ def main() -> int:
                             if r.status_code != 303:
                                 failures.append(f"{path.name}: HTTP {r.status_code}")
 
-            started = time.perf_counter()
-            threads = [threading.Thread(target=client, args=(n,)) for n in range(args.clients)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join(timeout=max(1.0, deadline - time.monotonic()))
-            uploaded = time.perf_counter() - started
-            db = sqlite3.connect(f"file:{data / 'web.sqlite'}?mode=ro", uri=True)
-            while time.monotonic() < deadline:
-                queued = db.execute("SELECT COUNT(*) FROM submission WHERE state = 'queued'").fetchone()[0]
-                if queued == 0:
-                    break
-                time.sleep(0.5)
-            audited_all = time.perf_counter() - started
+            def wave(part: int) -> tuple[float, float]:
+                """Half the uploads from every client at once; (seconds to upload, seconds until all audited)."""
+                half = (per_client + 1) // 2
+                started = time.perf_counter()
+                threads = [
+                    threading.Thread(target=client, args=(n, files[n][part * half : (part + 1) * half]))
+                    for n in range(args.clients)
+                ]
+                for t in threads:
+                    t.start()
+                for t in threads:
+                    t.join(timeout=max(1.0, deadline - time.monotonic()))
+                uploaded = time.perf_counter() - started
+                while time.monotonic() < deadline:
+                    if db.execute("SELECT COUNT(*) FROM submission WHERE state = 'queued'").fetchone()[0] == 0:
+                        break
+                    time.sleep(0.5)
+                return uploaded, time.perf_counter() - started
+
+            up1, audited1 = wave(0)
+            time.sleep(1.0)
+            middle = rss(server.pid)
+            up2, audited2 = wave(1)
+            uploaded, audited_all = up1 + up2, audited1 + audited2
             time.sleep(1.0)
             after = rss(server.pid)
             rows = db.execute("SELECT sha256, state, audits, status FROM submission").fetchall()
@@ -229,7 +240,10 @@ def main() -> int:
         f"all uploaded in {uploaded:.1f} s; all audited in {audited_all:.1f} s "
         f"({stored / audited_all:.1f} workbooks/s with {args.workers} workers)"
     )
-    print(f"server memory (server + workers, RSS): before {before / 2**20:.0f} MB, after {after / 2**20:.0f} MB")
+    print(
+        f"server memory (server + workers, RSS): before {before / 2**20:.0f} MB, after the first half "
+        f"{middle / 2**20:.0f} MB, after all {after / 2**20:.0f} MB"
+    )
     for f in failures[:5]:
         print("  failed:", f)
     ok = not failures and stored == total and once == total
