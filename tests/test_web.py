@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import re
 import socket
+import sys
 import time
 import zipfile
 from collections.abc import Iterator
@@ -323,11 +324,20 @@ def test_expand_upload_guards() -> None:
         z.writestr("炸弹.xlsx", b"\0" * (400 * 1024))
     taken, refused = expand_upload("b.zip", bomb.getvalue(), SMALL)
     assert taken == [] and refused == ["b.zip/炸弹.xlsx：文件过大或压缩比异常，未接收"]
-    # A workbook is a zip too: taken whole, not opened as an archive.
+    # A workbook is a zip too: taken whole, not opened as an archive (the reader checks it).
     taken, refused = expand_upload(DEPT.name, DEPT.read_bytes(), SMALL)
     assert [n for n, _ in taken] == [DEPT.name] and refused == []
+    taken, refused = expand_upload("改名.zip", DEPT.read_bytes(), SMALL)
+    assert [n for n, _ in taken] == ["改名.zip"] and refused == []
     # Not a zip at all: taken, and the reader's sniffing names it at audit time.
     assert expand_upload("a.xlsx", b"name,code\n", SMALL) == ([("a.xlsx", b"name,code\n")], [])
+    assert expand_upload("a.zip", b"name,code\n", SMALL) == ([], ["a.zip：不是有效的 zip 压缩包，未接收"])
+    # Too many entries: refused (past the reader's member limit, before zipfile reads the directory).
+    many = io.BytesIO()
+    with zipfile.ZipFile(many, "w") as z:
+        for i in range(13):
+            z.writestr(f"{i}.txt", "")
+    assert expand_upload("多.zip", many.getvalue(), SMALL) == ([], ["多.zip：压缩包中的文件过多（13 个），未接收"])
 
 
 def test_gbk_names_in_zip() -> None:
@@ -397,3 +407,37 @@ def test_import_folder_skips_what_is_stored(tmp_path: Path) -> None:
     ]
     with pytest.raises(XlsxKpiError, match="文件 坏.csv：单位清单须有"):
         load_unit_list(store, "名称\n甲\n".encode(), "坏.csv", "测试")
+
+
+def test_hostile_uploads_get_checks_answers(tmp_path: Path) -> None:
+    """The bad-input corpus through the web: each file gets the reader's own answer; the good one is audited."""
+    sys.path.insert(0, str(ROOT / "tests" / "bad_inputs"))
+    from make_corpus import make_corpus
+
+    corpus = tmp_path / "corpus"
+    cases = {c.name: c for c in make_corpus(corpus)}
+    chosen = [
+        name
+        for name in ("encrypted.xlsx", "renamed_xls.xlsx", "table.csv.xlsx", "truncated.xlsx", "photo.xlsx")
+        if name in cases and cases[name].where == "error"
+    ]
+    chosen += [c.name for c in cases.values() if c.bomb and c.where == "error" and (corpus / c.name).is_file()][:3]
+    assert len(chosen) >= 6
+    app = create_app(tmp_path / "d", workers=1, password=PASSWORD)
+    with TestClient(app) as c:
+        csrf = login(c)
+        files = [("files", (n, (corpus / n).read_bytes())) for n in [*chosen, "good.xlsx"]]
+        r = c.post("/review/upload", data={"csrf": csrf}, files=files)
+        assert r.status_code == 200
+        store = app.state.web.store
+        batch = int(r.url.path.rsplit("/", 1)[1])
+        subs = store.submissions(batch_id=batch)
+        wait_done(store, [s.id for s in subs], timeout=180)
+        by_name = {s.name: store.submission(s.id) for s in subs}
+    for name in chosen:
+        row = by_name[name]
+        assert row.status == "无法读取" and row.error is not None, name
+        assert cases[name].message in row.error, (name, row.error)
+        assert str(store.folder) not in row.error
+    good = by_name["good.xlsx"]
+    assert (good.status, good.errors, good.audits) == ("有错误", 4, 1)

@@ -8,11 +8,12 @@ import io
 import os
 import secrets
 import shutil
+import struct
 import tempfile
 import zipfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from importlib import resources
@@ -38,6 +39,7 @@ from xlsx_kpi.collect import KIND_LABELS
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.history import History
 from xlsx_kpi.layout import Identity
+from xlsx_kpi.reader import MAX_MEMBERS
 from xlsx_kpi.spec import Catalog, load_specs
 from xlsx_kpi.template import generate
 from xlsx_kpi.units import read_units, safe_filename
@@ -106,26 +108,41 @@ def _is_workbook_zip(z: zipfile.ZipFile) -> bool:
     return "[Content_Types].xml" in names and any(n.startswith("xl/") for n in names)
 
 
+def _declared_members(data: bytes) -> int | None:
+    """Entries a zip's end record declares, read before zipfile builds an entry object for each."""
+    tail = data[-(22 + 65535) :]
+    pos = tail.rfind(b"PK\x05\x06")
+    if pos < 0 or pos + 22 > len(tail):
+        return None
+    entries: int = struct.unpack_from("<H", tail, pos + 10)[0]
+    return entries
+
+
 def expand_upload(name: str, data: bytes, limits: Limits) -> tuple[list[tuple[str, bytes]], list[str]]:
     """An uploaded file as workbooks to audit, plus refusals ("name：reason").
 
-    A zip that is not itself a workbook is an archive of workbooks: its .xlsx members are taken (bounded in
-    count, size and compression ratio; nested folders flattened, nested zips not opened). Anything else is
-    taken as a workbook: the reader then says what it really is (.xls, CSV, encrypted …), as `check` does.
+    A .zip is an archive of workbooks: its .xlsx members are taken (bounded in count, size and compression
+    ratio; folders flattened, nested zips not opened). Anything else is taken as a workbook, unopened here:
+    the reader then checks it as `check` does and says what it really is (.xls, CSV, encrypted, a zip bomb …).
     """
     if not data:
         return [], [f"{name}：文件是空的"]
     if len(data) > limits.file_bytes:
         return [], [f"{name}：文件超过 {_size(limits.file_bytes)}，未接收"]
-    if not data.startswith(b"PK\x03\x04"):
+    if not name.lower().endswith(".zip"):
         return [(name, data)], []
+    declared = _declared_members(data)
+    if declared is None or not data.startswith(b"PK\x03\x04"):
+        return [], [f"{name}：不是有效的 zip 压缩包，未接收"]
+    if declared == 0xFFFF or declared > max(limits.zip_members * 4, MAX_MEMBERS):
+        return [], [f"{name}：压缩包中的文件过多，未接收"]
     try:
         z = zipfile.ZipFile(io.BytesIO(data))
         infos = z.infolist()
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
-        return [(name, data)], []  # the reader names the damage
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        return [], [f"{name}：压缩包已损坏，未接收"]
     if _is_workbook_zip(z):
-        return [(name, data)], []
+        return [(name, data)], []  # a workbook renamed .zip
     if len(infos) > limits.zip_members * 4:
         return [], [f"{name}：压缩包中的文件过多（{len(infos)} 个），未接收"]
     if sum(i.file_size for i in infos) > limits.zip_bytes:
@@ -427,7 +444,8 @@ class Web:
                 refused.append(f"{name}：文件超过 {_size(self.limits.file_bytes)}，未接收")
                 continue
             data = await upload.read(self.limits.file_bytes + 1)
-            taken, bad = await run_in_threadpool(expand_upload, name, data, self.limits)
+            limits = self.limits if unit_id is None else replace(self.limits, zip_members=self.limits.unit_files)
+            taken, bad = await run_in_threadpool(expand_upload, name, data, limits)
             refused.extend(bad)
             for member, content in taken:
                 sha = await run_in_threadpool(self.store.put_bytes, content)
