@@ -441,3 +441,30 @@ def test_hostile_uploads_get_checks_answers(tmp_path: Path) -> None:
         assert str(store.folder) not in row.error
     good = by_name["good.xlsx"]
     assert (good.status, good.errors, good.audits) == ("有错误", 4, 1)
+
+
+def test_reset_password(tmp_path: Path) -> None:
+    from xlsx_kpi.web import clear_password
+
+    app = create_app(tmp_path / "d", workers=1, password=PASSWORD)
+    assert app.state.web.setup_code is None
+    app.state.web.store.close()
+    clear_password(tmp_path / "d")
+    again = create_app(tmp_path / "d", workers=1)
+    assert again.state.web.setup_code is not None
+    c = TestClient(again)
+    assert c.get("/login", follow_redirects=False).headers["location"] == "/setup"
+    assert ("清除密码", "服务器启动") in [(e["action"], e["who"]) for e in again.state.web.store.events()]
+
+
+def test_batch_table_sorts_and_filters(client: TestClient, uploaded: dict[str, int]) -> None:
+    login(client)
+    r = client.get("/review/collect", params={"sort": "errors", "dir": "asc", "year": "2021"})
+    rows = re.findall(r'<a href="/review/s/(\d+)">', r.text.split('id="missing"')[0])
+    order = [int(x) for x in rows]
+    assert order.index(uploaded["project"]) < order.index(uploaded["department"])  # 3 errors before 4
+    r = client.get("/review/collect", params={"kind": "项目支出", "q": "科创会"})
+    table = r.text.split('id="batch-table"')[1].split("</table>")[0]
+    assert PROJECT.name in table and DEPT.name not in table
+    r = client.get("/review/collect", params={"status": "通过"})
+    assert "没有符合条件的报送" in r.text

@@ -343,6 +343,9 @@ def serve_cmd(
         Path | None, typer.Option("--import", help="启动时把文件夹中的工作簿作为一批报送导入并审核（已导入的跳过）")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="审核进程数（默认 2）")] = 2,
+    reset_password: Annotated[
+        bool, typer.Option("--reset-password", help="忘记密码时使用：清除审核人密码，启动后用新的设置码重新设置")
+    ] = False,
     ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="HTTPS 证书文件（可选）")] = None,
     ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="HTTPS 私钥文件（可选）")] = None,
     sheets: SpecsDir = None,
@@ -352,7 +355,7 @@ def serve_cmd(
 
     import uvicorn
 
-    from xlsx_kpi.web import create_app, import_folder, load_unit_list
+    from xlsx_kpi.web import clear_password, create_app, import_folder, load_unit_list
 
     if not 1 <= port <= 65535:
         raise XlsxKpiError(f"端口 {port} 无效，应在 1–65535 之间")
@@ -367,6 +370,8 @@ def serve_cmd(
             raise XlsxKpiError(
                 f"无法在 {host}:{port} 上启动（{e.strerror}）；端口可能已被占用，请用 --port 换一个"
             ) from None
+    if reset_password:
+        clear_password(data)
     try:
         web_app = create_app(data, workers=max(1, workers), sheets=sheets, secure_cookies=ssl_certfile is not None)
     except OSError as e:

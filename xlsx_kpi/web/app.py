@@ -55,7 +55,7 @@ from xlsx_kpi.web.security import (
 )
 from xlsx_kpi.web.store import Store, SubmissionRow, UnitLink, squash
 
-__all__ = ["Limits", "create_app", "import_folder", "load_unit_list"]
+__all__ = ["Limits", "clear_password", "create_app", "import_folder", "load_unit_list"]
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 REVIEWER = "reviewer"
@@ -268,6 +268,18 @@ def import_folder(store: Store, jobs: Jobs | None, folder: Path, who: str = "服
         if jobs is not None:
             jobs.submit(sid)
     return taken
+
+
+def clear_password(data: Path) -> None:
+    """Forget the reviewer's password (`serve --reset-password`): the next start asks for a new one."""
+    if not (Path(data) / "web.sqlite").exists():
+        return
+    store = Store(data)
+    try:
+        store.unset("password")
+        store.log("服务器启动", "清除密码")
+    finally:
+        store.close()
 
 
 # --- the application ------------------------------------------------------------------------------------
@@ -533,7 +545,8 @@ class Web:
     # --- reviewer pages --------------------------------------------------------------------------------------
 
     def statuses(self, year: str = "") -> dict[str, Any]:
-        """The round at a glance: each listed unit's latest status, 未报送, 重复报送 (grouped as collect groups)."""
+        """未报送 (listed units without a usable submission) and 重复报送 (grouped by unit, kind, project and year
+        as collect groups them; the newest upload is the one used)."""
         subs = [s for s in self.store.submissions() if not year or s.year == year]
         done = [s for s in subs if s.state == "done" and s.error is None]
         groups: dict[tuple[str, str, str, str], list[SubmissionRow]] = {}
@@ -547,15 +560,7 @@ class Web:
         filed = {(s.unit_code, squash(s.project_name)) for s in done}
         rows = self.store.unit_rows()
         missing = [r for r in rows if (r.unit_code.strip(), squash(r.project_name)) not in filed]
-        latest: dict[tuple[str, str], SubmissionRow] = {}
-        for s in sorted(subs, key=lambda s: s.id):
-            latest[(s.unit_code, squash(s.project_name))] = s
-        for s in sorted(subs, key=lambda s: s.id):
-            if s.state == "queued" and s.unit_id is not None:
-                unit = self.store.unit(s.unit_id)
-                if unit is not None:
-                    latest.setdefault((unit.unit_code, ""), s)
-        return {"missing": missing, "duplicates": duplicates, "latest": latest, "rows": rows}
+        return {"missing": missing, "duplicates": duplicates, "rows": rows}
 
     async def dashboard(self, request: Request) -> Response:
         counts = self.store.counts()

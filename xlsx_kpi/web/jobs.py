@@ -8,7 +8,7 @@ import os
 import shutil
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -280,6 +280,8 @@ class Jobs:
             history = str(self.store.history_path)
             try:
                 result: AuditResult = self.run(audit_upload, str(blob), row.name, str(work), history).result()
+            except (CancelledError, RuntimeError):
+                return  # shutting down: the submission stays queued and is audited at the next start
             except BrokenProcessPool:
                 with self._lock:
                     self._pool = self._new_pool()
@@ -327,6 +329,9 @@ class Jobs:
             self.on_done(submission_id, result)
 
     def shutdown(self) -> None:
+        """Stop taking work, let running audits finish (their results are saved), leave the rest queued."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         with self._lock:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            pool = self._pool
+        pool.shutdown(wait=True, cancel_futures=True)
+        self._threads.shutdown(wait=True)

@@ -161,6 +161,10 @@ class Store:
                 (key, value, value),
             )
 
+    def unset(self, key: str) -> None:
+        with self.tx() as c:
+            c.execute("DELETE FROM config WHERE key = ?", (key,))
+
     # --- files, named by content hash -----------------------------------------------------------------
 
     def blob_path(self, sha256: str, suffix: str = ".xlsx") -> Path:
