@@ -99,7 +99,7 @@ def test_round_in_the_browser(server: tuple[str, object], browser: object, shots
     # First start: the setup code from the console, then the password.
     page.goto(base + "/")
     assert page.url == base + "/setup"
-    snap(page, shots, "01-setup")
+    snap(page, shots, "00-setup")
     page.fill("input[name=code]", web.setup_code)
     page.fill("input[name=password]", "office-password")
     page.fill("input[name=password2]", "office-password")
@@ -109,10 +109,11 @@ def test_round_in_the_browser(server: tuple[str, object], browser: object, shots
     # Log out and in again with the password.
     page.click("header .logout button")
     assert page.url == base + "/login"
-    snap(page, shots, "02-login")
+    snap(page, shots, "01-login")
     page.fill("input[name=password]", "office-password")
     page.click("button[type=submit]")
     assert page.url == base + "/review"
+    snap(page, shots, "02-dashboard")
 
     # 下发: the unit list, then all templates as one zip.
     page.click("nav >> text=下发")
