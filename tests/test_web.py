@@ -295,6 +295,19 @@ def test_upload_limits(client: TestClient, store: Store) -> None:
     big = b"PK\x03\x04" + b"0" * (3 * 1024 * 1024)
     r = client.post("/review/upload", data={"csrf": csrf}, files=[("files", ("big.xlsx", big))])
     assert r.status_code == 413 and "一次上传不能超过 2 MB" in r.text
+    # The same without a declared length (chunked): cut off as it streams in.
+    boundary = "xlsxkpiboundary"
+
+    def chunks() -> Iterator[bytes]:
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="csrf"\r\n\r\n{csrf}\r\n'.encode()
+        yield f'--{boundary}\r\nContent-Disposition: form-data; name="files"; filename="big.xlsx"\r\n\r\n'.encode()
+        for _ in range(48):
+            yield b"0" * 65536
+
+    r = client.post(
+        "/review/upload", content=chunks(), headers={"content-type": f"multipart/form-data; boundary={boundary}"}
+    )
+    assert r.status_code == 413 and "一次上传不能超过 2 MB" in r.text
     # One file over the file limit is refused by name; the batch goes on with the rest.
     r = client.post(
         "/review/upload",
@@ -307,6 +320,8 @@ def test_upload_limits(client: TestClient, store: Store) -> None:
     r = client.post("/review/upload", data={"csrf": csrf}, files=many)
     assert r.status_code == 400 and "一次最多上传 5 个文件" in r.text
     assert len(store.submissions()) == before + 1
+    sid = store.submissions()[-1].id
+    assert client.get(f"/review/s/{sid}/other").status_code == 404
 
 
 def test_expand_upload_guards() -> None:

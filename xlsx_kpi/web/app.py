@@ -839,7 +839,7 @@ class Web:
 
     async def file(self, request: Request) -> Response:
         row = self._row(request)
-        if row is None:
+        if row is None or request.path_params["what"] not in ("annotated", "original"):
             return self.not_found(request)
         return self.download(request, self.who(request), row, request.path_params["what"])
 
