@@ -483,3 +483,24 @@ def test_batch_table_sorts_and_filters(client: TestClient, uploaded: dict[str, i
     assert PROJECT.name in table and DEPT.name not in table
     r = client.get("/review/collect", params={"status": "通过"})
     assert "没有符合条件的报送" in r.text
+
+
+def test_cross_workbook_findings_on_the_collect_page(
+    client: TestClient, store: Store, uploaded: dict[str, int]
+) -> None:
+    """The department and its project of one unit and year: the cross rules run as `check` runs them on a folder."""
+    login(client)
+    r = client.get("/review/collect", params={"year": "2021"})
+    cross = r.text.split('id="cross"')[1].split("</table>")[0]
+    assert cross.count("projects-below-department") == 2
+    assert "预算额合计 10,600 百元少于部门整体表" in cross and "相差 5,530 百元" in cross
+    # Each file it names links to the submission used (the newest upload of that workbook).
+    links = re.findall(r'<a href="/review/s/(\d+)">([^<]+)</a> (附件2![A-Z]+\d+)', cross)
+    assert [(label, where) for _, label, where in links] == [
+        ("部门整体", "附件2!C7"),
+        ("“科创会”专项经费", "附件2!C8"),
+        ("部门整体", "附件2!D7"),
+        ("“科创会”专项经费", "附件2!D8"),
+    ]
+    names = {store.submission(int(sid)).name for sid, _, _ in links}  # type: ignore[union-attr]
+    assert names == {DEPT.name, PROJECT.name}

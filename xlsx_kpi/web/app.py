@@ -34,12 +34,14 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xlsx_kpi.audit import ANNOTATED_SUFFIX, find_workbooks
+from xlsx_kpi.audit import ANNOTATED_SUFFIX, Checked, cross_check, find_workbooks
 from xlsx_kpi.collect import KIND_LABELS
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.history import History
+from xlsx_kpi.history import History, decode_value
 from xlsx_kpi.layout import Identity
 from xlsx_kpi.reader import MAX_MEMBERS
+from xlsx_kpi.report import Report
+from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.spec import Catalog, load_specs
 from xlsx_kpi.template import generate
 from xlsx_kpi.units import read_units, safe_filename
@@ -557,10 +559,36 @@ class Web:
             g.sort(key=lambda s: (s.uploaded_at, s.id), reverse=True)
             if len({s.sha256 for s in g}) > 1:
                 duplicates.append(g)
+            else:
+                del g[1:]  # the same file uploaded again: one submission, not a duplicate
         filed = {(s.unit_code, squash(s.project_name)) for s in done}
         rows = self.store.unit_rows()
         missing = [r for r in rows if (r.unit_code.strip(), squash(r.project_name)) not in filed]
-        return {"missing": missing, "duplicates": duplicates, "rows": rows}
+        used = [g[0] for g in groups.values()]
+        return {"missing": missing, "duplicates": duplicates, "rows": rows, "cross": self.cross(used)}
+
+    def cross(self, used: list[SubmissionRow]) -> list[tuple[CrossFinding, dict[str, int]]]:
+        """The cross-workbook rules (as check and collect run them) over the submissions used, with a link for
+        each file they name (file name -> submission number)."""
+        checked: list[Checked] = []
+        ids: dict[str, int] = {}
+        for s in used:
+            figures = self.store.figures(s.id)
+            if not figures:
+                continue
+            report = Report(
+                file=Path(s.name),
+                workbook_id=s.workbook_id,
+                unit_name=s.unit_name,
+                unit_code=s.unit_code,
+                year=s.year,
+                project_name=s.project_name,
+            )
+            values = {k: decode_value(v) for k, v in figures.get("values", {}).items()}
+            places = {k: (p[0], p[1], p[2]) for k, p in figures.get("places", {}).items()}
+            checked.append(Checked(report, values=values, places=places))
+            ids.setdefault(s.name, s.id)
+        return [(c, ids) for c in cross_check(checked, self.catalog)]
 
     async def dashboard(self, request: Request) -> Response:
         counts = self.store.counts()

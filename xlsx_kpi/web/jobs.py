@@ -21,7 +21,7 @@ from openpyxl.utils.cell import column_index_from_string, coordinate_from_string
 from xlsx_kpi.audit import Checked, Options, audit_file
 from xlsx_kpi.collect import collect, write_summary
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.history import History
+from xlsx_kpi.history import History, encode_value
 from xlsx_kpi.isolation import can_isolate, run_isolated
 from xlsx_kpi.reader import check_loadable
 from xlsx_kpi.report import Report
@@ -323,6 +323,16 @@ class Jobs:
                 "annotated_sha256": annotated,
                 "report": json.dumps(data, ensure_ascii=False),
                 "contexts": json.dumps(result.contexts, ensure_ascii=False),
+                # What the cross-workbook rules need, so the 回收 page can run them without reading files again.
+                "figures": json.dumps(
+                    {
+                        "values": {
+                            k: e for k, v in result.checked.values.items() if (e := encode_value(v)) is not None
+                        },
+                        "places": result.checked.places,
+                    },
+                    ensure_ascii=False,
+                ),
             },
         )
         if saved and self.on_done is not None:

@@ -40,7 +40,7 @@ CREATE TABLE IF NOT EXISTS submission (
     year TEXT NOT NULL DEFAULT '', project_name TEXT NOT NULL DEFAULT '', total TEXT, grade TEXT NOT NULL DEFAULT '',
     errors INTEGER NOT NULL DEFAULT 0, warnings INTEGER NOT NULL DEFAULT 0, explained INTEGER NOT NULL DEFAULT 0,
     infos INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL DEFAULT '', error TEXT,
-    annotated_sha256 TEXT, report TEXT, contexts TEXT
+    annotated_sha256 TEXT, report TEXT, contexts TEXT, figures TEXT
 );
 CREATE INDEX IF NOT EXISTS submission_batch ON submission (batch_id);
 CREATE INDEX IF NOT EXISTS submission_unit ON submission (unit_id);
@@ -353,6 +353,11 @@ class Store:
         report = json.loads(rows[0]["report"])
         contexts = json.loads(rows[0]["contexts"] or "[]")
         return report.get("findings", []), contexts
+
+    def figures(self, submission_id: int) -> dict[str, Any]:
+        """The recalculated values and cross-rule cell places of a submission, as jobs.save stored them."""
+        rows = self.query("SELECT figures FROM submission WHERE id = ?", (submission_id,))
+        return json.loads(rows[0]["figures"]) if rows and rows[0]["figures"] else {}
 
     def counts(self) -> dict[str, int]:
         rows = self.query("SELECT state, COUNT(*) AS n FROM submission GROUP BY state")
