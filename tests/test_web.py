@@ -396,6 +396,8 @@ def run_cli(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str]:
 def test_serve_refuses_bad_options(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, text = run_cli(capsys, "serve", "--port", "70000", "--data", str(tmp_path / "d"))
     assert code == 2 and "端口 70000 无效" in text
+    code, text = run_cli(capsys, "serve", "--public-url", "192.168.1.20", "--data", str(tmp_path / "d"))
+    assert code == 2 and "--public-url 应以 http:// 或 https:// 开头" in text
     code, text = run_cli(capsys, "serve", "--ssl-certfile", "cert.pem", "--data", str(tmp_path / "d"))
     assert code == 2 and "须同时指定 --ssl-certfile 和 --ssl-keyfile" in text
     with socket.socket() as busy:
@@ -504,3 +506,14 @@ def test_cross_workbook_findings_on_the_collect_page(
     ]
     names = {store.submission(int(sid)).name for sid, _, _ in links}  # type: ignore[union-attr]
     assert names == {DEPT.name, PROJECT.name}
+
+
+def test_links_use_the_public_url(tmp_path: Path) -> None:
+    app = create_app(tmp_path / "d", workers=1, password=PASSWORD, public_url="http://192.168.1.20:8765/")
+    c = TestClient(app)  # no audits here: no lifespan, no workers
+    csrf = login(c)
+    c.post("/review/issue", data={"csrf": csrf}, files={"units": (UNITS.name, UNITS.read_bytes())})
+    r = c.post("/review/links", data={"csrf": csrf, "action": "new"})
+    urls = re.findall(r'<td class="url">([^<]+)</td>', r.text)
+    assert len(urls) == 2 and all(re.fullmatch(r"http://192\.168\.1\.20:8765/u/[\w-]{32}", u) for u in urls)
+    assert "只能在本机打开" not in r.text

@@ -201,6 +201,7 @@ def test_round_in_the_browser(server: tuple[str, object], browser: object, shots
         )
     )
     assert sorted(links) == ["156001", "156002"]
+    assert "只能在本机打开" in page.inner_text("main")  # opened as 127.0.0.1: the reviewer is warned
     snap(page, shots, "11-new-links")
 
     # A unit's browser: no reviewer session, only its link.

@@ -366,6 +366,12 @@ def serve_cmd(
         Path | None, typer.Option("--import", help="启动时把文件夹中的工作簿作为一批报送导入并审核（已导入的跳过）")
     ] = None,
     workers: Annotated[int, typer.Option("--workers", help="审核进程数（默认 2）")] = 2,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", help="单位报送链接使用的地址，如 http://192.168.1.20:8765（默认为审核人浏览器所用的地址）"
+        ),
+    ] = None,
     reset_password: Annotated[
         bool, typer.Option("--reset-password", help="忘记密码时使用：清除审核人密码，启动后用新的设置码重新设置")
     ] = False,
@@ -382,6 +388,8 @@ def serve_cmd(
 
     if not 1 <= port <= 65535:
         raise XlsxKpiError(f"端口 {port} 无效，应在 1–65535 之间")
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise XlsxKpiError(f"--public-url 应以 http:// 或 https:// 开头，如 http://192.168.1.20:{port}")
     if (ssl_certfile is None) != (ssl_keyfile is None):
         raise XlsxKpiError("使用 HTTPS 时须同时指定 --ssl-certfile 和 --ssl-keyfile")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -396,7 +404,13 @@ def serve_cmd(
     if reset_password:
         clear_password(data)
     try:
-        web_app = create_app(data, workers=max(1, workers), sheets=sheets, secure_cookies=ssl_certfile is not None)
+        web_app = create_app(
+            data,
+            workers=max(1, workers),
+            sheets=sheets,
+            secure_cookies=ssl_certfile is not None,
+            public_url=public_url,
+        )
     except OSError as e:
         raise XlsxKpiError(f"无法使用数据文件夹：{os_reason(e)}", file=str(data)) from None
     web = web_app.state.web
@@ -411,6 +425,8 @@ def serve_cmd(
     scheme = "https" if ssl_certfile else "http"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     out.print(f"xlsx-kpi 网页版：{scheme}://{shown}:{port}/    数据文件夹：{data.resolve()}", markup=False)
+    if host in ("0.0.0.0", "::"):
+        out.print(f"其他电脑用本机的局域网地址访问，如 {scheme}://<本机IP>:{port}/", markup=False)
     if web.setup_code:
         out.print(f"首次使用：在浏览器中打开上面的地址，输入设置码 {web.setup_code} 并设置审核人密码", markup=False)
     out.print("按 Ctrl+C 停止", markup=False)

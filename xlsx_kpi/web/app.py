@@ -19,7 +19,7 @@ from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
@@ -346,8 +346,10 @@ class Web:
         limits: Limits,
         secure_cookies: bool,
         password: str | None,
+        public_url: str | None = None,
     ) -> None:
         self.store = store
+        self.public_url = public_url.rstrip("/") if public_url else None
         self.sheets = sheets
         self.workers = workers
         self.limits = limits
@@ -719,8 +721,11 @@ class Web:
                 if new:
                     self.store.log(self.who(request), "生成单位链接", detail=f"{len(new)} 个")
         if new:
-            base = str(request.base_url).rstrip("/")
-            return self.page(request, "links_new.html", title="单位报送链接（仅显示这一次）", new=new, base=base)
+            base = self.public_url or str(request.base_url).rstrip("/")
+            local = (urlsplit(base).hostname or "") in ("127.0.0.1", "localhost", "::1")
+            return self.page(
+                request, "links_new.html", title="单位报送链接（仅显示这一次）", new=new, base=base, local=local
+            )
         units = self.store.units()
         by_code = {u.unit_code: u.id for u in units}
         latest_by_unit: dict[int, SubmissionRow] = {}
@@ -1064,14 +1069,24 @@ def create_app(
     limits: Limits = Limits(),
     secure_cookies: bool = False,
     password: str | None = None,
+    public_url: str | None = None,
 ) -> Starlette:
-    """The app over a data folder (created if missing). `password` sets the reviewer's password if none is set.
+    """The app over a data folder (created if missing). `password` sets the reviewer's password if none is set;
+    `public_url` is the address units' links start with (default: the address the reviewer's browser used).
 
     Without a password, /setup asks for one together with the setup code `app.state.web.setup_code`
     (which `xlsx-kpi serve` prints on its console).
     """
     store = Store(data)
-    web = Web(store, workers=workers, sheets=sheets, limits=limits, secure_cookies=secure_cookies, password=password)
+    web = Web(
+        store,
+        workers=workers,
+        sheets=sheets,
+        limits=limits,
+        secure_cookies=secure_cookies,
+        password=password,
+        public_url=public_url,
+    )
 
     def reviewer(handler: Callable[[Request], Awaitable[Response]]) -> Callable[[Request], Awaitable[Response]]:
         async def guarded(request: Request) -> Response:
