@@ -234,7 +234,7 @@ def test_unit_list_and_templates_zip(client: TestClient) -> None:
     assert r.status_code == 400 and "四位年份" in r.text
     bad = "名称,备注\n甲,乙\n".encode()
     r = client.post("/review/issue", data={"csrf": csrf}, files={"units": ("清单.csv", bad)})
-    assert r.status_code == 400 and "单位清单须有“单位名称”和“预算单位编码”两列" in r.text
+    assert r.status_code == 400 and "文件 清单.csv：单位清单须有“单位名称”和“预算单位编码”两列" in r.text
 
 
 def make_links(client: TestClient, store: Store) -> dict[str, str]:

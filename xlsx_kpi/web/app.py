@@ -42,7 +42,7 @@ from xlsx_kpi.layout import Identity
 from xlsx_kpi.reader import MAX_MEMBERS
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.crossfile import CrossFinding
-from xlsx_kpi.spec import Catalog, load_specs
+from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
 from xlsx_kpi.template import generate
 from xlsx_kpi.units import read_units, safe_filename
 from xlsx_kpi.web.jobs import AuditResult, Jobs, build_summary
@@ -620,7 +620,7 @@ class Web:
                         await run_in_threadpool(load_unit_list, self.store, data, upload.filename, self.who(request))
                         return RedirectResponse("/review/issue", 303)
                     except XlsxKpiError as e:
-                        error = e.message.replace(str(self.store.folder), "")
+                        error = e.render()  # names the uploaded file, never the stored one
         spec = request.query_params.get("spec") or next(iter(self.catalog.workbooks))
         year = request.query_params.get("year") or str(datetime.now().year - 1)
         return self.page(
@@ -636,7 +636,7 @@ class Web:
             query=urlencode({"spec": spec, "year": year}),
         )
 
-    def _identities(self, request: Request) -> tuple[Any, list[tuple[int, Identity]]]:
+    def _identities(self, request: Request) -> tuple[WorkbookSpec, list[tuple[int, Identity]]]:
         spec = request.query_params.get("spec", "")
         if spec not in self.catalog.workbooks:
             raise HTTPException(400, "请选择表种")
