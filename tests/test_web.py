@@ -479,7 +479,10 @@ def test_batch_table_sorts_and_filters(client: TestClient, uploaded: dict[str, i
     r = client.get("/review/collect", params={"sort": "errors", "dir": "asc", "year": "2021"})
     rows = re.findall(r'<a href="/review/s/(\d+)">', r.text.split('id="missing"')[0])
     order = [int(x) for x in rows]
-    assert order.index(uploaded["project"]) < order.index(uploaded["department"])  # 3 errors before 4
+    assert order.index(uploaded["department"]) < order.index(uploaded["project"])  # 4 错误 before 7
+    r = client.get("/review/collect", params={"sort": "errors", "dir": "desc", "year": "2021"})
+    order = [int(x) for x in re.findall(r'<a href="/review/s/(\d+)">', r.text.split('id="missing"')[0])]
+    assert order.index(uploaded["project"]) < order.index(uploaded["department"])
     r = client.get("/review/collect", params={"kind": "项目支出", "q": "科创会"})
     table = r.text.split('id="batch-table"')[1].split("</table>")[0]
     assert PROJECT.name in table and DEPT.name not in table

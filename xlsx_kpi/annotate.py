@@ -26,7 +26,7 @@ from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
 from xlsx_kpi.reader import check_loadable
-from xlsx_kpi.report import Report
+from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
 
 RESULT_SHEET = "审核结果"
 SUFFIX = "_审核"
@@ -248,6 +248,8 @@ def _summary(report: Report) -> list[tuple[str, Any, str | None]]:
         ("提示", counts["提示"], INFO_FILL if counts["提示"] else None),
         ("审核结论", report.status, status_fill),
     ]
+    if report.replaced:
+        rows.append((REPLACED_LABEL, replaced_text(report.replaced), None))
     return rows
 
 

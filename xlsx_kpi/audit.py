@@ -19,8 +19,10 @@ from xlsx_kpi.isolation import annotate_isolated, can_isolate
 from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
+from xlsx_kpi.report_check import pick_report, workbook_report_findings
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
+from xlsx_kpi.rules.formulas import replaced_cells
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
 
 ANNOTATED_SUFFIX = "_审核.xlsx"
@@ -35,6 +37,10 @@ class Options:
     annotate: bool = True
     force: bool = False
     isolate: bool = True  # annotate in a child process with memory and time limits (where os.fork exists)
+    # Units' 自评报告 (.docx path, name + title) to read beside the workbook they belong to (report_check);
+    # match_any: the one report given with --report belongs to the one workbook, whatever its title.
+    reports: tuple[tuple[Path, str], ...] = ()
+    match_any: bool = False
 
 
 def find_workbooks(paths: Iterable[Path]) -> list[Path]:
@@ -113,6 +119,18 @@ def audit_file(
             previous=previous,
         )
         report.findings = run_rules(ctx)
+        if options.reports:
+            meta = filing.meta
+            doc = pick_report(
+                options.reports,
+                meta.get("unit_name", ""),
+                meta.get("project_name", ""),
+                filing.layout.spec.kind,
+                match_any=options.match_any,
+            )
+            if doc is not None:
+                report.findings += workbook_report_findings(doc, filing, values)
+        report.replaced = replaced_cells(ctx)
         places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
         checked = Checked(report, read, values, written_values(filing), places)
     except XlsxKpiError as e:

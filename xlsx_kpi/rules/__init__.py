@@ -1,6 +1,16 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, scores, targets
+from xlsx_kpi.rules import (
+    amounts,
+    crossfile,
+    formulas,
+    history,
+    identity,
+    quality,
+    report_rules,
+    scores,
+    targets,
+)
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -12,7 +22,9 @@ __all__ = [
     "formulas",
     "history",
     "identity",
+    "quality",
     "register",
+    "report_rules",
     "run_rules",
     "scores",
     "show",
