@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -15,7 +16,16 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from xlsx_kpi.audit import Options, audit_paths, check_file, check_paths, cross_check, find_workbooks
+from xlsx_kpi.audit import (
+    Options,
+    Resubmission,
+    audit_paths,
+    check_file,
+    check_paths,
+    cross_check,
+    current_submissions,
+    find_workbooks,
+)
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.findings import Severity
@@ -223,10 +233,13 @@ def check_cmd(
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
     docs = find_reports(paths, report_docs or [])
-    files = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"])
+    workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=[out_dir] if out_dir else [])
+    files, resubmitted = current_submissions(workbooks)
     if not files and not docs:
         given = "、".join(str(p) for p in paths)
-        raise XlsxKpiError(f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和 _审核.xlsx 副本不审核）")
+        raise XlsxKpiError(
+            f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
+        )
     titled, unreadable = report_titles(docs)
     options = Options(
         out_dir=out_dir,
@@ -277,15 +290,22 @@ def check_cmd(
         for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
     ]
     if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports, cross), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(batch_json(reports, cross, resubmitted), ensure_ascii=False, indent=2) + "\n")
     else:
         if len(reports) <= 3:
             for r in reports:
                 _print_findings(console, r, verbose=verbose)
     _print_summary(console, reports)
     _print_cross(console, cross)
+    _print_resubmitted(console, resubmitted)
     cross_errors = any(c.finding.severity is Severity.ERROR for c in cross)
     raise typer.Exit(max([r.exit_code for r in reports] + [1 if cross_errors else 0]))
+
+
+def _print_resubmitted(console: Console, groups: list[Resubmission]) -> None:
+    for g in groups:
+        names = "、".join(p.name for p in g.older)
+        console.print(f"重复报送：采用最新保存的 {g.used.name}，未审核较早的 {names}", markup=False)
 
 
 @app.command("collect")
@@ -520,11 +540,14 @@ def cross_json(c: CrossFinding) -> dict[str, object]:
     }
 
 
-def batch_json(reports: list[Report], cross: list[CrossFinding] | None = None) -> dict[str, object]:
+def batch_json(
+    reports: list[Report], cross: list[CrossFinding] | None = None, resubmitted: Sequence[Resubmission] = ()
+) -> dict[str, object]:
     cross = cross or []
     return {
         "files": [r.to_json() for r in reports],
         "cross": [cross_json(c) for c in cross],
+        "resubmitted": [{"used": str(g.used), "older": [str(p) for p in g.older]} for g in resubmitted],
         "summary": {
             "files": len(reports),
             "unusable": sum(1 for r in reports if not r.usable),

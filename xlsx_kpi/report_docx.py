@@ -32,13 +32,19 @@ from xlsx_kpi.report_outline import (
     fmt_wan,
     outline_for,
 )
+from xlsx_kpi.rules.quality import no_deviation, placeholder
 from xlsx_kpi.spec import Catalog, GridBlock, IndicatorsBlock, TargetsBlock
 from xlsx_kpi.values import Status, meets, parse_number, parse_target, parse_targets
 
 BODY_FONT = "仿宋"
 HEADING_FONT = "黑体"
-# Written in a 偏差 column when there is none; such rows are not problems.
-NO_DEVIATION = re.compile(r"^(?:无|无偏差|没有偏差|未发生偏差|不存在偏差|—+|-+|/|／|无\s*)$")
+
+
+def _none_written(text: str) -> bool:
+    """A deviation text that says there is none (“无偏差，保质保量完成”, “/”): the word lists of the quality rules."""
+    return no_deviation(text) or placeholder(text)
+
+
 _POINTS = re.compile(r"[（(]\s*\d+(?:\.\d+)?\s*分\s*[)）]")
 
 
@@ -58,7 +64,7 @@ class IndicatorRow:
 
     @property
     def problem(self) -> bool:
-        return self.missed or bool(self.deviation and not NO_DEVIATION.match(self.deviation))
+        return self.missed or bool(self.deviation and not _none_written(self.deviation))
 
 
 @dataclass
@@ -401,12 +407,12 @@ class _Writer:
     def problems(self) -> None:
         found = self._problem_rows()
         deviation = self.d.texts.get("goal.deviation", "")
-        if deviation and not NO_DEVIATION.match(deviation):
+        if deviation and not _none_written(deviation):
             _body(self.doc, f"年度总体目标：{deviation}")
         for n, i in enumerate(found, start=1):
-            reason = i.deviation if i.deviation and not NO_DEVIATION.match(i.deviation) else _fill("偏差原因")
+            reason = i.deviation if i.deviation and not _none_written(i.deviation) else _fill("偏差原因")
             _body(self.doc, f"{n}. “{i.name}”指标值{i.target or '—'}，执行结果{i.result or '—'}。{reason}")
-        if not found and not (deviation and not NO_DEVIATION.match(deviation)):
+        if not found and not (deviation and not _none_written(deviation)):
             _body(self.doc, "对照绩效目标完成情况表，各项绩效指标均已完成，未填写偏差。")
         _body(self.doc, _fill("其他存在的问题（资金使用、项目管理等）"))
 
