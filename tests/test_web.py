@@ -333,6 +333,10 @@ def test_expand_upload_guards() -> None:
         z.writestr("~$0.xlsx", "lock")
     taken, refused = expand_upload("回收.zip", buf.getvalue(), SMALL)
     assert [n for n, _ in taken] == ["0.xlsx", "1.xlsx", "2.xlsx"]
+    returned = io.BytesIO()
+    with zipfile.ZipFile(returned, "w") as z:
+        z.writestr("单位_审核.xlsx", DEPT.read_bytes())  # an annotated copy the unit fixed and sent back
+    assert [n for n, _ in expand_upload("r.zip", returned.getvalue(), SMALL)[0]] == ["单位_审核.xlsx"]
     assert refused == ["回收.zip：压缩包中超过 3 个工作簿，其余未接收"]
     bomb = io.BytesIO()
     with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as z:

@@ -34,7 +34,8 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xlsx_kpi.audit import ANNOTATED_SUFFIX, Checked, cross_check, find_workbooks
+from xlsx_kpi.annotate import annotated_name
+from xlsx_kpi.audit import Checked, cross_check, find_workbooks
 from xlsx_kpi.collect import KIND_LABELS
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.history import History, decode_value
@@ -153,9 +154,8 @@ def expand_upload(name: str, data: bytes, limits: Limits) -> tuple[list[tuple[st
     refused: list[str] = []
     for info in infos:
         member = _zip_name(info)
+        # A returned annotated copy (x_审核.xlsx) is a resubmission like any other workbook, as `check` reads it.
         if info.is_dir() or not member.lower().endswith(".xlsx") or member.startswith("~$"):
-            continue
-        if member.endswith(ANNOTATED_SUFFIX):
             continue
         if len(taken) >= limits.zip_members:
             refused.append(f"{name}：压缩包中超过 {limits.zip_members} 个工作簿，其余未接收")
@@ -437,7 +437,7 @@ class Web:
         if what == "annotated":
             if row.annotated_sha256 is None:
                 return self.not_found(request)
-            sha, name = row.annotated_sha256, f"{safe_filename(Path(row.name).stem)}{ANNOTATED_SUFFIX}"
+            sha, name = row.annotated_sha256, annotated_name(Path(safe_filename(Path(row.name).stem) + ".xlsx"))
             label = "下载审核副本"
         else:
             sha, name, label = row.sha256, safe_filename(Path(row.name).stem) + ".xlsx", "下载原文件"
