@@ -85,7 +85,16 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def snap(page: object, shots: Path, name: str) -> None:
     """A screenshot of the first screen; the page must fit 1366 px wide (no sideways scrolling)."""
-    page.screenshot(path=str(shots / f"{name}.png"))  # type: ignore[attr-defined]
+    page.wait_for_load_state("load")  # type: ignore[attr-defined]
+    for attempt in range(3):
+        try:
+            page.screenshot(path=str(shots / f"{name}.png"))  # type: ignore[attr-defined]
+            break
+        except playwright_api.Error:
+            # Headless chromium now and then answers "Unable to capture screenshot" right after a navigation.
+            if attempt == 2:
+                raise
+            time.sleep(0.5)
     width = page.evaluate("document.documentElement.scrollWidth")  # type: ignore[attr-defined]
     assert width <= WIDTH, f"{name}: page is {width} px wide"
 
