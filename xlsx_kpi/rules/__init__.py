@@ -9,6 +9,7 @@ from xlsx_kpi.rules import (
     printed,
     quality,
     report_rules,
+    rows,
     scores,
     targets,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "quality",
     "register",
     "report_rules",
+    "rows",
     "run_rules",
     "scores",
     "show",
