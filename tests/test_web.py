@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import sys
@@ -524,3 +525,27 @@ def test_links_use_the_public_url(tmp_path: Path) -> None:
     urls = re.findall(r'<td class="url">([^<]+)</td>', r.text)
     assert len(urls) == 2 and all(re.fullmatch(r"http://192\.168\.1\.20:8765/u/[\w-]{32}", u) for u in urls)
     assert "只能在本机打开" not in r.text
+
+
+def test_templates_with_rows_and_approved_targets(tmp_path: Path) -> None:
+    """The 下发 page shapes templates as `template --units --rows --targets` does (the same shaped())."""
+    app = create_app(tmp_path / "d", workers=1, password=PASSWORD)
+    c = TestClient(app)  # templates are written in the request: no workers needed
+    csrf = login(c)
+    c.post("/review/issue", data={"csrf": csrf}, files={"units": (UNITS.name, UNITS.read_bytes())})
+    targets = (
+        "预算单位编码,项目名称,指标组,三级指标,预算指标值\n156001,“科创会”专项经费,数量指标,举办科创大会场次,≥1场\n"
+    )
+    r = c.post("/review/issue", data={"csrf": csrf}, files={"targets": ("目标.csv", targets.encode())})
+    assert r.status_code == 200 and "已载入：目标.csv" in r.text
+    params = {"spec": "sc-project", "year": "2021", "rows": "数量=12,质量=4", "line": "3"}
+    r = c.get("/review/templates", params=params)
+    assert r.status_code == 200
+    wb = load_workbook(io.BytesIO(r.content))
+    meta = dict(wb["_xlsx_kpi"].iter_rows(values_only=True))
+    assert json.loads(str(meta["rows"])) == {"tgt.qty": 12, "tgt.quality": 4}
+    assert wb.defined_names["K_tgt__qty__12__name"].attr_text == "'附件2'!$D$31"
+    texts = {c.value for row in wb["附件2"].iter_rows() for c in row}
+    assert "举办科创大会场次" in texts and "≥1场" in texts
+    r = c.get("/review/templates", params={**params, "rows": "数量=0"})
+    assert r.status_code == 400 and "指标行数：无法识别“数量=0”" in r.text

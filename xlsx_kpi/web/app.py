@@ -44,8 +44,8 @@ from xlsx_kpi.reader import MAX_MEMBERS
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
-from xlsx_kpi.template import generate
-from xlsx_kpi.units import read_units, safe_filename
+from xlsx_kpi.template import generate, shaped
+from xlsx_kpi.units import parse_rows, read_targets, read_units, safe_filename
 from xlsx_kpi.web.jobs import AuditResult, Jobs, build_summary
 from xlsx_kpi.web.security import (
     MIN_PASSWORD,
@@ -243,6 +243,21 @@ def load_unit_list(store: Store, data: bytes, name: str, who: str) -> int:
         raise XlsxKpiError(e.message, file=name, cell=e.cell) from None
     store.set_unit_rows(rows, sha, suffix)
     store.log(who, "上传单位清单", sha256=sha, detail=f"{name}（{len(rows)} 行）")
+    return len(rows)
+
+
+def load_targets(store: Store, data: bytes, name: str, who: str) -> int:
+    """Store the approved targets (.xlsx or .csv, as `template --targets` reads them) for the templates."""
+    suffix = ".xlsx" if data.startswith(b"PK\x03\x04") else ".csv"
+    sha = store.put_bytes(data, suffix)
+    try:
+        rows = read_targets(store.blob_path(sha, suffix))
+    except XlsxKpiError as e:
+        raise XlsxKpiError(e.message, file=name, cell=e.cell) from None
+    store.set("targets_sha256", sha)
+    store.set("targets_suffix", suffix)
+    store.set("targets_name", name)
+    store.log(who, "上传绩效目标", sha256=sha, detail=f"{name}（{len(rows)} 条）")
     return len(rows)
 
 
@@ -608,7 +623,9 @@ class Web:
         error = ""
         if request.method == "POST":
             form = await self.reviewer_form(request, files=1)
-            upload = form.get("units")
+            what = "targets" if isinstance(form.get("targets"), UploadFile) else "units"
+            upload = form.get(what)
+            load = load_targets if what == "targets" else load_unit_list
             if not isinstance(upload, UploadFile) or not upload.filename:
                 error = "请选择单位清单文件（.xlsx 或 .csv）"
             else:
@@ -617,12 +634,13 @@ class Web:
                     error = "单位清单文件过大"
                 else:
                     try:
-                        await run_in_threadpool(load_unit_list, self.store, data, upload.filename, self.who(request))
+                        await run_in_threadpool(load, self.store, data, upload.filename, self.who(request))
                         return RedirectResponse("/review/issue", 303)
                     except XlsxKpiError as e:
                         error = e.render()  # names the uploaded file, never the stored one
         spec = request.query_params.get("spec") or next(iter(self.catalog.workbooks))
         year = request.query_params.get("year") or str(datetime.now().year - 1)
+        rows_text = request.query_params.get("rows", "").strip()
         return self.page(
             request,
             "issue.html",
@@ -633,7 +651,9 @@ class Web:
             workbooks=list(self.catalog.workbooks.values()),
             spec=spec,
             year=year,
-            query=urlencode({"spec": spec, "year": year}),
+            rows_text=rows_text,
+            targets_name=self.store.get("targets_name") if self.store.targets_file() else None,
+            query=urlencode({"spec": spec, "year": year, **({"rows": rows_text} if rows_text else {})}),
         )
 
     def _identities(self, request: Request) -> tuple[WorkbookSpec, list[tuple[int, Identity]]]:
@@ -644,6 +664,14 @@ class Web:
         year_text = request.query_params.get("year", "").strip()
         if not year_text.isdigit() or not 1990 <= int(year_text) <= 2100:
             raise HTTPException(400, "年度应为四位年份，如 2025")
+        try:
+            rows_text = request.query_params.get("rows", "").strip()
+            sizes = parse_rows(rows_text, "指标行数") if rows_text else []
+            targets_path = self.store.targets_file()
+            approved = read_targets(targets_path) if targets_path is not None else []
+        except XlsxKpiError as e:
+            raise HTTPException(400, e.message) from None
+        targets_name = self.store.get("targets_name") or ""
         rows = self.store.unit_rows()
         idents: list[tuple[int, Identity]] = []
         seen: set[str] = set()
@@ -662,6 +690,19 @@ class Web:
                 project_name=r.project_name if wb.kind == "project" else "",
                 project_type=r.project_type if wb.kind == "project" else "",
             )
+            try:
+                # The same shaping as `template --units --rows --targets`: a row's own 指标行数 wins.
+                ident = shaped(
+                    self.catalog,
+                    wb,
+                    ident,
+                    parse_rows(r.rows, f"单位清单第 {r.line} 行“指标行数”") if r.rows else sizes,
+                    approved,
+                    rows_from=f"单位清单第 {r.line} 行“指标行数”" if r.rows else "指标行数",
+                    targets_file=targets_name,
+                )
+            except XlsxKpiError as e:
+                raise HTTPException(400, e.message) from None
             idents.append((r.line, ident))
         if not idents:
             raise HTTPException(400, "单位清单中没有可生成该表种的单位（项目支出表需要“项目名称”列）")

@@ -25,7 +25,8 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS unit_row (
     id INTEGER PRIMARY KEY, unit_code TEXT NOT NULL, unit_name TEXT NOT NULL,
-    project_name TEXT NOT NULL DEFAULT '', project_type TEXT NOT NULL DEFAULT '', line INTEGER NOT NULL
+    project_name TEXT NOT NULL DEFAULT '', project_type TEXT NOT NULL DEFAULT '', line INTEGER NOT NULL,
+    rows TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS unit (
     id INTEGER PRIMARY KEY, unit_code TEXT NOT NULL UNIQUE, unit_name TEXT NOT NULL,
@@ -223,8 +224,9 @@ class Store:
         with self.tx() as c:
             c.execute("DELETE FROM unit_row")
             c.executemany(
-                "INSERT INTO unit_row (unit_code, unit_name, project_name, project_type, line) VALUES (?,?,?,?,?)",
-                [(r.unit_code, r.unit_name, r.project_name, r.project_type, r.line) for r in rows],
+                "INSERT INTO unit_row (unit_code, unit_name, project_name, project_type, line, rows) "
+                "VALUES (?,?,?,?,?,?)",
+                [(r.unit_code, r.unit_name, r.project_name, r.project_type, r.line, r.rows) for r in rows],
             )
             for r in rows:
                 c.execute(
@@ -240,9 +242,14 @@ class Store:
 
     def unit_rows(self) -> list[UnitRow]:
         return [
-            UnitRow(r["unit_name"], r["unit_code"], r["project_name"], r["project_type"], r["line"])
+            UnitRow(r["unit_name"], r["unit_code"], r["project_name"], r["project_type"], r["line"], r["rows"])
             for r in self.query("SELECT * FROM unit_row ORDER BY line")
         ]
+
+    def targets_file(self) -> Path | None:
+        """The approved targets (`template --targets`) last uploaded on the 下发 page."""
+        sha, suffix = self.get("targets_sha256"), self.get("targets_suffix")
+        return None if sha is None or suffix is None else self.blob_path(sha, suffix)
 
     def units_file(self) -> Path | None:
         sha, suffix = self.get("units_sha256"), self.get("units_suffix")
