@@ -37,6 +37,18 @@ def test_help_imports_no_heavy_library(tmp_path: Path) -> None:
     assert (rc, mods) == (0, [])
 
 
+def test_help_builds_no_console_and_no_spec_models(tmp_path: Path) -> None:
+    code = (
+        "import sys\n"
+        "from xlsx_kpi.cli import main\n"
+        "main(['--help'])\n"
+        "print(sorted(m for m in ('rich', 'pydantic', 'yaml', 'xlsx_kpi.spec') if m in sys.modules), file=sys.stderr)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stderr.strip().splitlines()[-1] == "[]"
+    assert "check" in run.stdout and "serve" in run.stdout
+
+
 def test_check_one_workbook_imports_no_heavy_library(tmp_path: Path) -> None:
     out = tmp_path / "out"
     rc, mods = imported_after(["check", str(SAMPLE), "--out-dir", str(out)], tmp_path)
