@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
-from xlsx_kpi.audit import Options, check_paths
+from published import dept_published
+from seed_projects import SHEHUIHUA, project_published
+
+from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, slim
 from xlsx_kpi.cli import JsonFiles, batch_json
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.report import Report, ReportSummary
@@ -86,3 +90,21 @@ def test_check_paths_keeps_only_summaries_but_progress_sees_findings(catalog: Ca
     assert [r.findings for r in kept] == [[], []]
     assert kept[0].counts == full.counts
     assert kept[0].exit_code == full.exit_code == 1
+
+
+def test_slim_results_give_the_same_cross_findings(catalog: Catalog, tmp_path: Path) -> None:
+    folder = tmp_path / "回收"
+    dept_published(catalog, folder)
+    # A contradicting target (a text rule) and the projects' amounts against the department (amount rules).
+    project = replace(SHEHUIHUA, targets=[*SHEHUIHUA.targets, ("qty", "评选最美科技工作者", "≥12个", "=12个", "")])
+    project_published(catalog, folder, project)
+    files = sorted(folder.glob("*.xlsx"))
+    full = audit_paths(files, catalog, Options(annotate=False))
+    kept = audit_paths(files, catalog, Options(annotate=False), keep_findings=False)
+    assert [c.inputs for c in kept] == [{}, {}]
+    assert all(set(c.values) <= set(c.places) for c in kept)
+    assert len(kept[0].values) < len(full[0].values) / 4
+    expected = [(c.finding.code, c.finding.actual, c.finding.expected) for c in cross_check(full, catalog)]
+    assert ("target-contradicts-department", "≥12个", "≥10个") in expected
+    assert [(c.finding.code, c.finding.actual, c.finding.expected) for c in cross_check(kept, catalog)] == expected
+    assert [slim(c).report.counts for c in full] == [c.report.counts for c in kept]

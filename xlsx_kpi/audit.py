@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -277,6 +277,18 @@ def audit_file(
     return checked
 
 
+def slim(checked: Checked) -> Checked:
+    """What cross_check needs of a file once it is reported: the report's summary and the values at its places.
+
+    A batch of any size then holds a few hundred bytes per file (check DIR --json, issue 14).
+    """
+    return Checked(
+        report=checked.report.summary(),
+        values={k: checked.values[k] for k in checked.places if k in checked.values},
+        places=checked.places,
+    )
+
+
 def cross_check(checked: Iterable[Checked], catalog: Catalog) -> list[CrossFinding]:
     """The cross-workbook rules over the usable files among `checked`, grouped by unit and year."""
     files = [
@@ -355,7 +367,10 @@ def audit_paths(
     history: History | None = None,
     keep_findings: bool = True,
 ) -> list[Checked]:
-    """check_paths keeping each file's figures (audit_file); results come back in input order."""
+    """check_paths keeping each file's figures (audit_file); results come back in input order.
+
+    keep_findings=False: `progress` sees each full result, the list keeps it slim (see slim()).
+    """
     return _map(
         files,
         lambda f: audit_file(f, catalog, options, history=history),
@@ -366,7 +381,7 @@ def audit_paths(
         sheets,
         progress,
         history,
-        None if keep_findings else lambda c: replace(c, report=c.report.summary()),
+        None if keep_findings else slim,
     )
 
 
