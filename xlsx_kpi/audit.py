@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -282,10 +283,15 @@ def slim(checked: Checked) -> Checked:
 
     A batch of any size then holds a few hundred bytes per file (check DIR --json, issue 14).
     """
+    # Keys, sheet names, addresses and labels repeat from file to file: interned, each is held once.
+    places = {
+        sys.intern(k): (sys.intern(sheet), sys.intern(a1), sys.intern(label))
+        for k, (sheet, a1, label) in checked.places.items()
+    }
     return Checked(
         report=checked.report.summary(),
-        values={k: checked.values[k] for k in checked.places if k in checked.values},
-        places=checked.places,
+        values={k: checked.values[k] for k in places if k in checked.values},
+        places=places,
     )
 
 
