@@ -668,7 +668,12 @@ def _cache_key(directory: Path, paths: list[Path]) -> tuple[str, Path | None]:
 
     root = cache_dir()
     h = hashlib.sha256(f"{__version__}\0{sys.version}\0{pickle.HIGHEST_PROTOCOL}\0".encode())
+    # The code that defines and validates the models is part of the key too: an edited checkout (same version
+    # number) must not unpickle objects of a class that has changed since.
+    here = Path(__file__).parent
     try:
+        for source in ("spec.py", "layout.py", "expr.py"):
+            h.update(hashlib.sha256((here / source).read_bytes()).digest())
         for path in paths:
             h.update(f"{path}\0".encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())
