@@ -8,11 +8,12 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
 from published import dept_published
 from seed_projects import SHEHUIHUA, project_published
 
 from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, slim
-from xlsx_kpi.cli import JsonFiles, batch_json
+from xlsx_kpi.cli import JsonFiles, batch_json, main
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.report import Report, ReportSummary
 from xlsx_kpi.spec import Catalog
@@ -108,3 +109,23 @@ def test_slim_results_give_the_same_cross_findings(catalog: Catalog, tmp_path: P
     assert ("target-contradicts-department", "≥12个", "≥10个") in expected
     assert [(c.finding.code, c.finding.actual, c.finding.expected) for c in cross_check(kept, catalog)] == expected
     assert [slim(c).report.counts for c in full] == [c.report.counts for c in kept]
+
+
+def test_jsonl_gives_one_line_per_file_then_the_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for name in ("cn_inserted_lo.xlsx", "tianfu_12_qty_lo.xlsx"):
+        shutil.copy(DATA / name, tmp_path / name)
+    args = ["check", str(tmp_path), "--no-annotate", "--workers", "1"]
+    assert main([*args, "--json"]) == 1
+    whole = json.loads(capsys.readouterr().out)
+    assert main([*args, "--jsonl"]) == 1
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 3
+    assert lines[:2] == whole["files"]
+    assert [Path(f["file"]).name for f in lines[:2]] == ["cn_inserted_lo.xlsx", "tianfu_12_qty_lo.xlsx"]
+    assert lines[2] == {k: v for k, v in whole.items() if k != "files"}
+    assert lines[2]["summary"]["files"] == 2
+
+
+def test_json_and_jsonl_together_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check", str(DATA / "cn_inserted_lo.xlsx"), "--json", "--jsonl"]) == 2
+    assert "--json 与 --jsonl 只能选一个" in capsys.readouterr().err

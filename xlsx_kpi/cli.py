@@ -282,6 +282,10 @@ def check_cmd(
     ] = None,
     no_annotate: Annotated[bool, typer.Option("--no-annotate", help="只审核，不生成“_审核.xlsx”批注文件")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="在标准输出打印机器可读的 JSON 报告")] = False,
+    as_jsonl: Annotated[
+        bool,
+        typer.Option("--jsonl", help="同 --json，但每个文件一行（JSON Lines），审核完一个写一行；最后一行是汇总"),
+    ] = False,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的审核批注文件")] = False,
     workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
     db: Annotated[
@@ -318,10 +322,12 @@ def check_cmd(
         match_any=bool(report_docs) and len(files) == 1 and len(titled) == 1,
     )
     history = History(db, readonly=True) if db is not None else None
-    console = err if as_json else out
+    if as_json and as_jsonl:
+        raise XlsxKpiError("--json 与 --jsonl 只能选一个")
+    console = err if as_json or as_jsonl else out
     # With --json each file's report is written as it comes and only its summary row is kept (flat memory);
     # without, up to three files' findings are printed at the end.
-    stream = JsonFiles(sys.stdout) if as_json else None
+    stream = JsonFiles(sys.stdout) if as_json else JsonLines(sys.stdout) if as_jsonl else None
     keep = stream is None and len(files) <= 3
 
     def done(report: Report) -> None:
@@ -666,6 +672,22 @@ class JsonFiles:
     ) -> None:
         rest = json.dumps(_batch_rest(reports, cross, resubmitted), ensure_ascii=False, indent=2)
         self.stream.write(('{\n  "files": [],\n' if self.count == 0 else "\n  ],\n") + rest[2:] + "\n")
+        self.stream.flush()
+
+
+class JsonLines(JsonFiles):
+    """check --jsonl: one line per file (its report as in --json), then one line with cross, resubmitted,
+    summary and exit_code (the only line with a "summary" key)."""
+
+    def add(self, report: Report) -> None:
+        self.stream.write(json.dumps(report.to_json(), ensure_ascii=False) + "\n")
+        self.stream.flush()
+        self.count += 1
+
+    def finish(
+        self, reports: list[Report], cross: list[CrossFinding], resubmitted: Sequence[Resubmission] = ()
+    ) -> None:
+        self.stream.write(json.dumps(_batch_rest(reports, cross, resubmitted), ensure_ascii=False) + "\n")
         self.stream.flush()
 
 
