@@ -409,6 +409,12 @@ def collect_cmd(
     db: Annotated[Path | None, typer.Option("--db", help=f"历史数据库（默认为文件夹中的 {DB_NAME}）")] = None,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的汇总工作簿")] = False,
     workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
+    recheck: Annotated[
+        bool,
+        typer.Option(
+            "--recheck", help="重新审核全部文件（默认：历史数据库中已有、且由同一版本审核过的同一文件不再重读）"
+        ),
+    ] = False,
     sheets: SpecsDir = None,
 ) -> None:
     """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
@@ -444,6 +450,7 @@ def collect_cmd(
             workers=workers or (os.cpu_count() or 1),
             sheets=sheets,
             progress=lambda _: bar.advance(task),
+            recheck=recheck,
         )
         write_summary(collection, output, force=force)
     _print_collection(collection, output, db_path)

@@ -21,8 +21,8 @@ from xlsxwriter.worksheet import Worksheet
 from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
-from xlsx_kpi.findings import Severity
-from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate
+from xlsx_kpi.findings import Finding, Severity
+from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate, untag_value
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.crossfile import CrossFinding
@@ -214,6 +214,7 @@ def collect(
     workers: int = 1,
     sheets: Path | None = None,
     progress: Callable[[Report], None] | None = None,
+    recheck: bool = False,
 ) -> Collection:
     """Check every workbook under `paths` exactly as `check` does and roll the results up.
 
@@ -222,20 +223,35 @@ def collect(
     With a writable `history`, last year's stored figures feed this year's checks and every submission used
     is stored (once per file content); a later year in the same batch is checked after its predecessor is
     stored, so the order of the files does not matter. Input files are never modified.
+    A file whose content this version of the tool already stored in `history` is not read again: its stored
+    audit is used (`recheck=True` checks every file again).
     """
     unit_rows = read_units(units, project=False) if units is not None else None
     files = _inputs_of(paths, exclude)
     if not files:
         raise XlsxKpiError("没有找到要汇总的 .xlsx 文件", file=", ".join(str(p) for p in paths))
-    checked = audit_paths(
-        files,
-        catalog,
-        Options(annotate=False),
-        workers=workers,
-        sheets=sheets,
-        progress=progress,
-        history=history,
+    shas = {f: sha256_of(f) for f in files}
+    known: dict[Path, Checked] = {}
+    if history is not None and not recheck:
+        for f in files:
+            stored = history.snapshot(shas[f])
+            again = from_snapshot(f, stored) if stored is not None else None
+            if again is not None:
+                known[f] = again
+                if progress:
+                    progress(again.report)
+    fresh = iter(
+        audit_paths(
+            [f for f in files if f not in known],
+            catalog,
+            Options(annotate=False),
+            workers=workers,
+            sheets=sheets,
+            progress=progress,
+            history=history,
+        )
     )
+    checked = [known[f] if f in known else next(fresh) for f in files]
     out = Collection(submissions=[], sources=list(paths), files=len(files), units_file=units)
     groups: dict[tuple[str, str, str, str], list[Submission]] = {}
     for c in checked:
@@ -246,7 +262,7 @@ def collect(
         wid = c.report.workbook_id
         kind = catalog.workbooks[wid].kind if wid in catalog.workbooks else ""
         mtime = datetime.fromtimestamp(stat.st_mtime)
-        sub = Submission(c, sha256_of(c.report.file), mtime, kind, saved_at(c.report.file))
+        sub = Submission(c, shas[c.report.file], mtime, kind, saved_at(c.report.file))
         groups.setdefault(sub.key, []).append(sub)
     used: list[Submission] = []
     for group in groups.values():
@@ -268,6 +284,42 @@ def collect(
     _units_and_amounts(out, catalog, unit_rows)
     out.cross = cross_check([s.checked for s in used], catalog)
     return out
+
+
+def from_snapshot(file: Path, data: dict[str, Any]) -> Checked | None:
+    """The audit of `file` as History.snapshot stored it; None when the stored form is not one we wrote."""
+    try:
+        r = data["report"]
+        report = Report(
+            file=file,
+            findings=[
+                Finding(**{k: v for k, v in f.items() if k != "severity"}, severity=Severity(f["severity"]))
+                for f in data["findings"]
+            ],
+            workbook_id=r["workbook_id"],
+            unit_name=r["unit_name"],
+            unit_code=r["unit_code"],
+            year=r["year"],
+            project_name=r["project_name"],
+            total=_decimal_or_none(untag_value(r["total"])),
+            grade=r["grade"],
+            replaced=list(r["replaced"]),
+        )
+        return Checked(
+            report=report,
+            inputs={k: untag_value(v) for k, v in data["inputs"].items()},
+            values={k: untag_value(v) for k, v in data["values"].items()},
+            written={k: untag_value(v) for k, v in data["written"].items()},
+            places={k: (s, a1, label) for k, (s, a1, label) in data["places"].items()},
+        )
+    except (KeyError, TypeError, ValueError, ArithmeticError):
+        return None
+
+
+def _decimal_or_none(value: Value) -> Decimal | None:
+    if value is None or isinstance(value, Decimal):
+        return value
+    raise ValueError("total")
 
 
 def _store(used: list[Submission], catalog: Catalog, history: History, out: Collection) -> None:

@@ -13,6 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from xlsx_kpi import __version__
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Finding
@@ -38,7 +39,7 @@ __all__ = [
 ]
 
 DB_NAME = "xlsx-kpi.sqlite"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS submission (
     id            INTEGER PRIMARY KEY,
@@ -60,7 +61,9 @@ CREATE TABLE IF NOT EXISTS submission (
     inputs        TEXT NOT NULL,
     "values"      TEXT NOT NULL,
     written       TEXT NOT NULL,
-    findings      TEXT NOT NULL
+    findings      TEXT NOT NULL,
+    tool_version  TEXT NOT NULL DEFAULT '',
+    snapshot      TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS submission_unit ON submission (unit_code, workbook_id, project_name, year);
 CREATE TABLE IF NOT EXISTS finding (
@@ -198,6 +201,67 @@ def _encode(values: Mapping[str, Value]) -> str:
 
 def _decode(text: str) -> dict[str, Value]:
     return {k: decode_value(v) for k, v in json.loads(text).items()}
+
+
+_UPGRADE_1_TO_2 = (
+    "ALTER TABLE submission ADD COLUMN tool_version TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE submission ADD COLUMN snapshot TEXT NOT NULL DEFAULT '';"
+)
+
+
+def tag_value(value: Value) -> Any:
+    """A value as exact JSON: Decimal as {"d": str} (its exponent kept), an error as {"e": code}, else as is."""
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    if isinstance(value, ExcelError):
+        return {"e": value.code}
+    return value
+
+
+def untag_value(data: Any) -> Value:
+    if isinstance(data, dict):
+        return Decimal(data["d"]) if "d" in data else ExcelError(data["e"])
+    if data is None or isinstance(data, (str, bool)):
+        return data
+    raise ValueError("not a stored value")
+
+
+def snapshot(checked: Checked) -> dict[str, Any]:
+    """Everything of an audit that collect needs to use it again without reading the file (exact, as JSON)."""
+    r = checked.report
+    return {
+        "report": {
+            "workbook_id": r.workbook_id,
+            "unit_name": r.unit_name,
+            "unit_code": r.unit_code,
+            "year": r.year,
+            "project_name": r.project_name,
+            "total": tag_value(r.total),
+            "grade": r.grade,
+            "replaced": list(r.replaced),
+        },
+        "findings": [{k: getattr(f, k) for k in FINDING_FIELDS} | {"severity": f.severity.value} for f in r.findings],
+        "inputs": {k: tag_value(v) for k, v in checked.inputs.items()},
+        "values": {k: tag_value(v) for k, v in checked.values.items()},
+        "written": {k: tag_value(v) for k, v in checked.written.items()},
+        "places": {k: list(v) for k, v in checked.places.items()},
+    }
+
+
+FINDING_FIELDS = (
+    "code",
+    "severity",
+    "sheet",
+    "cell",
+    "message",
+    "expected",
+    "actual",
+    "indicator",
+    "title",
+    "explained_by",
+    "explanation",
+    "file",
+)
 
 
 def finding_json(f: Finding) -> dict[str, Any]:
@@ -372,8 +436,10 @@ class History:
                 raise self._fail(f"历史数据库版本（{version}）比本工具新，请升级 xlsx-kpi")
             if not self.readonly and version < SCHEMA_VERSION:
                 # One script, one transaction: executescript would commit a transaction begun outside it.
-                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
-            elif version < SCHEMA_VERSION:
+                # Version 1 lacks the audit snapshot (collect's skip of files already stored, issue 14).
+                upgrade = _UPGRADE_1_TO_2 if version == 1 else ""
+                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{upgrade}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            elif version < 1:
                 conn.close()
                 raise self._fail("不是 xlsx-kpi 的历史数据库（缺少数据表）")
         except sqlite3.DatabaseError as e:
@@ -445,6 +511,26 @@ class History:
     def has(self, sha256: str) -> bool:
         return self.conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
+    def snapshot(self, sha256: str) -> dict[str, Any] | None:
+        """The audit stored for this file content by this version of the tool (snapshot()); None otherwise.
+
+        A database written before version 2 of the schema, or by another version of xlsx-kpi (other rules,
+        other messages), has none: collect then checks the file again.
+        """
+        try:
+            row = self.conn.execute(
+                "SELECT snapshot FROM submission WHERE sha256 = ? AND tool_version = ?", (sha256, __version__)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # a read-only database of schema version 1: no such columns
+        if row is None or not row[0]:
+            return None
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM submission").fetchone()[0])
 
@@ -483,13 +569,16 @@ class History:
             _encode(checked.values),
             _encode(checked.written),
             json.dumps([finding_json(f) for f in report.findings], ensure_ascii=False),
+            __version__,
+            json.dumps(snapshot(checked), ensure_ascii=False, separators=(",", ":")),
         )
         try:
             with self._transaction() as conn:
                 if conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone():
                     return False
                 cur = conn.execute(
-                    f"INSERT INTO submission ({_COLUMNS.removeprefix('id, ')}) VALUES ({', '.join('?' * len(row))})",
+                    f"INSERT INTO submission ({_COLUMNS.removeprefix('id, ')}, tool_version, snapshot) "
+                    f"VALUES ({', '.join('?' * len(row))})",
                     row,
                 )
                 assert cur.lastrowid is not None
