@@ -107,7 +107,7 @@ def fingerprint(layout: WorkbookLayout) -> str:
 def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
     ident = layout.identity
     wb = layout.spec
-    return [
+    rows = [
         ("tool", "xlsx-kpi"),
         ("tool_version", __version__),
         ("workbook_id", wb.id),
@@ -122,6 +122,35 @@ def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
         ("readings", json.dumps(layout.readings, ensure_ascii=False, sort_keys=True)),
         ("fingerprint", fingerprint(layout)),
     ]
+    return [*rows, ("identity", identity_digest(dict(rows)))]
+
+
+# Every identity row but the tool's own name and version (a newer tool reads an older template).
+IDENTITY_FIELDS = (
+    "workbook_id",
+    "workbook_version",
+    "kind",
+    "sheets",
+    "unit_name",
+    "unit_code",
+    "year",
+    "project_name",
+    "project_type",
+    "readings",
+    "fingerprint",
+)
+
+
+def identity_digest(meta: Mapping[str, str]) -> str:
+    """A hash of every identity field, stored beside them: an edited year or unit no longer matches it.
+
+    Tamper-evident, not tamper-proof: the recipe is public, so a determined forger can recompute it;
+    it catches a hand edit of the hidden sheet (2021 -> 2022), which otherwise files under the wrong year.
+    """
+    h = hashlib.sha256()
+    for name in IDENTITY_FIELDS:
+        h.update(f"{name}={(meta.get(name) or '').strip()}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def cached(value: expr.Value) -> object:
