@@ -27,6 +27,7 @@ from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
 from xlsx_kpi.reader import check_loadable
 from xlsx_kpi.report import Report
+from xlsx_kpi.safe_text import looks_like_formula, printable
 
 RESULT_SHEET = "审核结果"
 SUFFIX = "_审核"
@@ -113,7 +114,7 @@ def comment_size(text: str) -> tuple[int, int]:
 
 def clean(text: str) -> str:
     """Text as Excel can store it: no control characters, at most 32,767 characters."""
-    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", text)
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", printable(text))
     return cleaned[:MAX_TEXT]
 
 
@@ -122,7 +123,7 @@ def put_text(cell: Cell, text: str) -> Cell:
     value = clean(text)
     cell.value = value
     cell.data_type = "s"
-    if value[:1] in ("=", "+", "-", "@"):
+    if looks_like_formula(value):  # safe_text: the one rule every export follows
         # Excel's leading apostrophe: editing the cell later keeps it text instead of evaluating it.
         cell.quotePrefix = True
     return cell

@@ -43,6 +43,7 @@ from xlsx_kpi.errors import XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding
 from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
 from xlsx_kpi.report import Report
+from xlsx_kpi.safe_text import looks_like_formula
 
 __all__ = ["annotate_fast"]
 
@@ -1020,7 +1021,7 @@ def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles:
         quote = False
         if isinstance(value, str):
             value = clean(value)
-            quote = value[:1] in ("=", "+", "-", "@")  # annotate.put_text: Excel's leading apostrophe
+            quote = looks_like_formula(value)  # annotate.put_text: Excel's leading apostrophe
         s = styles.result(font, align, fill, border, numfmt, quote)
         if value is None or value == "":
             xml = f'<c r="{ref}" s="{s}"/>'

@@ -95,28 +95,35 @@ def audit_file(
     path: Path, catalog: Catalog, options: Options = Options(), *, history: History | None = None
 ) -> Checked:
     """check_file, keeping the inputs and recalculated values (for collect and the history)."""
-    report = Report(file=path)
     try:
-        filing = read_workbook(path, catalog)
-        read = to_inputs(filing)
-        previous = history.previous(filing.meta) if history is not None else None
-        inputs = fill_prior_year(filing.layout, read, previous) if previous else read
-        values = recalculate(filing.layout, inputs)
-        ctx = Context(
-            filing=filing,
-            inputs=inputs,
-            values=values,
-            readings=reading_values(filing.layout, values),
-            previous=previous,
-        )
-        report.findings = run_rules(ctx)
-        checked = Checked(report, read, values, written_values(filing))
+        return _audit(path, catalog, options, history, Report(file=path))
     except XlsxKpiError as e:
-        report.error = e.render()
-        return Checked(report)
-    except Exception as e:  # noqa: BLE001 - a batch goes on past a file that breaks us
-        report.error = f"文件 {path}：读取时发生意外错误（{type(e).__name__}），请检查该文件或将其发给维护人员"
-        return Checked(report)
+        return Checked(Report(file=path, error=e.render()))
+    except Exception as e:  # noqa: BLE001 - a batch goes on past a file that breaks us, whatever breaks
+        return Checked(Report(file=path, error=unexpected(path, e)))
+
+
+def unexpected(path: Path, e: BaseException) -> str:
+    """The message for a file whose check failed in a way nobody foresaw: the batch goes on without it."""
+    return f"文件 {path}：审核时发生意外错误（{type(e).__name__}），已跳过此文件；请检查该文件或将其发给维护人员"
+
+
+def _audit(path: Path, catalog: Catalog, options: Options, history: History | None, report: Report) -> Checked:
+    """audit_file's work; any exception it raises becomes the file's error in audit_file."""
+    filing = read_workbook(path, catalog)
+    read = to_inputs(filing)
+    previous = history.previous(filing.meta) if history is not None else None
+    inputs = fill_prior_year(filing.layout, read, previous) if previous else read
+    values = recalculate(filing.layout, inputs)
+    ctx = Context(
+        filing=filing,
+        inputs=inputs,
+        values=values,
+        readings=reading_values(filing.layout, values),
+        previous=previous,
+    )
+    report.findings = run_rules(ctx)
+    checked = Checked(report, read, values, written_values(filing))
     report.sort()
     meta = filing.meta
     report.workbook_id = meta.get("workbook_id", "")
@@ -181,6 +188,7 @@ def check_paths(
         lambda f: check_file(f, catalog, options, history=history),
         _check_in_worker,
         lambda r: r,
+        lambda f, e: Report(file=f, error=unexpected(f, e)),
         options,
         workers,
         sheets,
@@ -205,6 +213,7 @@ def audit_paths(
         lambda f: audit_file(f, catalog, options, history=history),
         _audit_in_worker,
         lambda c: c.report,
+        lambda f, e: Checked(Report(file=f, error=unexpected(f, e))),
         options,
         workers,
         sheets,
@@ -218,6 +227,7 @@ def _map(
     here: Callable[[Path], T],
     in_worker: Callable[[tuple[Path, Options, History | None]], T],
     report_of: Callable[[T], Report],
+    failed: Callable[[Path, BaseException], T],
     options: Options,
     workers: int,
     sheets: Path | None,
@@ -233,7 +243,12 @@ def _map(
         return out
     workers = min(workers, os.cpu_count() or 1, len(files))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(sheets,)) as pool:
-        for result in pool.map(in_worker, [(f, options, history) for f in files], chunksize=8):
+        futures = [pool.submit(in_worker, (f, options, history)) for f in files]
+        for f, future in zip(files, futures, strict=True):
+            try:
+                result = future.result()
+            except Exception as e:  # noqa: BLE001 - a worker that died (out of memory, a crash) fails its file only
+                result = failed(f, e)
             out.append(result)
             if progress:
                 progress(report_of(result))

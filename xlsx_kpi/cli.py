@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -465,6 +466,11 @@ def _print_history(records: list[Record]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 (GBK bytes from a Windows zip) is held as lone surrogates: printed
+        # as \udcxx escapes, which inside a JSON string are valid escapes that decode to the same name.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         # Without standalone mode, an Exit(code) raised by a command comes back as the return value.
         result = app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")

