@@ -14,14 +14,16 @@ __all__ = ["FORMULA_PREFIXES", "looks_like_formula", "neutralise", "printable"]
 # What Excel, LibreOffice and WPS treat as the start of a formula (or a DDE call) when a CSV is opened or a
 # cell is typed into: = + - @, and a tab or CR that some importers strip before looking at the next character.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-# Plain numbers such as -5, +86 or -12.5% are no formula: they are left as they are.
-_PLAIN_NUMBER = re.compile(r"^[+-]?(?:\d+(?:[.,]\d+)*|\.\d+)(?:[eE][+-]?\d+)?%?$")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def looks_like_formula(text: str) -> bool:
-    """True when a spreadsheet could run `text` as a formula: it starts with one of FORMULA_PREFIXES."""
-    return text.startswith(FORMULA_PREFIXES) and not _PLAIN_NUMBER.match(text)
+    """True when a spreadsheet could run `text` as a formula: it starts with one of FORMULA_PREFIXES.
+
+    Text such as "-79.88%" counts too (OWASP's rule: no exceptions): a figure the unit typed as text
+    stays text in what we write, as it was in the unit's file.
+    """
+    return text.startswith(FORMULA_PREFIXES)
 
 
 def neutralise(text: str) -> str:
