@@ -184,6 +184,9 @@ class Filing:
     meta: dict[str, str]
     cells: dict[str, RawCell]
     moved: dict[str, str] = field(default_factory=dict)
+    # Text of the sheet titles that show the year ("2021年度…"), by address ("附件1!A2"): the visible
+    # year, which rules compare with the hidden identity's year.
+    titles: dict[str, str] = field(default_factory=dict)
 
     def a1(self, key: str) -> tuple[str, str]:
         """(sheet, "F7") where `key` was read, after following moved defined names."""
@@ -1032,6 +1035,7 @@ class _Plan:
     label_cols: list[tuple[str, int]]  # (score key, column of its 三级指标 label)
     label_texts: list[str]  # the label the spec prints, in label_cols order
     labels: list[tuple[str, int, int, str]]  # where each label sits in the template: (sheet, row, col, "C7")
+    titles: list[tuple[str, int, int, str]]  # sheet titles that show the year (never moved: above every table)
 
 
 _CACHE: OrderedDict[tuple[int, str, Identity], tuple[Catalog, _Plan]] = OrderedDict()
@@ -1101,6 +1105,12 @@ def _plan(catalog: Catalog, wid: str, identity: Identity) -> _Plan:
         expected[k] = (f"'{ref.sheet.replace(chr(39), chr(39) * 2)}'!{absolute}", f"{ref.sheet}!{absolute}")
     label_cols, label_texts = _fixed_labels(layout)
     labels = _label_cells(label_cols, cells)
+    titles = [
+        (sl.name, c.row, c.col, c.a1)
+        for sl in layout.sheets
+        for c in sl.cells
+        if c.style in ("title", "subtitle") and c.text and f"{identity.year}" in c.text
+    ]
     plan = _Plan(
         layout=layout,
         fingerprint=fingerprint(layout),
@@ -1108,10 +1118,11 @@ def _plan(catalog: Catalog, wid: str, identity: Identity) -> _Plan:
         expected=expected,
         cells=cells,
         blanks={k: RawCell(None, address=f"{sheet}!{a1}") for k, (sheet, _, _, a1) in cells.items()},
-        wanted=_wanted(itertools.chain(cells.values(), labels)),
+        wanted=_wanted(itertools.chain(cells.values(), labels, titles)),
         label_cols=label_cols,
         label_texts=label_texts,
         labels=labels,
+        titles=titles,
     )
     with _CACHE_LOCK:
         _CACHE[key] = (catalog, plan)  # holding the catalog keeps its id from being reused
@@ -1374,7 +1385,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     # The 三级指标 labels the spec prints, read on the row where each score is read: a sorted or swapped
     # table keeps its defined names, so only the labels show that a score now sits under another name.
     where_labels = plan.labels if not moved else _label_cells(plan.label_cols, cells)
-    wanted = plan.wanted if not moved else _wanted(itertools.chain(cells.values(), where_labels))
+    wanted = plan.wanted if not moved else _wanted(itertools.chain(cells.values(), where_labels, plan.titles))
 
     found: dict[str, dict[str, _Found]] = {}
     masters: dict[str, Masters] = {}
@@ -1399,6 +1410,12 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             shown = text.strip() or "（空）"
             raise _fail(MSG_LABEL_MOVED.format(expected=expected, found=shown), path, cell=f"{sheet}!{a1}")
 
+    titles: dict[str, str] = {}
+    for sheet, row, col, a1 in plan.titles:
+        found_title = found[sheet].get(a1)
+        text = _as_text(_raw_cell(found_title, f"{sheet}!{a1}", (row, col), strings, frozenset(), {}, path))
+        titles[f"{sheet}!{a1}"] = text or ""
+
     raw: dict[str, RawCell] = {}
     blanks = plan.blanks
     for key, (sheet, row, col, a1) in cells.items():
@@ -1407,7 +1424,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             raw[key] = blanks[key]
         else:
             raw[key] = _raw_cell(cell, f"{sheet}!{a1}", (row, col), strings, dates, masters[sheet], path)
-    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved)
+    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved, titles=titles)
 
 
 # --- Typed inputs ---------------------------------------------------------------------------------------

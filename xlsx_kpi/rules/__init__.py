@@ -1,6 +1,6 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, formulas, history, identity, scores, targets
+from xlsx_kpi.rules import amounts, formulas, history, identity, scores, targets, year
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -16,4 +16,5 @@ __all__ = [
     "scores",
     "show",
     "targets",
+    "year",
 ]
