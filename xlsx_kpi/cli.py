@@ -23,6 +23,7 @@ from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.base import catalogue
+from xlsx_kpi.safe_text import printable
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
 from xlsx_kpi.template import generate, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, read_units
@@ -366,7 +367,7 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
     for r in reports:
         c = r.counts
         table.add_row(
-            r.file.name,
+            printable(r.file.name),
             r.unit_name,
             "" if r.total is None else f"{r.total:.2f}",
             r.grade,
@@ -379,11 +380,11 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
     console.print(table)
     for r in reports:
         if r.error:
-            console.print(f"无法读取：{r.error}", markup=False)
+            console.print(f"无法读取：{printable(r.error)}", markup=False)
         if r.output_error:
-            console.print(f"未生成审核文件：{r.output_error}", markup=False)
+            console.print(f"未生成审核文件：{printable(r.output_error)}", markup=False)
         elif r.annotated:
-            console.print(f"审核文件：{r.annotated}", markup=False)
+            console.print(f"审核文件：{printable(str(r.annotated))}", markup=False)
 
 
 def _print_collection(c: Collection, output: Path, db: Path) -> None:
@@ -411,7 +412,7 @@ def _print_collection(c: Collection, output: Path, db: Path) -> None:
         names = "、".join(s.file.name for s in group[1:])
         out.print(f"重复报送：采用 {group[0].file.name}，未采用 {names}", markup=False)
     for r in c.unusable:
-        out.print(f"无法读取：{r.error}", markup=False)
+        out.print(f"无法读取：{printable(r.error or '')}", markup=False)
     out.print(
         f"采用 {len(c.submissions)} 份，错误 {c.errors} 条；历史数据库 {db}：新存入 {c.stored} 份，"
         f"已有 {c.already_stored} 份",
