@@ -542,13 +542,13 @@ def write_csv(db_path: Path, csv_path: Path, *, unit_code: str | None = None, fo
         raise XlsxKpiError("文件已存在；如需覆盖请加 --force", file=str(csv_path))
     df = to_dataframe(db_path, unit_code=unit_code)
     # Text a unit typed (=HYPERLINK(…), +1+1) would run as a formula when Excel opens the CSV.
-    for col in df.columns:
-        if df[col].dtype == object:
-            df[col] = df[col].map(lambda v: neutralise(v) if isinstance(v, str) else v)
+    for col in df.columns:  # whatever the dtype (pandas 3 holds text as "str", older ones as object)
+        df[col] = df[col].map(lambda v: neutralise(v) if isinstance(v, str) else v)
     df.columns = [neutralise(str(c)) for c in df.columns]
 
     def write(tmp: Path) -> None:
-        df.to_csv(tmp, index=False, encoding="utf-8-sig")
+        # CRLF rows (as Excel writes CSV): a CR inside a text is then quoted, never read as a row break.
+        df.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
 
     write_atomically(csv_path, write, suffix=".tmp.csv")
     return len(df)
