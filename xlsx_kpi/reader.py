@@ -1058,6 +1058,8 @@ def _fixed_labels(layout: WorkbookLayout) -> tuple[list[tuple[str, int]], list[s
     cols: list[tuple[str, int]] = []
     texts: list[str] = []
     for sl in layout.sheets:
+        # Only cells the template prints as a locked label: a 三级指标 the unit types is not checked.
+        printed = {(c.row, c.col): c.text for c in sl.cells if c.role == "label"}
         for block in sl.spec.blocks:
             if not isinstance(block, IndicatorsBlock):
                 continue
@@ -1068,7 +1070,8 @@ def _fixed_labels(layout: WorkbookLayout) -> tuple[list[tuple[str, int]], list[s
                 for l2 in l1.groups:
                     for ind in l2.indicators:
                         key = f"{block.id}.{ind.id}.score"
-                        if key in layout.refs and ind.name.strip():
+                        ref = layout.refs.get(key)
+                        if ref is not None and ind.name.strip() and printed.get((ref.row, level3[0])) == ind.name:
                             cols.append((key, level3[0]))
                             texts.append(ind.name)
     return cols, texts
