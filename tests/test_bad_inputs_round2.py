@@ -398,14 +398,14 @@ def test_a_failing_worker_fails_only_its_file(
     good = dept_published(catalog, folder, name="a.xlsx")
     for name in ("b.xlsx", "c.xlsx", "bad.xlsx"):
         (folder / name).write_bytes(good.read_bytes())
-    real = audit.check_file
+    real = audit.audit_file  # what every worker runs (check_file calls it too)
 
     def breaks(path: Path, *args: Any, **kwargs: Any) -> Any:
         if path.name == "bad.xlsx":
             raise MemoryError
         return real(path, *args, **kwargs)
 
-    monkeypatch.setattr(audit, "check_file", breaks)
+    monkeypatch.setattr(audit, "audit_file", breaks)
     code, out, _ = run(["check", str(folder), "--json", "--no-annotate", "--workers", "2"], capsys)
     assert code == 2
     reports = {Path(r["file"]).name: r for r in json.loads(out)["files"]}

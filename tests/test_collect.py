@@ -189,14 +189,18 @@ def test_one_row_per_unit_and_project_sorted_by_code(batch: Batch) -> None:
     rows = rows_of(batch.summary, "汇总")
     assert rows[0][0] == "2021年度预算绩效自评汇总"
     assert rows[2][:5] == ["单位", "编码", "年度", "表种", "项目"]
+    # Above the table, which units sent which kinds (grouped: more than 10 units).
+    assert "报送单位 21 个：报送部门整体和项目支出的 1 个单位（资阳市科学技术协会）；报送部门整体的 20 个单位（" in str(
+        rows[1][0]
+    )
     data = rows[3:25]
     assert [(r[1], r[4]) for r in data] == [
         ("156001", None),
         ("156001", "“科创会”专项经费"),
         *[(code(i), None) for i in range(2, 22)],
     ]
-    assert rows[25][0] == "合计"
-    assert len(rows) == 26
+    # One 合计 row per kind: the project's money is inside the department's 政策和项目支出.
+    assert [(r[0], r[3]) for r in rows[25:]] == [("合计（部门整体）", "部门整体"), ("合计（项目支出）", "项目支出")]
     assert [r[3] for r in data[:3]] == ["部门整体", "项目支出", "部门整体"]
 
 
@@ -231,15 +235,18 @@ def test_subtotals_as_filled_and_as_recalculated(batch: Batch, catalog: Catalog)
 def test_amounts_total_row_is_a_live_subtotal(batch: Batch) -> None:
     rows = rows_of(batch.summary, "汇总")
     total = dict(zip([str(h) for h in rows[2]], rows[25], strict=True))
-    assert total["预算额（百元）"] == "=SUBTOTAL(109,U4:U25)"
-    assert total["执行额（百元）"] == "=SUBTOTAL(109,V4:V25)"
-    assert total["结转结余额（百元）"] == "=SUBTOTAL(109,W4:W25)"
+    # Only the visible rows (hidden 可见 column Z = SUBTOTAL(103, D)) of the row's own kind (D26).
+    assert total["预算额（百元）"] == "=SUMIFS(U$4:U$25,$D$4:$D$25,$D26,$Z$4:$Z$25,1)"
+    assert total["执行额（百元）"] == "=SUMIFS(V$4:V$25,$D$4:$D$25,$D26,$Z$4:$Z$25,1)"
+    assert total["结转结余额（百元）"] == "=SUMIFS(W$4:W$25,$D$4:$D$25,$D26,$Z$4:$Z$25,1)"
     assert total["执行率"] == '=IF(N(U26)=0,"",V26/U26)'
-    assert total["错误"] == "=SUBTOTAL(109,Q4:Q25)"
+    assert total["错误"] == "=SUMIFS(Q$4:Q$25,$D$4:$D$25,$D26,$Z$4:$Z$25,1)"
     assert total["合计\n重算"] is None  # scores are not added up
-    cached = rows_of(batch.summary, "汇总", data_only=True)[25]
-    # Σk for k = 1..21 is 231; the project adds 10600 / 7678 / 2922.
-    assert cached[20:24] == [36808 * 231 + 10600, 48413 * 231 + 7678, 2922 * 232, pytest.approx(11191081 / 8513248)]
+    assert rows[3][25] == "=SUBTOTAL(103,D4)"
+    cached = rows_of(batch.summary, "汇总", data_only=True)
+    # Σk for k = 1..21 is 231; the project's 10600 / 7678 / 2922 stay in the 项目支出 row.
+    assert cached[25][20:24] == [36808 * 231, 48413 * 231, 2922 * 231, pytest.approx(48413 / 36808)]
+    assert cached[26][20:24] == [10600, 7678, 2922, pytest.approx(7678 / 10600)]
 
 
 def test_summary_sheet_format(batch: Batch) -> None:
@@ -281,7 +288,9 @@ def test_problem_list(batch: Batch) -> None:
     c = batch.collection
     rows = rows_of(batch.summary, "问题清单")
     assert rows[2] == ["单位", "编码", "文件", "级别", "规则", "工作表", "单元格", "说明", "填报值", "应为"]
-    assert len(rows) - 3 == sum(len(s.report.findings) for s in c.submissions) + 1
+    cross_rows = sum(len(x.places) for x in c.cross)  # the seed's department and its project: 2 × 2 files
+    assert cross_rows == 4
+    assert len(rows) - 3 == sum(len(s.report.findings) for s in c.submissions) + 1 + cross_rows
     seed = [r for r in rows[3:] if r[1] == "156001" and r[4] == "rate-mismatch" and r[6] == "F7"]
     assert seed == [
         [
@@ -310,13 +319,24 @@ def test_problem_list(batch: Batch) -> None:
 def test_charts_are_native_excel_charts(batch: Batch) -> None:
     with zipfile.ZipFile(batch.summary) as z:
         names = set(z.namelist())
-        assert {"xl/charts/chart1.xml", "xl/charts/chart2.xml"} <= names
-        column, bar = z.read("xl/charts/chart1.xml").decode(), z.read("xl/charts/chart2.xml").decode()
-    assert '<c:barDir val="col"/>' in column and "图表!$B$4:$B$8" in column
-    assert '<c:barDir val="bar"/>' in bar and "图表!$E$4:$E$25" in bar
+        assert {"xl/charts/chart1.xml", "xl/charts/chart2.xml", "xl/charts/chart3.xml"} <= names
+        column, bar, bar2 = (z.read(f"xl/charts/chart{n}.xml").decode() for n in (1, 2, 3))
+    # Grades counted per kind (two series), scores ranked per kind (one bar chart each).
+    assert '<c:barDir val="col"/>' in column and "图表!$B$4:$B$8" in column and "图表!$C$4:$C$8" in column
+    assert '<c:barDir val="bar"/>' in bar and "图表!$F$4:$F$24" in bar and "部门整体自评合计得分" in bar
+    assert "图表!$F$27<" in bar2 and "项目支出自评合计得分" in bar2
     grades = rows_of(batch.summary, "图表", data_only=True)
-    assert [tuple(r[:2]) for r in grades[3:8]] == [("优", 9), ("良", 5), ("中", 4), ("差", 4), ("未评级", 0)]
-    assert grades[3][3:6] == ["资阳市科学技术协会·“科创会”专项经费", 98.5, "优"]  # highest total first
+    assert grades[2][:3] == ["等级", "部门整体", "项目支出"]
+    assert [tuple(r[:3]) for r in grades[3:8]] == [
+        ("优", 8, 1),
+        ("良", 5, 0),
+        ("中", 4, 0),
+        ("差", 4, 0),
+        ("未评级", 0, 0),
+    ]
+    assert grades[3][4:7] == ["资阳市自然资源和规划局", 96.35, "优"]  # highest department total first
+    assert grades[26][4:7] == ["资阳市科学技术协会·“科创会”专项经费", 98.5, "优"]
+    assert rows_of(batch.summary, "图表")[3][1] == '=COUNTIFS(汇总!$P$4:$P$25,"优",汇总!$D$4:$D$25,"部门整体")'
 
 
 def test_other_regions_leave_missing_figures_blank(catalog: Catalog, tmp_path: Path) -> None:
@@ -353,11 +373,22 @@ def test_libreoffice_recalculates_the_totals(batch: Batch, tmp_path: Path) -> No
     [saved] = recalc_with_libreoffice([batch.summary], tmp_path / "lo")
     wb = openpyxl.load_workbook(saved, data_only=True)
     ws = wb["汇总"]
-    assert [ws[f"{c}26"].value for c in "UVW"] == [8513248, 11191081, 677904]
-    assert ws["X26"].value == pytest.approx(11191081 / 8513248)
+    # LibreOffice's own SUMIFS per kind: 21 departments (Σk = 231), the project alone; never the two added.
+    assert [ws[f"{c}26"].value for c in "UVW"] == [36808 * 231, 48413 * 231, 2922 * 231]
+    assert [ws[f"{c}27"].value for c in "UVW"] == [10600, 7678, 2922]
+    assert ws["X26"].value == pytest.approx(48413 / 36808)
     assert ws["X4"].value == pytest.approx(48413 / 36808)
-    assert ws["Q26"].value == sum(s.report.counts["错误"] for s in batch.collection.submissions)
-    assert [wb["图表"][f"B{r}"].value for r in range(4, 9)] == [9, 5, 4, 4, 0]
+    subs = batch.collection.submissions
+    assert ws["Q26"].value == sum(s.report.counts["错误"] for s in subs if s.kind == "department")
+    assert ws["Q27"].value == sum(s.report.counts["错误"] for s in subs if s.kind == "project")
+    assert [ws[f"Z{r}"].value for r in range(4, 26)] == [1] * 22  # nothing filtered
+    assert [(wb["图表"][f"B{r}"].value, wb["图表"][f"C{r}"].value) for r in range(4, 9)] == [
+        (8, 1),
+        (5, 0),
+        (4, 0),
+        (4, 0),
+        (0, 0),
+    ]
 
 
 def test_cli_collect(batch: Batch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

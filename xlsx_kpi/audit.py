@@ -20,6 +20,7 @@ from xlsx_kpi.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules import Context, run_rules
+from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
 
 ANNOTATED_SUFFIX = "_审核.xlsx"
@@ -70,6 +71,8 @@ class Checked:
     inputs: dict[str, Value] = field(default_factory=dict)
     values: dict[str, Value] = field(default_factory=dict)
     written: dict[str, Value] = field(default_factory=dict)
+    # (sheet, A1, label) of the cells the cross-workbook rules point at (rules.crossfile.place_keys).
+    places: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 def written_values(filing: Filing) -> dict[str, Value]:
@@ -123,7 +126,8 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
         previous=previous,
     )
     report.findings = run_rules(ctx)
-    checked = Checked(report, read, values, written_values(filing))
+    places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
+    checked = Checked(report, read, values, written_values(filing), places)
     report.sort()
     meta = filing.meta
     report.workbook_id = meta.get("workbook_id", "")
@@ -152,6 +156,26 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
         except Exception as e:  # noqa: BLE001 - the findings stand; only the copy is missing
             report.output_error = f"文件 {path}：生成审核副本时发生意外错误（{type(e).__name__}），未生成审核副本"
     return checked
+
+
+def cross_check(checked: Iterable[Checked], catalog: Catalog) -> list[CrossFinding]:
+    """The cross-workbook rules over the usable files among `checked`, grouped by unit and year."""
+    files = [
+        UnitFile(
+            file=c.report.file,
+            kind=catalog.workbooks[c.report.workbook_id].kind if c.report.workbook_id in catalog.workbooks else "",
+            workbook_id=c.report.workbook_id,
+            unit_name=c.report.unit_name,
+            unit_code=c.report.unit_code,
+            year=c.report.year,
+            project_name=c.report.project_name,
+            values=c.values,
+            places=c.places,
+        )
+        for c in checked
+        if c.report.usable
+    ]
+    return check_units(files)
 
 
 _worker_catalog: Catalog | None = None

@@ -16,13 +16,15 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from xlsx_kpi.audit import Options, check_paths, find_workbooks
+from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, find_workbooks
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
-from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, write_csv
+from xlsx_kpi.findings import Severity
+from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.base import catalogue
+from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.safe_text import printable
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
 from xlsx_kpi.template import generate, template_filename, write_template
@@ -225,23 +227,41 @@ def check_cmd(
         disable=len(files) < 2,
     ) as bar:
         task = bar.add_task("check", total=len(files))
-        reports = check_paths(
-            files,
-            catalog,
-            options,
-            workers=workers or (os.cpu_count() or 1),
-            sheets=sheets,
-            progress=lambda _: bar.advance(task),
-            history=history,
-        )
+        n_workers = workers or (os.cpu_count() or 1)
+        cross: list[CrossFinding] = []
+        if any(p.is_dir() for p in paths):
+            # A folder holds a unit's workbooks together: check them against each other too (跨表).
+            checked = audit_paths(
+                files,
+                catalog,
+                options,
+                workers=n_workers,
+                sheets=sheets,
+                progress=lambda _: bar.advance(task),
+                history=history,
+            )
+            reports = [c.report for c in checked]
+            cross = cross_check(checked, catalog)
+        else:
+            reports = check_paths(
+                files,
+                catalog,
+                options,
+                workers=n_workers,
+                sheets=sheets,
+                progress=lambda _: bar.advance(task),
+                history=history,
+            )
     if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(batch_json(reports, cross), ensure_ascii=False, indent=2) + "\n")
     else:
         if len(reports) <= 3:
             for r in reports:
                 _print_findings(console, r)
     _print_summary(console, reports)
-    raise typer.Exit(max(r.exit_code for r in reports))
+    _print_cross(console, cross)
+    cross_errors = any(c.finding.severity is Severity.ERROR for c in cross)
+    raise typer.Exit(max([r.exit_code for r in reports] + [1 if cross_errors else 0]))
 
 
 @app.command("collect")
@@ -299,8 +319,9 @@ def history_cmd(
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
+    kinds = {wid: wb.kind for wid, wb in load_specs().workbooks.items()}
     if csv is not None:
-        n = write_csv(db, csv, unit_code=unit, force=force)
+        n = write_csv(db, csv, unit_code=unit, force=force, kinds=kinds)
         err.print(f"已导出 {n} 条记录：{csv}")
     with History(db, readonly=True) as history:
         if unit is None:
@@ -322,7 +343,9 @@ def history_cmd(
         payload_unit = {
             "unit_code": unit.strip(),
             "unit_name": years[-1].unit_name,
-            "years": [r.to_json() for r in years],
+            "years": [r.to_json(kinds) for r in years],
+            # Amounts per year and kind, never added across kinds (projects are inside the department).
+            "totals": kind_totals(years, kinds),
         }
         sys.stdout.write(json.dumps(payload_unit, ensure_ascii=False, indent=2) + "\n")
     else:
@@ -335,9 +358,28 @@ def rules_cmd() -> None:
     sys.stdout.write(catalogue())
 
 
-def batch_json(reports: list[Report]) -> dict[str, object]:
+def cross_json(c: CrossFinding) -> dict[str, object]:
+    f = c.finding
+    return {
+        "unit_name": c.unit_name,
+        "unit_code": c.unit_code,
+        "year": c.year,
+        "code": f.code,
+        "severity": f.severity.value,
+        "title": f.title,
+        "indicator": f.indicator,
+        "message": f.message,
+        "expected": f.expected,
+        "actual": f.actual,
+        "places": [{"file": str(p.file), "sheet": p.sheet, "cell": p.cell, "label": p.label} for p in c.places],
+    }
+
+
+def batch_json(reports: list[Report], cross: list[CrossFinding] | None = None) -> dict[str, object]:
+    cross = cross or []
     return {
         "files": [r.to_json() for r in reports],
+        "cross": [cross_json(c) for c in cross],
         "summary": {
             "files": len(reports),
             "unusable": sum(1 for r in reports if not r.usable),
@@ -345,8 +387,26 @@ def batch_json(reports: list[Report]) -> dict[str, object]:
             "警告": sum(r.counts["警告"] for r in reports),
             "提示": sum(r.counts["提示"] for r in reports),
         },
-        "exit_code": max((r.exit_code for r in reports), default=0),
+        "exit_code": max(
+            [r.exit_code for r in reports] + [1 for c in cross if c.finding.severity is Severity.ERROR], default=0
+        ),
     }
+
+
+def _print_cross(console: Console, cross: list[CrossFinding]) -> None:
+    """Findings across the workbooks of one unit, each with every file and cell it involves."""
+    if not cross:
+        return
+    console.print("\n跨表检查（同一单位、同一年度的多个工作簿之间）：")
+    for n, c in enumerate(cross, start=1):
+        f = c.finding
+        console.print(
+            f"  {n}. [{f.severity.value}] {c.unit_name}（{c.unit_code}）{f.title}（{f.code}）：{f.message}",
+            markup=False,
+        )
+        console.print(f"     填报值 {f.actual}；应为 {f.expected}", markup=False)
+        for p in c.places:
+            console.print(f"     {p.file.name} {p.sheet}!{p.cell}（{p.label}）", markup=False)
 
 
 def _print_findings(console: Console, report: Report) -> None:
@@ -413,6 +473,7 @@ def _print_collection(c: Collection, output: Path, db: Path) -> None:
         out.print(f"重复报送：采用 {group[0].file.name}，未采用 {names}", markup=False)
     for r in c.unusable:
         out.print(f"无法读取：{printable(r.error or '')}", markup=False)
+    _print_cross(out, c.cross)
     out.print(
         f"采用 {len(c.submissions)} 份，错误 {c.errors} 条；历史数据库 {db}：新存入 {c.stored} 份，"
         f"已有 {c.already_stored} 份",

@@ -18,13 +18,14 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, find_workbooks
+from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
+from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.safe_text import looks_like_formula, printable
 from xlsx_kpi.spec import Catalog
 from xlsx_kpi.units import UnitRow, read_units
@@ -42,11 +43,13 @@ GRADE_COLOURS = {
     "中": ("#FFEB9C", "#9C5700"),
     "差": ("#FFC7CE", "#9C0006"),
 }
+KIND_COLOURS = {"department": "#4A7EBB", "project": "#E0A526"}
 CHART_COLOURS = {"优": "#4E9A5B", "良": "#4A7EBB", "中": "#E0A526", "差": "#C0504D", "": "#A6A6A6"}
 UNIT_FACTORS = {"元": 1, "百元": 100, "千元": 1000, "万元": 10000, "亿元": 100_000_000}
 _UNIT_IN_LABEL = re.compile(r"[（(](元|百元|千元|万元|亿元)[）)]")
 FONT = "宋体"
 SUMMARY_MARK = "xlsx_kpi_summary"
+VISIBLE = "可见"  # header of the hidden helper column: 1 while a filter shows the row
 MAX_LINKS = 60_000  # Excel allows 65,530 hyperlinks per worksheet; the rest are written as plain text
 
 
@@ -123,10 +126,28 @@ class Collection:
     already_stored: int = 0
     amount_unit: str = ""
     amount_factors: dict[str, Decimal] = field(default_factory=dict)
+    cross: list[CrossFinding] = field(default_factory=list)
 
     @property
     def errors(self) -> int:
-        return sum(s.report.counts["错误"] for s in self.submissions)
+        """错误 in the submissions used and across the workbooks of a unit."""
+        return sum(s.report.counts["错误"] for s in self.submissions) + sum(
+            1 for c in self.cross if c.finding.severity is Severity.ERROR
+        )
+
+    @property
+    def kinds(self) -> list[str]:
+        """The kinds of workbook collected, departments first."""
+        return sorted({s.kind for s in self.submissions}, key=lambda k: (KIND_ORDER.get(k, 9), k))
+
+    def units_by_kind(self) -> list[tuple[str, str, dict[str, int]]]:
+        """(unit name, unit code, {kind: number of workbooks}) per unit code, in code order."""
+        units: dict[str, tuple[str, dict[str, int]]] = {}
+        for s in self.submissions:
+            code = s.report.unit_code.strip()
+            name, counts = units.setdefault(code, (s.report.unit_name.strip(), {}))
+            counts[s.kind] = counts.get(s.kind, 0) + 1
+        return [(name, code, counts) for code, (name, counts) in sorted(units.items())]
 
     @property
     def exit_code(self) -> int:
@@ -246,6 +267,7 @@ def collect(
     out.duplicates.sort(key=lambda g: g[0].sort_key)
     out.unusable.sort(key=lambda r: r.file.name)
     _units_and_amounts(out, catalog, unit_rows)
+    out.cross = cross_check([s.checked for s in used], catalog)
     return out
 
 
@@ -404,6 +426,7 @@ class SummaryWriter:
         border = {"border": 1, "border_color": "#A6A6A6"}
         self.fmt("title", bold=True, font_size=14)
         self.fmt("info", font_color="#595959", font_size=9)
+        self.fmt("info_wrap", font_color="#595959", font_size=9, text_wrap=True, valign="top")
         self.fmt("header", bold=True, bg_color="#D9E1F2", align="center", text_wrap=True, **border)
         self.fmt("text", **border)
         self.fmt("wrap", text_wrap=True, **border)
@@ -512,8 +535,32 @@ class SummaryWriter:
             ("提示", "int", 5),
         ]
         heads += [(f"{f.label}{unit}", "amount", 13) for f in AMOUNTS]
-        heads += [("执行率", "rate", 8), ("文件", "text", 24)]
+        heads += [("执行率", "rate", 8), ("文件", "text", 24), (VISIBLE, "int", 6)]
         return heads
+
+    def kinds_statement(self) -> str:
+        """Which units were collected with which kinds: each unit when few, else grouped by kinds."""
+        units = self.c.units_by_kind()
+        if not units:
+            return ""
+
+        def kinds(counts: dict[str, int]) -> str:
+            order = sorted(counts, key=lambda k: (KIND_ORDER.get(k, 9), k))
+            return "、".join(f"{KIND_LABELS.get(k, k or '未知表种')} {counts[k]} 份" for k in order)
+
+        if len(units) <= 10:
+            listed = "；".join(f"{name}（{code}）：{kinds(counts)}" for name, code, counts in units)
+            return f"报送单位及表种：{listed}。"
+        combos: dict[tuple[str, ...], list[str]] = {}
+        for name, _, counts in units:
+            key = tuple(sorted(counts, key=lambda k: (KIND_ORDER.get(k, 9), k)))
+            combos.setdefault(key, []).append(name)
+        parts = []
+        for key, names in sorted(combos.items(), key=lambda kv: (-len(kv[0]), kv[0])):
+            label = "和".join(KIND_LABELS.get(k, k or "未知表种") for k in key)
+            shown = "、".join(names[:5]) + ("等" if len(names) > 5 else "")
+            parts.append(f"报送{label}的 {len(names)} 个单位（{shown}）")
+        return f"报送单位 {len(units)} 个：" + "；".join(parts) + "。"
 
     def write_summary(self, ws: Worksheet) -> tuple[int, int]:
         c = self.c
@@ -533,7 +580,7 @@ class SummaryWriter:
             counts = r.counts
             row += [r.grade, counts["错误"], counts["警告"], counts["已说明"], counts["提示"]]
             row += [c.amount(s, f.key) for f in AMOUNTS]
-            row += [None, s.file.name]  # 执行率 is a formula, written below
+            row += [None, s.file.name, 1]  # 执行率 and 可见 are formulas, written below
             rows.append(row)
 
         info = (
@@ -542,16 +589,25 @@ class SummaryWriter:
             f"项目支出 {sum(1 for s in c.submissions if s.kind == 'project')}）"
             f"；重复报送未采用 {sum(len(g) - 1 for g in c.duplicates)} 份；无法读取 {len(c.unusable)} 个"
             + (f"；单位清单应报 {c.expected} 份，未报送 {len(c.missing)} 份" if c.units_file else "")
-            + f"。“填报”为文件中显示的数，“重算”为按输入重新计算的数，两者不一致时标橙色。生成于 "
+            + f"。“填报”为文件中显示的数，“重算”为按输入重新计算的数，两者不一致时标橙色。"
+            "合计按表种分列（项目资金已含在部门的政策和项目支出中，两类不相加），随筛选变化。生成于 "
             f"{datetime.now():%Y-%m-%d %H:%M}"
         )
+        statement = self.kinds_statement()
+        if statement:
+            info += "\n" + statement
         years = "、".join(c.years)
         headers = [(name, width) for name, _, width in heads]
         self.widths(rows, headers, cap=60)
         self.table(ws, f"{years}年度预算绩效自评汇总" if years else "预算绩效自评汇总", info, headers, header_height=32)
+        i_file = len(heads) - 2
+        # Row 2 states the counts and which units sent which kinds: wrapped across the printed columns.
+        ws.merge_range(1, 0, 1, i_file - 1, info, self.formats["info_wrap"])
+        ws.set_row(1, row_height(info, sum(w for _, w in headers[:i_file]), line=12))
         first = 3
         last = first + len(rows) - 1
-        i_budget, i_actual, i_rate = (len(heads) - 5, len(heads) - 4, len(heads) - 2)
+        i_budget, i_actual, i_rate = (len(heads) - 6, len(heads) - 5, len(heads) - 3)
+        i_kind, i_visible = 3, len(heads) - 1
         for n, (row, s) in enumerate(zip(rows, c.submissions, strict=True)):
             at = first + n
             for j, value in enumerate(row):
@@ -561,39 +617,65 @@ class SummaryWriter:
                     ws.write_formula(
                         at, j, f'=IF(N({b})=0,"",{a}/{b})', self.formats["rate"], "" if rate is None else float(rate)
                     )
-                elif j == len(row) - 1:
+                elif j == i_file:
                     self.link(ws, at, j, s.file, s.file.name)
+                elif j == i_visible:
+                    # 1 while a filter shows the row, 0 once it hides it: the per-kind totals count on it.
+                    ws.write_formula(at, j, f"=SUBTOTAL(103,{_col(i_kind)}{at + 1})", self.formats["int"], 1)
                 else:
                     self.cell(ws, at, j, value, heads[j][1])
         total_row = last + 1 if rows else first
-        self.write_total_row(ws, heads, rows, first, last, total_row)
+        for n, kind in enumerate(c.kinds):
+            self.write_total_row(ws, heads, rows, first, last, total_row + n, kind)
+        last_total = total_row + max(0, len(c.kinds) - 1)
         if rows:
-            ws.autofilter(2, 0, last, len(heads) - 1)
+            ws.autofilter(2, 0, last, len(heads) - 2)
             self.summary_formats(ws, heads, first, last)
+        ws.set_column(i_visible, i_visible, None, None, {"hidden": True})
         # The file names are for the screen (they link to the files); printing them would shrink the page.
-        ws.print_area(0, 0, total_row, len(heads) - 2)
+        ws.print_area(0, 0, last_total, i_file - 1)
         return first, last
 
     def write_total_row(
-        self, ws: Worksheet, heads: list[tuple[str, str, int]], rows: list[list[object]], first: int, last: int, at: int
+        self,
+        ws: Worksheet,
+        heads: list[tuple[str, str, int]],
+        rows: list[list[object]],
+        first: int,
+        last: int,
+        at: int,
+        kind: str,
     ) -> None:
-        """SUBTOTAL(109, …) sums only the rows a filter leaves visible; cached values are the full sums."""
-        ws.write_string(at, 0, "合计", self.formats["total_label"])
-        for j, (name, kind, _) in enumerate(heads):
-            if j == 0:
+        """One 合计 row per kind: SUMIFS over the rows of that kind that a filter leaves visible.
+
+        Project money is already inside the department's 政策和项目支出, so the kinds are never added up.
+        The hidden 可见 column (SUBTOTAL(103, …) per row) is 0 for a row a filter hides; SUMIFS keeps working
+        when the table is sorted. Cached values are the full sums of the kind.
+        """
+        label = KIND_LABELS.get(kind, kind)
+        mine = [row for row in rows if row[3] == label]
+        i_visible = len(heads) - 1
+        kinds = f"${_col(3)}${first + 1}:${_col(3)}${last + 1}"
+        visible = f"${_col(i_visible)}${first + 1}:${_col(i_visible)}${last + 1}"
+        ws.write_string(at, 0, f"合计（{label}）", self.formats["total_label"])
+        ws.write_string(at, 3, label, self.formats["total_label"])
+        for j, (name, kind_of, _) in enumerate(heads):
+            if j in (0, 3):
                 continue
-            if kind in ("int", "amount") and name != "年度":
-                cached = sum((Decimal(str(row[j])) for row in rows if isinstance(row[j], Decimal | int)), Decimal(0))
-                ref = f"{_col(j)}{first + 1}:{_col(j)}{last + 1}"
-                fmt = "total_int" if kind == "int" else "total_amount"
-                ws.write_formula(at, j, f"=SUBTOTAL(109,{ref})", self.formats[fmt], float(cached) if rows else 0)
+            if kind_of in ("int", "amount") and name not in ("年度", VISIBLE):
+                cached = sum((Decimal(str(row[j])) for row in mine if isinstance(row[j], Decimal | int)), Decimal(0))
+                ref = f"{_col(j)}${first + 1}:{_col(j)}${last + 1}"
+                fmt = "total_int" if kind_of == "int" else "total_amount"
+                ws.write_formula(
+                    at, j, f"=SUMIFS({ref},{kinds},${_col(3)}{at + 1},{visible},1)", self.formats[fmt], float(cached)
+                )
             elif name == "执行率":
                 b, a = f"{_col(j - 3)}{at + 1}", f"{_col(j - 2)}{at + 1}"
-                budget = sum((x for row in rows if isinstance(x := row[j - 3], Decimal)), Decimal(0))
-                actual = sum((x for row in rows if isinstance(x := row[j - 2], Decimal)), Decimal(0))
+                budget = sum((x for row in mine if isinstance(x := row[j - 3], Decimal)), Decimal(0))
+                actual = sum((x for row in mine if isinstance(x := row[j - 2], Decimal)), Decimal(0))
                 rate: object = float(actual / budget) if budget else ""
                 ws.write_formula(at, j, f'=IF(N({b})=0,"",{a}/{b})', self.formats["total_rate"], rate)
-            else:
+            elif name != VISIBLE:
                 ws.write_blank(at, j, None, self.formats["total_blank"])
 
     def summary_formats(self, ws: Worksheet, heads: list[tuple[str, str, int]], first: int, last: int) -> None:
@@ -735,6 +817,29 @@ class SummaryWriter:
             ("应为", 10),
         ]
         rows: list[tuple[list[object], Path, str, str]] = []
+        # Across the workbooks of a unit: one row per workbook involved, each linking to its own cell.
+        for cf in self.c.cross:
+            f = cf.finding
+            for place in cf.places:
+                rows.append(
+                    (
+                        [
+                            cf.unit_name,
+                            cf.unit_code,
+                            place.file.name,
+                            f.severity.value,
+                            f.code,
+                            place.sheet,
+                            place.cell,
+                            f.message,
+                            f.actual,
+                            f.expected,
+                        ],
+                        place.file,
+                        place.sheet,
+                        place.cell,
+                    )
+                )
         for s in self.c.submissions:
             r = s.report
             for f in r.findings:
@@ -765,10 +870,17 @@ class SummaryWriter:
         for s in self.c.submissions:
             for f in s.report.findings:
                 counts[f.severity.value] += 1
+        cross = {sev.value: sum(1 for c in self.c.cross if c.finding.severity is sev) for sev in Severity}
         info = (
             f"错误 {counts['错误']} 条、警告 {counts['警告']} 条、提示 {counts['提示']} 条，"
             f"无法读取的文件 {len(self.c.unusable)} 个；"
-            "点击文件名打开原文件并定位到该单元格。"
+            + (
+                f"跨表检查（同一单位的多个工作簿之间）错误 {cross['错误']} 条、警告 {cross['警告']} 条、"
+                f"提示 {cross['提示']} 条，列在最前，涉及的每个文件各占一行；"
+                if self.c.cross
+                else ""
+            )
+            + "点击文件名打开原文件并定位到该单元格。"
         )
         widths = [[v for v in row] for row, *_ in rows]
         for row in widths:
@@ -800,76 +912,109 @@ class SummaryWriter:
     # --- 图表 ---
 
     def write_charts(self, ws: Worksheet, first: int, last: int) -> None:
+        """Grade counts and ranked totals per kind: a department table and a project table are not pooled."""
         subs = self.c.submissions
+        kinds = self.c.kinds or [""]
+        nk = len(kinds)
         ws.hide_gridlines(2)
         ws.write_string(0, 0, "图表", self.formats["title"])
-        ws.write_string(1, 0, "等级分布按“汇总”表的等级列实时统计；合计得分为汇总时的重算结果。", self.formats["info"])
+        ws.write_string(
+            1,
+            0,
+            "等级分布按“汇总”表的等级列和表种列实时统计，部门整体与项目支出分列；合计得分为汇总时的重算结果。",
+            self.formats["info"],
+        )
         ws.set_column(0, 0, 9)
-        ws.set_column(1, 1, 7)
-        ws.set_column(2, 2, 2)
+        ws.set_column(1, nk, 9)
+        ws.set_column(nk + 1, nk + 1, 2)
+        lc = nk + 2  # first column of the ranked lists
         labels = [s.label for s in subs]
-        ws.set_column(3, 3, min(36, max([text_width(x) for x in labels] + [12]) + 2))
-        ws.set_column(4, 5, 8)
-        for j, h in enumerate(("等级", "份数")):
-            ws.write_string(2, j, h, self.formats["header"])
-        grade_col = self.summary_headers().index(next(h for h in self.summary_headers() if h[0] == "等级"))
-        ref = f"汇总!${_col(grade_col)}${first + 1}:${_col(grade_col)}${max(last, first) + 1}"
+        ws.set_column(lc, lc, min(36, max([text_width(x) for x in labels] + [12]) + 2))
+        ws.set_column(lc + 1, lc + 2, 8)
+        ws.write_string(2, 0, "等级", self.formats["header"])
+        heads = self.summary_headers()
+        grade_col = next(j for j, h in enumerate(heads) if h[0] == "等级")
+        end = max(last, first) + 1
+        ref = f"汇总!${_col(grade_col)}${first + 1}:${_col(grade_col)}${end}"
+        kind_ref = f"汇总!${_col(3)}${first + 1}:${_col(3)}${end}"
         grades = [*GRADES, ""]
         for n, grade in enumerate(grades):
-            count = sum(1 for s in subs if s.report.grade == grade)
             ws.write_string(3 + n, 0, grade or "未评级", self.formats["center"])
-            criteria = f'"{grade}"' if grade else '""'
-            ws.write_formula(3 + n, 1, f"=COUNTIF({ref},{criteria})", self.formats["int"], count)
+        for k, kind in enumerate(kinds):
+            label = KIND_LABELS.get(kind, kind) if kind else "份数"
+            ws.write_string(2, 1 + k, label, self.formats["header"])
+            for n, grade in enumerate(grades):
+                count = sum(1 for s in subs if s.report.grade == grade and (not kind or s.kind == kind))
+                criteria = f'"{grade}"' if grade else '""'
+                formula = f'=COUNTIFS({ref},{criteria},{kind_ref},"{label}")' if kind else f"=COUNTIF({ref},{criteria})"
+                ws.write_formula(3 + n, 1 + k, formula, self.formats["int"], count)
 
         col_chart = self.wb.add_chart({"type": "column"})
-        col_chart.add_series(
-            {
-                "name": "份数",
+        for k, kind in enumerate(kinds):
+            series: dict[str, Any] = {
+                "name": ["图表", 2, 1 + k],
                 "categories": ["图表", 3, 0, 3 + len(grades) - 1, 0],
-                "values": ["图表", 3, 1, 3 + len(grades) - 1, 1],
-                "points": [{"fill": {"color": CHART_COLOURS[g]}} for g in grades],
+                "values": ["图表", 3, 1 + k, 3 + len(grades) - 1, 1 + k],
                 "data_labels": {"value": True},
                 "gap": 60,
             }
-        )
-        col_chart.set_title({"name": "自评等级分布", "name_font": {"name": FONT, "size": 12}})
-        col_chart.set_legend({"none": True})
+            if nk == 1:
+                series["points"] = [{"fill": {"color": CHART_COLOURS[g]}} for g in grades]
+            else:
+                series["fill"] = {"color": KIND_COLOURS.get(kind, "#A6A6A6")}
+            col_chart.add_series(series)
+        col_chart.set_title({"name": "自评等级分布（按表种）", "name_font": {"name": FONT, "size": 12}})
+        if nk == 1:
+            col_chart.set_legend({"none": True})
+        else:
+            col_chart.set_legend({"position": "top", "font": {"name": FONT}})
         col_chart.set_x_axis({"num_font": {"name": FONT}})
         col_chart.set_y_axis(
             {"name": "份数", "name_font": {"name": FONT}, "min": 0, "major_gridlines": {"visible": True}}
         )
         col_chart.set_size({"width": 520, "height": 300})
-        ws.insert_chart(2, 7, col_chart, {"x_offset": 10, "y_offset": 0})
+        chart_col = lc + 4
+        ws.insert_chart(2, chart_col, col_chart, {"x_offset": 10, "y_offset": 0})
 
-        # Ranked copy of the totals (values, not references: sorting 汇总 must not relabel the bars).
-        ranked = sorted(
-            (s for s in subs if s.report.total is not None), key=lambda s: (-(s.report.total or 0), s.label)
-        )
-        for j, h in enumerate(("单位（项目）", "合计", "等级")):
-            ws.write_string(2, 3 + j, h, self.formats["header"])
-        for n, s in enumerate(ranked):
-            self.cell(ws, 3 + n, 3, s.label, "text")
-            self.cell(ws, 3 + n, 4, s.report.total, "score")
-            self.cell(ws, 3 + n, 5, s.report.grade, "center")
-        if ranked:
+        # Ranked copies of the totals per kind (values, not references: sorting 汇总 must not relabel the bars).
+        row, chart_row = 2, 19
+        for kind in kinds:
+            label = KIND_LABELS.get(kind, kind) if kind else ""
+            ranked = sorted(
+                (s for s in subs if s.report.total is not None and (not kind or s.kind == kind)),
+                key=lambda s: (-(s.report.total or 0), s.label),
+            )
+            if not ranked:
+                continue
+            name = f"{label}：单位（项目）" if label else "单位（项目）"
+            for j, h in enumerate((name, "合计", "等级")):
+                ws.write_string(row, lc + j, h, self.formats["header"])
+            for n, s in enumerate(ranked):
+                self.cell(ws, row + 1 + n, lc, s.label, "text")
+                self.cell(ws, row + 1 + n, lc + 1, s.report.total, "score")
+                self.cell(ws, row + 1 + n, lc + 2, s.report.grade, "center")
             bar = self.wb.add_chart({"type": "bar"})
             bar.add_series(
                 {
                     "name": "合计得分",
-                    "categories": ["图表", 3, 3, 2 + len(ranked), 3],
-                    "values": ["图表", 3, 4, 2 + len(ranked), 4],
+                    "categories": ["图表", row + 1, lc, row + len(ranked), lc],
+                    "values": ["图表", row + 1, lc + 1, row + len(ranked), lc + 1],
                     "points": [{"fill": {"color": CHART_COLOURS.get(s.report.grade, "#A6A6A6")}} for s in ranked],
                     "data_labels": {"value": True, "num_format": "0.00", "font": {"name": FONT, "size": 8}},
                     "gap": 40,
                 }
             )
-            bar.set_title({"name": "各单位自评合计得分", "name_font": {"name": FONT, "size": 12}})
+            title = f"{label}自评合计得分" if label else "各单位自评合计得分"
+            bar.set_title({"name": title, "name_font": {"name": FONT, "size": 12}})
             bar.set_legend({"none": True})
             # In a bar chart the categories run bottom-up: reverse them so the ranking reads top-down.
             bar.set_y_axis({"reverse": True, "num_font": {"name": FONT, "size": 9}})
             bar.set_x_axis({"min": 0, "max": 100, "major_unit": 10, "num_font": {"name": FONT}})
-            bar.set_size({"width": 620, "height": max(260, 22 * len(ranked) + 90)})
-            ws.insert_chart(19, 7, bar, {"x_offset": 10, "y_offset": 0})
+            height = max(260, 22 * len(ranked) + 90)
+            bar.set_size({"width": 620, "height": height})
+            ws.insert_chart(chart_row, chart_col, bar, {"x_offset": 10, "y_offset": 0})
+            row += len(ranked) + 2
+            chart_row += int(height / 20) + 2  # default row height is 20 pixels
         ws.set_landscape()
         ws.set_paper(9)
         ws.fit_to_pages(1, 0)

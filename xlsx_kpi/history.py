@@ -6,7 +6,7 @@ import contextlib
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -33,6 +33,8 @@ __all__ = [
     "Record",
     "carry_pairs",
     "fill_prior_year",
+    "kind_totals",
+    "record_kind",
     "to_dataframe",
     "write_csv",
 ]
@@ -238,12 +240,13 @@ class Record:
     written: dict[str, Value] = field(default_factory=dict)
     findings: list[dict[str, Any]] = field(default_factory=list)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self, kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
         """The record's headline figures (FIGURES) as JSON-ready strings."""
         rate = execution_rate(self.values)
         return {
             "year": self.year,
             "workbook": self.workbook_id,
+            "kind": record_kind(self, kinds),
             "project_name": self.project_name,
             "unit_name": self.unit_name,
             "grade": self.grade,
@@ -254,6 +257,38 @@ class Record:
             "sha256": self.sha256,
             "collected_at": self.collected_at,
         }
+
+
+def record_kind(record: Record, kinds: Mapping[str, str] | None = None) -> str:
+    """department or project: from the specs' workbook ids when given, else a project name means a project."""
+    if kinds and record.workbook_id in kinds:
+        return kinds[record.workbook_id]
+    return "project" if record.project_name.strip() else "department"
+
+
+def kind_totals(records: Iterable[Record], kinds: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Amounts added up per year and kind, never across kinds: a project's money is inside its department's.
+
+    Each entry: year, kind, workbooks, then budget/actual/carry (exact Decimal sums as strings; None when
+    no workbook of the kind has the figure) and the execution rate of the sums (4 decimals).
+    """
+    groups: dict[tuple[int, str], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.year, record_kind(r, kinds)), []).append(r)
+    out: list[dict[str, Any]] = []
+    order = {"department": 0, "project": 1}
+    for (year, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][1])):
+        entry: dict[str, Any] = {"year": year, "kind": kind, "workbooks": len(rs)}
+        sums: dict[str, Decimal | None] = {}
+        for f in AMOUNTS:
+            figures = [v for r in rs if isinstance(v := r.values.get(f.key), Decimal)]
+            sums[f.id] = sum(figures, Decimal(0)) if figures else None
+            entry[f.id] = encode_value(sums[f.id])
+        budget, actual = sums["budget"], sums["actual"]
+        rate = actual / budget if budget and actual is not None else None
+        entry["execution_rate"] = encode_value(_shown(rate, EXECUTION_RATE))
+        out.append(entry)
+    return out
 
 
 _COLUMNS = (
@@ -502,8 +537,13 @@ def _reopen(path: Path, readonly: bool) -> History:
     return History(path, readonly=readonly)
 
 
-def to_dataframe(db_path: str | Path, *, unit_code: str | None = None) -> pd.DataFrame:
-    """Every stored submission as one row: identity, counts, then one column per value key (s.total, …).
+def to_dataframe(
+    db_path: str | Path, *, unit_code: str | None = None, kinds: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Every stored submission as one row: identity, kind, counts, then one column per value key (s.total, …).
+
+    `kind` (department / project) lets a pivot add amounts per kind: a project's money is already inside its
+    department's 政策和项目支出, so a sum over both kinds counts it twice.
 
     Numbers are Decimal (exact, as stored); `df[col].astype(float)` for plotting.
     """
@@ -519,6 +559,7 @@ def to_dataframe(db_path: str | Path, *, unit_code: str | None = None) -> pd.Dat
                 "unit_name": r.unit_name,
                 "year": r.year,
                 "workbook_id": r.workbook_id,
+                "kind": record_kind(r, kinds),
                 "project_name": r.project_name,
                 "total": r.total,
                 "grade": r.grade,
@@ -536,11 +577,18 @@ def to_dataframe(db_path: str | Path, *, unit_code: str | None = None) -> pd.Dat
     return pd.DataFrame(rows)
 
 
-def write_csv(db_path: Path, csv_path: Path, *, unit_code: str | None = None, force: bool = False) -> int:
+def write_csv(
+    db_path: Path,
+    csv_path: Path,
+    *,
+    unit_code: str | None = None,
+    force: bool = False,
+    kinds: Mapping[str, str] | None = None,
+) -> int:
     """to_dataframe written as CSV with a BOM (Excel opens it as UTF-8); returns the number of rows."""
     if csv_path.exists() and not force:
         raise XlsxKpiError("文件已存在；如需覆盖请加 --force", file=str(csv_path))
-    df = to_dataframe(db_path, unit_code=unit_code)
+    df = to_dataframe(db_path, unit_code=unit_code, kinds=kinds)
     # Text a unit typed (=HYPERLINK(…), +1+1) would run as a formula when Excel opens the CSV.
     for col in df.columns:  # whatever the dtype (pandas 3 holds text as "str", older ones as object)
         df[col] = df[col].map(lambda v: neutralise(v) if isinstance(v, str) else v)

@@ -1,6 +1,6 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, formulas, history, identity, scores, targets, year
+from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, scores, targets, year
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -8,6 +8,7 @@ __all__ = [
     "Context",
     "Rule",
     "amounts",
+    "crossfile",
     "formulas",
     "history",
     "identity",
