@@ -123,10 +123,46 @@ def kechuang_full_inputs() -> dict[str, Value]:
             "tgt.qty.2.target": "≥30家",
             "tgt.qty.2.result": "=35家",
             "tgt.qty.2.deviation": "无偏差",
+            "tgt.qty.3.name": "宣传成果-在线观看量",
+            "tgt.qty.3.target": "≥80万人次",
+            "tgt.qty.3.result": "=83.52万人次，居全省第一",
+            "tgt.qty.3.deviation": "无偏差",
+            "tgt.quality.1.name": "推荐我市重点企业入选全省重点项目发布",
+            "tgt.quality.1.target": "1个项目入选开幕式重大科研难题攻关项目发布，"
+            "1个项目入选入选重大科技成果转化项目专场发布，2个项目入选重大高新技术推广项目专场发布。",
+            "tgt.quality.1.result": "已完成",
+            "tgt.quality.1.deviation": "无偏差，保质保量超额完成",
+            "tgt.time.1.name": "完成时间",
+            "tgt.time.1.target": "2021年12月31日",
+            "tgt.time.1.result": "2021年12月31日",
+            "tgt.time.1.deviation": "无偏差",
             "tgt.cost.1.name": "首届科创中国-天府科技云服务大会专项经费",
             "tgt.cost.1.target": "≤80万元",
             "tgt.cost.1.result": "=76.78万元",
             "tgt.cost.1.deviation": "结余3.22万元",
+            # The seed's table ends at a page break: 社会效益指标 has no row, 满意度指标 only “超过95%”.
+            "tgt.satisfaction.1.name": "满意度指标",
+            "tgt.satisfaction.1.target": "超过95%",
+        }
+    )
+    return v
+
+
+def corrected_kechuang_inputs() -> dict[str, Value]:
+    """The project with its table completed: a 社会效益 row, the 满意度 result, the quality target split."""
+    v = kechuang_full_inputs()
+    v.update(
+        {
+            "s.satisfaction.score": Decimal("9.5"),
+            "tgt.quality.1.target": "≥4个",
+            "tgt.quality.1.result": "=4个",
+            "tgt.social.1.name": "推介成果转化项目数",
+            "tgt.social.1.target": "≥10项",
+            "tgt.social.1.result": "=12项",
+            "tgt.social.1.deviation": "无偏差",
+            "tgt.satisfaction.1.name": "参会企业满意度",
+            "tgt.satisfaction.1.target": "≥95%",
+            "tgt.satisfaction.1.result": "=95%",
         }
     )
     return v

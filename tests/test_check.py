@@ -12,6 +12,7 @@ import pytest
 from helpers import recalc_with_libreoffice, soffice
 from published import (
     corrected_dept_inputs,
+    corrected_kechuang_inputs,
     dept_published,
     kechuang_full_inputs,
     kechuang_published,
@@ -60,9 +61,12 @@ def test_published_department_workbook(catalog: Catalog, tmp_path: Path) -> None
     assert "应为 10.54%，填报为 6.03%" in message(report, "附件2!F7", "rate-mismatch")
     assert "D7=27735、E7=2922" in message(report, "附件2!F7", "rate-mismatch")
     staff = message(report, "附件1!F7", "score-vs-reference")
-    assert "参考得分为 3.75 分" in staff and "口径 excess_deduction 得 3.35 分" in staff
-    assert "自评分数与口径 excess_deduction 一致" in staff
-    assert ("附件2!G7", "formula-overwritten") in of(report, Severity.INFO)  # -79.88 % is right, but typed
+    assert "按比例计分 3.75 分；按超编比例扣分 3.35 分；按超编比例扣分（超编率不取整） 3.33 分" in staff
+    assert "自评分数与“按超编比例扣分”一致" in staff
+    assert not any(ch.isascii() and ch.isalpha() for ch in staff)  # no internal reading id reaches the user
+    # -79.88 % is right, only typed: listed once, not a finding
+    assert "附件2!G7" in report.replaced and "formula-overwritten" not in {f.code for f in report.findings}
+    assert report.counts["提示"] == 1  # the blank 基础数据, once
     assert report.exit_code == 1
 
 
@@ -84,17 +88,21 @@ def test_published_kechuang_project_workbook(catalog: Catalog, tmp_path: Path) -
         ("附件2!E15", "rate-without-base"),  # 政府性基金预算安排: no 预算额, yet 38.06 %
         ("附件2!F15", "rate-without-base"),
         ("附件2!G15", "rate-without-base"),
+        ("附件2!D36", "indicator-kind-missing"),  # the table has no 效益指标 row at all
+        ("附件2!F45", "target-incomplete"),  # 满意度 “超过95%” without a result
     }
-    assert of(report, Severity.WARNING) == {("附件1!F25", "score-vs-reference")}  # 满意度 9 vs 95 % x 10 = 9.5
+    assert of(report, Severity.WARNING) == {
+        ("附件1!F25", "score-vs-reference"),  # 满意度 9 vs 95 % x 10 = 9.5
+        ("附件2!E28", "target-not-measurable"),  # three figures and a sentence in one 预算指标值
+    }
+    assert report.counts["提示"] <= 3
     assert report.total == Decimal("98.5")
 
 
 def test_corrected_kechuang_workbook_is_clean(catalog: Catalog, tmp_path: Path) -> None:
-    inputs = kechuang_full_inputs()
-    inputs["s.satisfaction.score"] = Decimal("9.5")
-    path = kechuang_published(catalog, tmp_path, inputs=inputs, written={})
+    path = kechuang_published(catalog, tmp_path, inputs=corrected_kechuang_inputs(), written={})
     report = check_file(path, catalog, NO_ANNOTATION)
-    assert report.counts["错误"] == 0 and report.counts["警告"] == 0
+    assert report.counts == {"错误": 0, "警告": 0, "已说明": 0, "提示": 1}  # 基础数据 blank: one 提示
     assert report.total == Decimal(99)
 
 

@@ -32,6 +32,7 @@ def test_rule_codes_are_stable_kebab_case_with_chinese_titles() -> None:
         assert code == code.lower() and " " not in code and "_" not in code
         assert any("\u4e00" <= ch <= "\u9fff" for ch in rule.title), code
         assert rule.description, code
+        assert any("\u4e00" <= ch <= "\u9fff" for ch in rule.example), code  # docs/RULES.md shows it
 
 
 def test_every_command_has_a_readme_example() -> None:

@@ -703,9 +703,22 @@ def test_identity_checks(filled: Path, catalog: Catalog, tmp_path: Path) -> None
     assert refusal(year, catalog).message == "模板标识不完整（year 缺失或无法识别），请使用下发的模板重新填写"
 
 
-def test_renamed_sheet(filled: Path, catalog: Catalog, tmp_path: Path) -> None:
+def test_renamed_sheet_is_recognised_by_its_content(filled: Path, catalog: Catalog, tmp_path: Path) -> None:
+    """Renamed without its defined names following (as a hand edit would): found by its titles and labels."""
     path = rezip(
         filled, tmp_path / "renamed.xlsx", {"xl/workbook.xml": lambda x: x.replace('name="附件2"', 'name="表2"')}
+    )
+    filing = reader.read_workbook(path, catalog)
+    assert filing.renamed == {"附件2": "表2"} and filing.added == [] and filing.moved == {}
+    assert filing.a1("exec.total.budget") == ("表2", "C5")
+    assert filing.sheet_name("附件2") == "表2" and filing.sheet_name("附件1") == "附件1"
+
+
+def test_deleted_sheet(filled: Path, catalog: Catalog, tmp_path: Path) -> None:
+    path = rezip(
+        filled,
+        tmp_path / "deleted.xlsx",
+        {"xl/workbook.xml": lambda x: re.sub(r'<sheet name="附件2"[^>]*/>', "", x)},
     )
     err = refusal(path, catalog)
     assert err.message == "缺少工作表“附件2”（可能被删除或改名），请用原模板重新填写"

@@ -112,7 +112,12 @@ def test_ambiguous_rule_names_both_readings(catalog: Catalog) -> None:
     rule = ind["staff_control"].rule
     assert rule is not None
     assert rule.default == "proportional"
-    assert set(rule.readings) == {"proportional", "excess_deduction"}
+    assert set(rule.readings) == {"proportional", "excess_deduction", "excess_exact"}
+    assert [rule.name_of(k) for k in rule.readings] == [
+        "按比例计分",
+        "按超编比例扣分",
+        "按超编比例扣分（超编率不取整）",
+    ]
 
 
 def test_target_sheet_headers_follow_the_seed(catalog: Catalog) -> None:

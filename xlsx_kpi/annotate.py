@@ -3,21 +3,27 @@
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import math
 import os
+import re
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
+import defusedxml.ElementTree as defused_tree
 import openpyxl
+from defusedxml.common import DefusedXmlException
 from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell, MergedCell
 from openpyxl.comments import Comment
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils.cell import coordinate_from_string, get_column_letter
 from openpyxl.utils.exceptions import CellCoordinatesException, InvalidFileException
 from openpyxl.workbook.workbook import Workbook
+from openpyxl.worksheet.cell_range import MultiCellRange
 from openpyxl.worksheet.hyperlink import Hyperlink
 from openpyxl.worksheet.worksheet import Worksheet
 
@@ -25,11 +31,11 @@ from xlsx_kpi import __version__
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
-from xlsx_kpi.reader import check_loadable
-from xlsx_kpi.report import Report
+from xlsx_kpi.reader import REVIEW_SHEET, check_loadable, read_core
+from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.safe_text import looks_like_formula, printable
 
-RESULT_SHEET = "审核结果"
+RESULT_SHEET = REVIEW_SHEET
 SUFFIX = "_审核"
 AUTHOR = "xlsx-kpi"
 FONT = "宋体"
@@ -46,6 +52,15 @@ LINK_COLOR = "0563C1"
 
 # Separates the unit's own 批注 from ours in the same comment box.
 COMMENT_SEPARATOR = "—————— 审核意见 ——————"
+# docProps/core.xml contentStatus of a copy we wrote: this text, a space and package_digest of its parts.
+# Any save by Excel, WPS or LibreOffice rewrites the parts, so the digest matches only while the copy is
+# exactly as we wrote it; a copy the unit edited and returned is a submission like any other.
+REVIEW_MARK = "xlsx-kpi 审核副本"
+# The fills we give findings, as a review mark is recognised again in a returned copy.
+REVIEW_FILLS = frozenset((ERROR_FILL, WARNING_FILL, EXPLAINED_FILL, INFO_FILL))
+_OUR_COMMENT = re.compile(r"^【(错误|警告|提示)】")
+# "x_审核", "x_审核2", and the copies a mail program or browser makes of them: "x_审核 (1)", "x_审核（修改）".
+_ROUND = re.compile(r"^(?P<base>.*?)_审核(?P<n>[0-9]*)(?:\s*[（(][^（）()]{0,20}[）)])?$")
 # Excel's limit for the text of a cell (and what it will show of a comment).
 MAX_TEXT = 32767
 
@@ -65,9 +80,88 @@ _TITLE_FONT = Font(name=FONT, size=14, bold=True, charset=134)
 _LINK_FONT = Font(name=FONT, size=10, color=LINK_COLOR, underline="single", charset=134)
 
 
+def review_round(source: Path) -> tuple[str, int]:
+    """(the unit's file name stem, how many review rounds the name shows): "x" 0, "x_审核" 1, "x_审核2" 2."""
+    stem = Path(source).stem
+    m = _ROUND.match(stem)
+    if m is None or not m.group("base"):
+        return stem, 0
+    n = m.group("n")
+    return m.group("base"), int(n) if n and len(n) < 6 else 1
+
+
 def annotated_name(source: Path) -> str:
-    """The reviewer's copy of `source`: "2021_156001_资阳_部门.xlsx" -> "2021_156001_资阳_部门_审核.xlsx"."""
-    return f"{Path(source).stem}{SUFFIX}.xlsx"
+    """The reviewer's copy of `source`: "x.xlsx" -> "x_审核.xlsx"; a returned copy "x_审核.xlsx" -> "x_审核2.xlsx"."""
+    base, n = review_round(source)
+    return f"{base}{SUFFIX}{n + 1 if n else ''}.xlsx"
+
+
+_CORE_NS = {
+    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "dcmitype": "http://purl.org/dc/dcmitype/",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
+CORE_PART = "docProps/core.xml"
+
+
+def package_digest(members: Mapping[str, tuple[int, int]]) -> str:
+    """A digest of a package's members (name -> (CRC-32, size)) other than docProps/core.xml.
+
+    Any program that saves the workbook again rewrites its parts, so the digest no longer matches: that,
+    not the save time (LibreOffice's converter keeps it), tells our untouched copy from a returned one.
+    """
+    h = hashlib.sha256()
+    for name in sorted(members):
+        if name != CORE_PART and not name.endswith("/"):
+            crc, size = members[name]
+            h.update(f"{name}\0{crc:08x}\0{size}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def mark_core(data: bytes, digest: str) -> bytes:
+    """docProps/core.xml as saved now by us, its contentStatus carrying REVIEW_MARK and the digest.
+
+    Raises ValueError when the part is not core properties XML.
+    """
+    try:
+        root = defused_tree.fromstring(data, forbid_dtd=True)
+    except (defused_tree.ParseError, DefusedXmlException):
+        raise ValueError("core.xml") from None
+    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
+        raise ValueError("core.xml")
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    values = {
+        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ("cp", "lastModifiedBy"): AUTHOR,
+        ("cp", "contentStatus"): f"{REVIEW_MARK} {digest}",
+    }
+    for (prefix, local), text in values.items():
+        tag = f"{{{_CORE_NS[prefix]}}}{local}"
+        el = root.find(tag)
+        if el is None:
+            el = ElementTree.SubElement(root, tag)
+        el.text = text
+        if local == "modified":
+            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
+    for prefix, uri in _CORE_NS.items():
+        ElementTree.register_namespace(prefix, uri)
+    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body
+
+
+def is_untouched_copy(path: Path) -> bool:
+    """True for an annotated copy exactly as this tool wrote it (not edited and saved since)."""
+    status = read_core(path).content_status
+    if not status.startswith(REVIEW_MARK + " "):
+        return False
+    try:
+        with zipfile.ZipFile(path) as zf:
+            members = {i.filename: (i.CRC, i.file_size) for i in zf.infolist()}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
+        return False
+    return status[len(REVIEW_MARK) + 1 :].strip() == package_digest(members)
 
 
 def severity_fill(finding: Finding) -> str:
@@ -173,6 +267,74 @@ def size_comments(wb: Workbook) -> None:
                 cell.comment.width, cell.comment.height = comment_size(cell.comment.text)
 
 
+def _rgb(fill: object) -> str:
+    """The solid fill colour of a cell as RRGGBB (upper case), "" for none, a theme colour or a pattern."""
+    # openpyxl hands out a StyleProxy around the PatternFill: read attributes, not the type.
+    if getattr(fill, "fill_type", None) != "solid":
+        return ""
+    color = getattr(fill, "fgColor", None)
+    rgb = color.rgb if color is not None and color.type == "rgb" else None
+    return rgb[-6:].upper() if isinstance(rgb, str) and len(rgb) >= 6 else ""
+
+
+def is_review_comment(comment: Comment) -> bool:
+    """A 批注 we wrote: our author (LibreOffice keeps it) or our 【级别】 heading."""
+    return comment.author == AUTHOR or bool(_OUR_COMMENT.match(comment.text.lstrip()))
+
+
+def strip_review(wb: Workbook, fills: Mapping[str, str | None]) -> int:
+    """Remove an earlier round's review from a returned copy: the 审核结果 sheet, our 批注 (the unit's own
+    text before the separator stays) and our fills. A cell still in a review colour gets the template's
+    fill from `fills` ("附件1!F7" -> RRGGBB or None). Returns the number of cells cleaned."""
+    if RESULT_SHEET in wb.sheetnames:
+        wb.remove(wb[RESULT_SHEET])
+    cleaned = 0
+    for ws in wb.worksheets:
+        # _cells holds only the cells that exist; iter_rows would create every cell of the used range.
+        for cell in list(ws._cells.values()):
+            touched = False
+            comment = cell.comment
+            if comment is not None:
+                text = comment.text
+                if COMMENT_SEPARATOR in text:
+                    own = text.split(COMMENT_SEPARATOR, 1)[0].rstrip()
+                    cell.comment = Comment(own, comment.author) if own else None
+                    touched = True
+                elif is_review_comment(comment):
+                    cell.comment = None
+                    touched = True
+            if _rgb(cell.fill) in REVIEW_FILLS:
+                original = fills.get(f"{ws.title}!{cell.coordinate}")
+                cell.fill = _solid(original) if original else PatternFill(fill_type=None)
+                touched = True
+            cleaned += touched
+    return cleaned
+
+
+def unshadow(wb: Workbook, marked: Iterable[tuple[str, str]]) -> None:
+    """Drop the template's conditional formats (its self-check red) on cells we mark: a conditional fill
+    paints over a cell's own fill, so a 提示 would print red. Only formats whose whole range is marked go."""
+    by_sheet: dict[str, set[str]] = {}
+    for sheet, a1 in marked:
+        by_sheet.setdefault(sheet, set()).add(a1)
+    for title, cells in by_sheet.items():
+        ws = wb[title]
+        if not isinstance(ws, Worksheet):
+            continue
+        rules = ws.conditional_formatting._cf_rules
+        for cf in list(rules):
+            if _covered(cf.sqref, cells):
+                del rules[cf]
+
+
+def _covered(sqref: MultiCellRange, cells: set[str]) -> bool:
+    """True when every cell of `sqref` is in `cells` (ranges larger than the marks are never covered)."""
+    total = sum(r.size["rows"] * r.size["columns"] for r in sqref.ranges)
+    if total > len(cells):
+        return False
+    return all(f"{get_column_letter(c)}{r}" in cells for rng in sqref.ranges for r, c in rng.cells)
+
+
 def mark_cells(wb: Workbook, findings: list[Finding]) -> dict[int, str]:
     """Fill and comment every flagged cell; returns, per finding index, the A1 link target it resolved to."""
     by_cell: dict[tuple[str, str], list[Finding]] = {}
@@ -199,6 +361,7 @@ def mark_cells(wb: Workbook, findings: list[Finding]) -> dict[int, str]:
         text = clean(ours)
         width, height = comment_size(text)
         cell.comment = Comment(text, AUTHOR, height=height, width=width)
+    unshadow(wb, [(t, c.coordinate) for (t, _), cell in cells.items() for c in _merge_of(cell)])
     return targets
 
 
@@ -249,6 +412,8 @@ def _summary(report: Report) -> list[tuple[str, Any, str | None]]:
         ("提示", counts["提示"], INFO_FILL if counts["提示"] else None),
         ("审核结论", report.status, status_fill),
     ]
+    if report.replaced:
+        rows.append((REPLACED_LABEL, replaced_text(report.replaced), None))
     return rows
 
 
@@ -383,12 +548,28 @@ def _load(source: Path) -> Workbook:
         raise XlsxKpiError(f"无法打开工作簿（{type(e).__name__}: {e}）", file=str(source)) from None
 
 
-def annotate(source: Path, report: Report, out: Path, *, force: bool = False) -> Path:
+def save_marked(wb: Workbook, path: Path) -> None:
+    """wb.save, then the core properties that mark the file as our untouched copy (is_untouched_copy)."""
+    wb.save(path)
+    with zipfile.ZipFile(path) as saved:
+        infos = saved.infolist()
+        parts = {i.filename: saved.read(i) for i in infos}
+    core = mark_core(parts[CORE_PART], package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
+        for info in infos:
+            out.writestr(info, core if info.filename == CORE_PART else parts[info.filename])
+
+
+def annotate(
+    source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
+) -> Path:
     """Write a copy of `source` with every finding marked (fill + 批注) and a first sheet 审核结果.
 
-    `source` is never written: `out` must be another file, and an existing `out` needs `force`.
-    The copy is saved to a temporary file beside `out` and moved into place, so no half-written
-    file is ever left behind. Returns `out`.
+    A returned annotated copy (it has a 审核结果 sheet) is reviewed afresh: the earlier round's sheet,
+    批注 and fills go first (strip_review; `fills` gives the template's fill of each cell). `source` is
+    never written: `out` must be another file, and an existing `out` needs `force`. The copy is saved to
+    a temporary file beside `out` and moved into place, so no half-written file is ever left behind.
+    Returns `out`.
     """
     source, out = Path(source), Path(out)
     _check_paths(source, out, force)
@@ -396,12 +577,10 @@ def annotate(source: Path, report: Report, out: Path, *, force: bool = False) ->
         raise XlsxKpiError(f"该文件未能审核（{report.error}），不生成批注副本", file=str(source))
     wb = _load(source)
     if RESULT_SHEET in wb.sheetnames:
-        raise XlsxKpiError(
-            f"工作簿中已有“{RESULT_SHEET}”工作表，可能已是审核副本；请对单位报送的原文件批注", file=str(source)
-        )
+        strip_review(wb, fills or {})
     size_comments(wb)
     targets = mark_cells(wb, report.findings)
     ws = write_result_sheet(wb, report, source, targets)
     _activate(wb, ws)
 
-    return write_atomically(out, wb.save, failure="无法写入批注副本")
+    return write_atomically(out, lambda tmp: save_marked(wb, tmp), failure="无法写入批注副本")

@@ -37,6 +37,8 @@ from xlsx_kpi.annotate import (
     clean,
     comment_size,
     comment_text,
+    mark_core,
+    package_digest,
     severity_fill,
 )
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
@@ -908,11 +910,33 @@ def _patch_sheet(data: bytes, root: _El, rows: list[_Row], marks: _Marks, styles
     if added and dimension is not None:
         edits += _widen(data, dimension, added)
 
+    # The template's self-check colours a cell through a conditional format, which paints over the fill
+    # we give it: formats whose whole range we mark are dropped (annotate.unshadow).
+    for child in root.kids("conditionalFormatting"):
+        covered = _sqref_cells(child.attrs.get("sqref", ""), len(marks.fills))
+        if covered is not None and covered <= marks.fills.keys():
+            edits.append((child.start, child.end, 0, b""))
+
     order = WORKSHEET_ORDER["legacyDrawing"]
     after = next((c for c in root.children if WORKSHEET_ORDER[c.local] > order), None)
     pos = after.start if after is not None else root.inner_end
     edits.append((pos, pos, 0, f'<{p}legacyDrawing xmlns:r="{REL_NS}" r:id="{drawing_rid}"/>'.encode()))
     return _apply(data, edits)
+
+
+def _sqref_cells(sqref: str, limit: int) -> set[tuple[int, int]] | None:
+    """The (row, col) cells of a sqref ("F7 G9:H10"); None when unparseable or more than `limit` cells."""
+    cells: set[tuple[int, int]] = set()
+    for part in sqref.split():
+        m = _RANGE.match(part.upper())
+        if m is None:
+            return None
+        r1, c1 = int(m.group(2)), column_index_from_string(m.group(1))
+        r2, c2 = (int(m.group(4)), column_index_from_string(m.group(3))) if m.group(3) else (r1, c1)
+        if (abs(r2 - r1) + 1) * (abs(c2 - c1) + 1) + len(cells) > limit:
+            return None
+        cells.update((r, c) for r in range(min(r1, r2), max(r1, r2) + 1) for c in range(min(c1, c2), max(c1, c2) + 1))
+    return cells or None
 
 
 def _int(text: str | None) -> int:
@@ -1288,9 +1312,9 @@ def _build(source: Path, report: Report) -> bytes:
     if not sheets:
         raise _Fallback
     if RESULT_SHEET in sheets:
-        raise XlsxKpiError(
-            f"工作簿中已有“{RESULT_SHEET}”工作表，可能已是审核副本；请对单位报送的原文件批注", file=str(source)
-        )
+        raise _Fallback  # a returned annotated copy: annotate.strip_review removes the earlier round first
+    if "docProps/core.xml" not in pkg.members:
+        raise _Fallback  # openpyxl writes one, with the mark that tells our copy from a unit's file
     styles_part = next((part for kind, part in targets_by_id.values() if kind == REL_STYLES), None)
     if styles_part is None:
         raise _Fallback
@@ -1400,6 +1424,17 @@ def _build(source: Path, report: Report) -> bytes:
         trimmed = _drop_app_titles(app)
         if trimmed is not app:
             changed["docProps/app.xml"] = trimmed
+    # The mark that tells this copy from a unit's edited return: a digest of every other member as written.
+    final = {name: (info.CRC, info.file_size) for name, info in pkg.members.items()}
+    for name, member in [*changed.items(), *added]:
+        if member is None:
+            final.pop(name, None)
+        else:
+            final[name] = (zlib.crc32(member), len(member))
+    try:
+        changed["docProps/core.xml"] = mark_core(pkg.read("docProps/core.xml"), package_digest(final))
+    except ValueError:
+        raise _Fallback from None
     return _zip(pkg, changed, added)
 
 

@@ -6,24 +6,28 @@ import os
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
-from xlsx_kpi.annotate import annotate, annotated_name
+from xlsx_kpi.annotate import annotate, annotated_name, is_untouched_copy, review_round
 from xlsx_kpi.annotate_fast import annotate_fast
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.expr import Value
 from xlsx_kpi.history import History, fill_prior_year
 from xlsx_kpi.isolation import annotate_isolated, can_isolate
-from xlsx_kpi.reader import Filing, read_workbook, to_inputs
+from xlsx_kpi.reader import Filing, read_core, read_workbook, to_inputs
 from xlsx_kpi.recalc import reading_values, recalculate
 from xlsx_kpi.report import Report
+from xlsx_kpi.report_check import pick_report, workbook_report_findings
 from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
-from xlsx_kpi.spec import Catalog, IndicatorsBlock, load_specs
+from xlsx_kpi.rules.formulas import replaced_cells
+from xlsx_kpi.rules.printed import printed_mismatches
+from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters, load_specs
+from xlsx_kpi.template import STYLES
 
-ANNOTATED_SUFFIX = "_审核.xlsx"
 T = TypeVar("T")
 
 
@@ -35,13 +39,21 @@ class Options:
     annotate: bool = True
     force: bool = False
     isolate: bool = True  # annotate in a child process with memory and time limits (where os.fork exists)
+    # Units' 自评报告 (.docx path, name + title) to read beside the workbook they belong to (report_check);
+    # match_any: the one report given with --report belongs to the one workbook, whatever its title.
+    reports: tuple[tuple[Path, str], ...] = ()
+    match_any: bool = False
 
 
-def find_workbooks(paths: Iterable[Path]) -> list[Path]:
+def find_workbooks(paths: Iterable[Path], *, skip: Iterable[Path] = ()) -> list[Path]:
     """Files as given, and every .xlsx under a folder: Excel lock files (~$) and our own outputs skipped.
 
     A lock file is skipped even when named: a shell's 回收/*.xlsx lists them while Excel has a file open.
+    In a folder, an annotated copy "x_审核.xlsx" the unit edited and returned is a submission like any
+    other; one exactly as this tool wrote it (is_untouched_copy) is our output, and so is everything
+    under a folder in `skip` (the --out-dir of the copies).
     """
+    skipped = [p.resolve() for p in skip]
     found: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -50,12 +62,95 @@ def find_workbooks(paths: Iterable[Path]) -> list[Path]:
                     f.suffix.lower() == ".xlsx"
                     and f.is_file()
                     and not f.name.startswith("~$")
-                    and not f.name.endswith(ANNOTATED_SUFFIX)
+                    and not f.name.startswith(".xlsx-kpi-")  # our half-written temporary files
+                    and not _inside(f, skipped)
+                    and not (review_round(f)[1] and is_untouched_copy(f))
                 ):
                     found.append(f)
         elif not p.name.startswith("~$"):
             found.append(p)
     return found
+
+
+def _inside(path: Path, folders: list[Path]) -> bool:
+    resolved = path.resolve()
+    return any(resolved.is_relative_to(folder) for folder in folders)
+
+
+def saved_at(path: Path) -> datetime:
+    """When the unit last saved the workbook: its own save time (docProps/core.xml), else the file time."""
+    modified = read_core(path).modified
+    if modified is not None:
+        return modified
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Resubmission:
+    """One unit's file and its returned annotated copies in one folder ("x.xlsx", "x_审核.xlsx", ...)."""
+
+    used: Path
+    older: list[Path]
+
+
+def current_submissions(files: list[Path]) -> tuple[list[Path], list[Resubmission]]:
+    """The files to audit: of a unit's original and its returned annotated copies in one folder, only the
+    newest (by the workbook's own save time, then the file time, then the later review round).
+
+    Returns the files in their order and, for each such group, which file was used and which were not.
+    """
+    groups: dict[tuple[Path, str], list[Path]] = {}
+    for f in files:
+        groups.setdefault((f.parent, review_round(f)[0]), []).append(f)
+    superseded: set[Path] = set()
+    out: list[Resubmission] = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+
+        def newest(f: Path) -> tuple[datetime, float, int]:
+            try:
+                mtime = f.stat().st_mtime
+            except OSError:
+                mtime = 0.0
+            return saved_at(f), mtime, review_round(f)[1]
+
+        ordered = sorted(group, key=newest, reverse=True)
+        out.append(Resubmission(ordered[0], ordered[1:]))
+        superseded.update(ordered[1:])
+    return [f for f in files if f not in superseded], out
+
+
+def template_fills(filing: Filing) -> dict[str, str | None]:
+    """The fill each cell of the layout has in the template ("附件1!F7" -> "E2EFDA", None for none), where
+    the cell is in this file (moved cells followed): an earlier review's fill is replaced by it."""
+    out: dict[str, str | None] = {}
+    for sl in filing.layout.sheets:
+        sheet = filing.sheet_name(sl.name)
+        for cell in sl.cells:
+            color = STYLES.get(cell.style, {}).get("bg_color")
+            rgb = color.lstrip("#").upper() if isinstance(color, str) else None
+            at_sheet, row, col = sheet, cell.row, cell.col
+            raw = filing.cells.get(cell.key) if cell.key else None
+            if raw is not None and raw.address:
+                at_sheet, _, a1 = raw.address.rpartition("!")
+                row, col = _row_col(a1, row, col)
+            for r in range(cell.bottom - cell.row + 1):
+                for c in range(cell.right - cell.col + 1):
+                    out[f"{at_sheet}!{col_letters(col + c)}{row + r + 1}"] = rgb
+    return out
+
+
+def _row_col(a1: str, row: int, col: int) -> tuple[int, int]:
+    """0-based (row, col) of "F7"; the given position when the address does not parse."""
+    letters = a1.rstrip("0123456789")
+    digits = a1[len(letters) :]
+    if not letters or not letters.isascii() or not letters.isalpha() or not digits.isdigit():
+        return row, col
+    return int(digits) - 1, col_index(letters.upper())
 
 
 @dataclass
@@ -64,7 +159,8 @@ class Checked:
 
     inputs: the input cells as read from the file; values: every value as recalculated (inputs included,
     blank previous-year figures filled from the history); written: formula cells the unit typed a value
-    over, with that value (what the file shows instead of the formula).
+    over, with that value (what the file shows instead of the formula), and formula cells whose displayed
+    value differs from the recalculation, with the displayed value (rules.printed.printed_mismatches).
     """
 
     report: Report
@@ -126,8 +222,24 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
         previous=previous,
     )
     report.findings = run_rules(ctx)
+    # What the file shows: values typed over formulas, and totals whose displayed figure differs from
+    # the recalculation (the summary's 填报 column shows what the unit printed).
+    own = values if previous is None else recalculate(filing.layout, read)
+    shown = {**printed_mismatches(filing, dict(own)), **written_values(filing)}
+    if options.reports:
+        meta = filing.meta
+        doc = pick_report(
+            options.reports,
+            meta.get("unit_name", ""),
+            meta.get("project_name", ""),
+            filing.layout.spec.kind,
+            match_any=options.match_any,
+        )
+        if doc is not None:
+            report.findings += workbook_report_findings(doc, filing, values)
+    report.replaced = replaced_cells(ctx)
     places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
-    checked = Checked(report, read, values, written_values(filing), places)
+    checked = Checked(report, read, values, shown, places)
     report.sort()
     meta = filing.meta
     report.workbook_id = meta.get("workbook_id", "")
@@ -142,13 +254,24 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
     if options.annotate:
         out = (options.out_dir or path.parent) / annotated_name(path)
         try:
+            if options.out_dir is None and out.exists() and not is_untouched_copy(out):
+                # Beside the inputs, a file under the copy's name that we did not write (or that was edited
+                # since) is a unit's returned copy: never overwritten. An --out-dir holds only our copies.
+                raise XlsxKpiError(
+                    "已有同名文件且不是本工具生成的审核副本（可能是单位重新报送的文件），不覆盖；"
+                    "请用 --out-dir 指定另一个输出文件夹",
+                    file=str(out),
+                )
             # The fast path patches only the parts it changes (~20 ms); it returns None for structures it
             # does not handle, and then openpyxl (~200 ms) writes the copy, on POSIX in a child process
             # with memory and time limits because it loads the whole file.
             report.annotated = annotate_fast(path, report, out, force=options.force)
             if report.annotated is None:
-                write = annotate_isolated if options.isolate and can_isolate() else annotate
-                report.annotated = write(path, report, out, force=options.force)
+                fills = template_fills(filing)
+                if options.isolate and can_isolate():
+                    report.annotated = annotate_isolated(path, report, out, force=options.force, fills=fills)
+                else:
+                    report.annotated = annotate(path, report, out, force=options.force, fills=fills)
         except XlsxKpiError as e:
             report.output_error = e.render()
         except OSError as e:

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated
@@ -16,13 +17,24 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, find_workbooks
+from xlsx_kpi.audit import (
+    Options,
+    Resubmission,
+    audit_paths,
+    check_file,
+    check_paths,
+    cross_check,
+    current_submissions,
+    find_workbooks,
+)
 from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.report import Report
+from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
+from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
+from xlsx_kpi.report_docx import write_draft
 from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.safe_text import printable
@@ -31,7 +43,8 @@ from xlsx_kpi.template import generate, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, read_units
 
 app = typer.Typer(
-    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、汇总（collect）、历年对比（history）、"
+    help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
+    "历年对比（history）、"
     "列出表种（specs）、重建内置模板（build-templates）。",
     add_completion=False,
     no_args_is_help=True,
@@ -193,8 +206,17 @@ def build_templates_cmd(
 @app.command("check")
 def check_cmd(
     paths: Annotated[
-        list[Path], typer.Argument(help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核）", show_default=False)
+        list[Path],
+        typer.Argument(
+            help="要审核的 .xlsx 文件或文件夹（文件夹中的 .xlsx 全部审核，其中的 .docx 自评报告"
+            "按单位、项目名称对应到工作簿）；只给 .docx 时只做报告内部核对",
+            show_default=False,
+        ),
     ],
+    report_docs: Annotated[
+        list[Path] | None,
+        typer.Option("--report", metavar="报告.docx", help="单位的自评报告 .docx：与工作簿逐项核对数字（可多次给出）"),
+    ] = None,
     out_dir: Annotated[
         Path | None, typer.Option("--out-dir", help="审核批注文件的输出文件夹（默认与原文件同一文件夹）")
     ] = None,
@@ -206,15 +228,29 @@ def check_cmd(
         Path | None,
         typer.Option("--db", help="历史数据库（collect 生成）：用上年报送数核对、补足上年结转结余额（只读，不写入）"),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="逐条列出全部问题，包括“提示”（默认只列错误和警告，提示只计数）")
+    ] = False,
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     catalog = _catalog(sheets)
-    files = find_workbooks(paths)
-    if not files:
+    docs = find_reports(paths, report_docs or [])
+    workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=[out_dir] if out_dir else [])
+    files, resubmitted = current_submissions(workbooks)
+    if not files and not docs:
         given = "、".join(str(p) for p in paths)
-        raise XlsxKpiError(f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和 _审核.xlsx 副本不审核）")
-    options = Options(out_dir=out_dir, annotate=not no_annotate, force=force)
+        raise XlsxKpiError(
+            f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
+        )
+    titled, unreadable = report_titles(docs)
+    options = Options(
+        out_dir=out_dir,
+        annotate=not no_annotate,
+        force=force,
+        reports=tuple(titled),
+        match_any=bool(report_docs) and len(files) == 1 and len(titled) == 1,
+    )
     history = History(db, readonly=True) if db is not None else None
     console = err if as_json else out
     with Progress(
@@ -252,16 +288,27 @@ def check_cmd(
                 progress=lambda _: bar.advance(task),
                 history=history,
             )
+    reports += unreadable + [
+        report_alone(p)
+        for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
+    ]
     if as_json:
-        sys.stdout.write(json.dumps(batch_json(reports, cross), ensure_ascii=False, indent=2) + "\n")
+        sys.stdout.write(json.dumps(batch_json(reports, cross, resubmitted), ensure_ascii=False, indent=2) + "\n")
     else:
         if len(reports) <= 3:
             for r in reports:
-                _print_findings(console, r)
+                _print_findings(console, r, verbose=verbose)
     _print_summary(console, reports)
     _print_cross(console, cross)
+    _print_resubmitted(console, resubmitted)
     cross_errors = any(c.finding.severity is Severity.ERROR for c in cross)
     raise typer.Exit(max([r.exit_code for r in reports] + [1 if cross_errors else 0]))
+
+
+def _print_resubmitted(console: Console, groups: list[Resubmission]) -> None:
+    for g in groups:
+        names = "、".join(p.name for p in g.older)
+        console.print(f"重复报送：采用最新保存的 {g.used.name}，未审核较早的 {names}", markup=False)
 
 
 @app.command("collect")
@@ -352,6 +399,37 @@ def history_cmd(
         _print_history(years)
 
 
+@app.command("report")
+def report_cmd(
+    workbook: Annotated[Path, typer.Argument(help="已审核的部门整体或项目支出工作簿 .xlsx", show_default=False)],
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="输出的自评报告 .docx（默认：工作簿名_自评报告.docx）")
+    ] = None,
+    outline: Annotated[
+        Path | None,
+        typer.Option("--outline", help="报告提纲 .yaml（默认使用内置的 sheets/reports/report-outline-*.yaml）"),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的报告文件")] = False,
+    sheets: SpecsDir = None,
+) -> None:
+    """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
+    catalog = _catalog(sheets)
+    out_path = output or workbook.with_name(f"{workbook.stem}_自评报告.docx")
+    checked = check_file(workbook, catalog, Options(annotate=False))
+    if checked.error:
+        raise XlsxKpiError(checked.error)
+    draft = write_draft(workbook, out_path, catalog, outline_path=outline, sheets=sheets, force=force)
+    out.print(f"已起草自评报告：{out_path}", markup=False)
+    out.print(f"  待填写处 {draft.fill_count} 个（黄色底纹的“【请填写：…】”），请补充后再报送。", markup=False)
+    errors = checked.counts["错误"]
+    if errors:
+        out.print(
+            f"  注意：工作簿审核发现 {errors} 个错误，报告中的数字按重新计算值填写；"
+            "请先运行 xlsx-kpi check 改正工作簿。",
+            markup=False,
+        )
+
+
 @app.command("rules")
 def rules_cmd() -> None:
     """列出全部审核规则（代码、级别、名称、说明），即 docs/RULES.md 的内容。"""
@@ -375,11 +453,14 @@ def cross_json(c: CrossFinding) -> dict[str, object]:
     }
 
 
-def batch_json(reports: list[Report], cross: list[CrossFinding] | None = None) -> dict[str, object]:
+def batch_json(
+    reports: list[Report], cross: list[CrossFinding] | None = None, resubmitted: Sequence[Resubmission] = ()
+) -> dict[str, object]:
     cross = cross or []
     return {
         "files": [r.to_json() for r in reports],
         "cross": [cross_json(c) for c in cross],
+        "resubmitted": [{"used": str(g.used), "older": [str(p) for p in g.older]} for g in resubmitted],
         "summary": {
             "files": len(reports),
             "unusable": sum(1 for r in reports if not r.usable),
@@ -409,13 +490,25 @@ def _print_cross(console: Console, cross: list[CrossFinding]) -> None:
             console.print(f"     {p.file.name} {p.sheet}!{p.cell}（{p.label}）", markup=False)
 
 
-def _print_findings(console: Console, report: Report) -> None:
+def _print_findings(console: Console, report: Report, *, verbose: bool = False) -> None:
+    """错误 and 警告 one per line (every finding with --verbose); 提示 counted, and the typed-over formulas."""
     if not report.usable:
         return
     console.print(f"\n{report.file}（{report.unit_name}）")
-    for n, f in enumerate(report.findings, start=1):
+    shown = [f for f in report.findings if verbose or f.severity is not Severity.INFO]
+    for n, f in enumerate(shown, start=1):
         mark = "（已说明）" if f.explained else ""
-        console.print(f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}", markup=False)
+        figures = f"〔填报 {f.actual}；应为 {f.expected}〕" if f.actual or f.expected else ""
+        console.print(
+            f"  {n}. [{f.severity.value}{mark}] {f.where} {f.title}（{f.code}）：{f.message}{figures}", markup=False
+        )
+    hidden = len(report.findings) - len(shown)
+    if hidden:
+        console.print(
+            f"  另有 {hidden} 条提示（供审核人参考），加 --verbose 逐条列出，或见“_审核.xlsx”的审核结果表", markup=False
+        )
+    if report.replaced:
+        console.print(f"  {REPLACED_LABEL}：{replaced_text(report.replaced)}", markup=False)
     if not report.findings:
         console.print("  未发现问题")
 

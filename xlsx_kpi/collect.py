@@ -9,7 +9,7 @@ import unicodedata
 import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,7 +18,7 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks
+from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Severity
@@ -73,6 +73,7 @@ class Submission:
     sha256: str
     mtime: datetime
     kind: str = ""
+    saved: datetime = datetime.min.replace(tzinfo=UTC)  # the workbook's own save time (audit.saved_at)
 
     @property
     def report(self) -> Report:
@@ -98,7 +99,8 @@ class Submission:
         return self.checked.values.get(key)
 
     def filled(self, key: str) -> Value:
-        """What the file shows: the value typed over the formula if the unit did so, else the recalculated one."""
+        """What the file shows: a value typed over the formula, or the displayed result where it differs from the
+        recalculation (audit.Checked.written), else the recalculated value."""
         if key in self.checked.written:
             return self.checked.written[key]
         return self.value(key)
@@ -216,7 +218,8 @@ def collect(
 ) -> Collection:
     """Check every workbook under `paths` exactly as `check` does and roll the results up.
 
-    Of two or more files for one unit, kind, project and year, the newest (by modification time) is used.
+    Of two or more files for one unit, kind, project and year (an original and its returned 审核 copy too),
+    the newest is used: by the workbook's own save time, then the file's modification time.
     With a writable `history`, last year's stored figures feed this year's checks and every submission used
     is stored (once per file content); a later year in the same batch is checked after its predecessor is
     stored, so the order of the files does not matter. Input files are never modified.
@@ -248,11 +251,12 @@ def collect(
             continue
         wid = c.report.workbook_id
         kind = catalog.workbooks[wid].kind if wid in catalog.workbooks else ""
-        sub = Submission(c, sha256, datetime.fromtimestamp(stat.st_mtime), kind)
+        sub = Submission(c, sha256, datetime.fromtimestamp(stat.st_mtime), kind, saved_at(c.report.file))
         groups.setdefault(sub.key, []).append(sub)
     used: list[Submission] = []
     for group in groups.values():
-        group.sort(key=lambda s: (s.mtime, s.file.name), reverse=True)
+        # Newest by the workbook's own save time (a returned 审核 copy is the unit's latest), then file time.
+        group.sort(key=lambda s: (s.saved, s.mtime, s.file.name), reverse=True)
         used.append(group[0])
         if len(group) > 1:
             out.duplicates.append(group)
@@ -280,7 +284,7 @@ def _store(used: list[Submission], catalog: Catalog, history: History, out: Coll
         if year.isdigit() and (code, wid, project, str(int(year) - 1)) in stored_now:
             rechecked = audit_file(sub.file, catalog, Options(annotate=False), history=history)
             if rechecked.report.usable:
-                sub = used[i] = Submission(rechecked, sub.sha256, sub.mtime, sub.kind)
+                sub = used[i] = Submission(rechecked, sub.sha256, sub.mtime, sub.kind, sub.saved)
         if history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime):
             out.stored += 1
             stored_now.add(sub.key)

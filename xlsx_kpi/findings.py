@@ -38,6 +38,9 @@ class Finding:
     title: str = ""
     explained_by: str = ""
     explanation: str = ""
+    # Set for a finding in another file than the workbook (a unit's 自评报告): sheet is then the file's name
+    # and cell the paragraph (第12段).
+    file: str = ""
 
     @property
     def explained(self) -> bool:
@@ -45,4 +48,4 @@ class Finding:
 
     @property
     def where(self) -> str:
-        return f"{self.sheet}!{self.cell}"
+        return f"{self.sheet} {self.cell}" if self.file else f"{self.sheet}!{self.cell}"

@@ -10,7 +10,7 @@ import signal
 import sys
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar, cast
 
@@ -33,10 +33,14 @@ def can_isolate() -> bool:
     return hasattr(os, "fork")
 
 
-def annotate_isolated(source: Path, report: Report, out: Path, *, force: bool = False) -> Path:
+def annotate_isolated(
+    source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
+) -> Path:
     """annotate() in a child process; a child out of time or memory becomes an XlsxKpiError naming the file."""
     try:
-        return run_isolated(lambda: annotate(source, report, out, force=force), ANNOTATE_TIMEOUT, ANNOTATE_MEMORY)
+        return run_isolated(
+            lambda: annotate(source, report, out, force=force, fills=fills), ANNOTATE_TIMEOUT, ANNOTATE_MEMORY
+        )
     except TimeoutError:
         # Killed, perhaps while saving: remove annotate()'s temporary file (".<stem>.<id>.tmp.xlsx").
         for tmp in out.parent.glob(f".{glob.escape(out.stem)}.*.tmp.xlsx"):

@@ -487,9 +487,9 @@ class SheetBuilder:
             chosen = ind.rule.readings[reading]
             self.formula(r, cols["ref"], f"{base}.ref", chosen.expr, "aux_score", f"{ind.name}参考得分")
             text = chosen.label
-            others = [k for k in ind.rule.readings if k != reading]
+            others = [ind.rule.name_of(k) for k in ind.rule.readings if k != reading]
             if others:
-                text += f"\n（另有口径：{'、'.join(others)}，见规格说明）"
+                text += f"\n（另有读法：{'、'.join(others)}）"
             if "reading" in cols:
                 self.label(r, cols["reading"], text, "aux_text")
         else:

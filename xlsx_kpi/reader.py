@@ -12,13 +12,14 @@ import zlib
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import unquote
 from xml.parsers import expat
 
+import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
 from defusedxml.expatreader import DefusedExpatParser
 
@@ -26,10 +27,10 @@ from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.layout import Identity, WorkbookLayout, build_layout
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters
-from xlsx_kpi.template import META_SHEET, defined_name, fingerprint, identity_digest
+from xlsx_kpi.template import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
 
-__all__ = ["Filing", "RawCell", "check_loadable", "read_workbook", "to_inputs"]
+__all__ = ["CoreProperties", "Filing", "RawCell", "check_loadable", "read_core", "read_workbook", "to_inputs"]
 
 # --- Limits for untrusted zips (checked before any XML is parsed) ------------------------------------
 # Our filled department template has 15 members and ~270 KB uncompressed; Excel files with images stay
@@ -125,6 +126,11 @@ MSG_CELL_DELETED = (
     "无法可靠读取；请用原模板重新填写，不要删除行或列"
 )
 
+# The first sheet of an annotated copy (annotate.RESULT_SHEET); a returned copy still has it.
+REVIEW_SHEET = "审核结果"
+RENAME_MIN_LABELS = 3  # fixed texts of a sheet compared to recognise it under another name
+RENAME_MATCH = 0.6  # share of those texts (or of its cells' defined names) that must agree
+
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
@@ -187,6 +193,12 @@ class Filing:
     # Text of the sheet titles that show the year ("2021年度…"), by address ("附件1!A2"): the visible
     # year, which rules compare with the hidden identity's year.
     titles: dict[str, str] = field(default_factory=dict)
+    renamed: dict[str, str] = field(default_factory=dict)  # template sheet name -> the name in this file
+    added: list[str] = field(default_factory=list)  # sheets the unit added (not ours, not 审核结果)
+
+    def sheet_name(self, template_name: str) -> str:
+        """Where a sheet of the template is in this file (a renamed sheet under its new name)."""
+        return self.renamed.get(template_name, template_name)
 
     def a1(self, key: str) -> tuple[str, str]:
         """(sheet, "F7") where `key` was read, after following moved defined names."""
@@ -1176,6 +1188,71 @@ def _target(text: str, sheets: dict[str, str]) -> tuple[str, int, int, str] | No
 
 # --- Public API -----------------------------------------------------------------------------------------
 
+MAX_CORE_BYTES = 64 * 1024  # docProps/core.xml holds a dozen short fields (~1 KB)
+_DC_TERMS = "{http://purl.org/dc/terms/}"
+_CORE_PROPS = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
+
+
+@dataclass(frozen=True)
+class CoreProperties:
+    """What docProps/core.xml says about the last save: when (UTC), by whom, and its content status."""
+
+    modified: datetime | None = None
+    last_modified_by: str = ""
+    content_status: str = ""
+
+
+def parse_w3cdtf(text: str) -> datetime | None:
+    """ "2026-12-06T05:40:12Z" (or with an offset or fractions) as an aware UTC datetime; None if not a date."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def read_core(path: Path) -> CoreProperties:
+    """The workbook's own save time and status from docProps/core.xml; empty when absent or unreadable.
+
+    Excel, WPS and LibreOffice set `modified` on every save, so it orders two submissions of one unit
+    better than the file time, which copying and e-mail change. Never raises: a file that cannot be read
+    has no save time (the audit reports why it cannot be read).
+    """
+    try:
+        with path.open("rb") as fh:
+            declared = _zip_directory(fh)
+            if declared is None or declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES:
+                return CoreProperties()  # not a zip, or a directory too large to list (see _open_zip)
+            with zipfile.ZipFile(fh) as zf:
+                info = zf.getinfo("docProps/core.xml")
+                if info.file_size > MAX_CORE_BYTES or info.compress_size > MAX_CORE_BYTES:
+                    return CoreProperties()
+                data = zf.read(info)
+        root = _core_tree(data)
+    except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError, DefusedXmlException, RuntimeError):
+        return CoreProperties()
+    if root is None:
+        return CoreProperties()
+
+    def text(tag: str) -> str:
+        el = root.find(tag)
+        return (el.text or "").strip() if el is not None else ""
+
+    return CoreProperties(
+        modified=parse_w3cdtf(text(f"{_DC_TERMS}modified")),
+        last_modified_by=text(f"{_CORE_PROPS}lastModifiedBy"),
+        content_status=text(f"{_CORE_PROPS}contentStatus"),
+    )
+
+
+def _core_tree(data: bytes) -> Any:
+    try:
+        return defused_tree.fromstring(data, forbid_dtd=True)
+    except defused_tree.ParseError:
+        return None
+
 
 def read_workbook(path: Path, catalog: Catalog) -> Filing:
     """Read a returned workbook: refuse what cannot be read, identify it, and read every layout cell.
@@ -1361,13 +1438,18 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     if not meta.get("workbook_id"):
         raise _fail(MSG_NOT_OURS, path)
     plan = _identify(meta, catalog, path)
+    renamed = _renamed_sheets(pkg, book, plan, strings)
     for sl in plan.layout.sheets:
-        if sl.name not in book.sheets:
+        if sl.name not in book.sheets and sl.name not in renamed:
             raise _fail(MSG_MISSING_SHEET.format(sheet=sl.name), path)
+    ours = {sl.name for sl in plan.layout.sheets} | set(renamed.values()) | {META_SHEET, GUIDE_SHEET, REVIEW_SHEET}
+    added = [name for name in book.sheets if name not in ours]
 
     # Each key is read where its defined name points (rows may have been inserted), else where the
     # layout put it: a missing or unparseable name falls back to the layout position; #REF! is refused.
     cells = plan.cells
+    if renamed:
+        cells = {k: (renamed.get(v[0], v[0]), *v[1:]) for k, v in plan.cells.items()}
     moved: dict[str, str] = {}
     names = book.names
     for key, dn in plan.names.items():
@@ -1387,8 +1469,9 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             moved[key] = f"{target[0]}!{target[3]}"
     # The 三级指标 labels the spec prints, read on the row where each score is read: a sorted or swapped
     # table keeps its defined names, so only the labels show that a score now sits under another name.
-    where_labels = plan.labels if not moved else _label_cells(plan.label_cols, cells)
-    wanted = plan.wanted if not moved else _wanted(itertools.chain(cells.values(), where_labels, plan.titles))
+    where_labels = plan.labels if cells is plan.cells else _label_cells(plan.label_cols, cells)
+    titles_at = plan.titles if not renamed else [(renamed.get(t[0], t[0]), *t[1:]) for t in plan.titles]
+    wanted = plan.wanted if cells is plan.cells else _wanted(itertools.chain(cells.values(), where_labels, titles_at))
 
     found: dict[str, dict[str, _Found]] = {}
     masters: dict[str, Masters] = {}
@@ -1414,7 +1497,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
             raise _fail(MSG_LABEL_MOVED.format(expected=expected, found=shown), path, cell=f"{sheet}!{a1}")
 
     titles: dict[str, str] = {}
-    for sheet, row, col, a1 in plan.titles:
+    for sheet, row, col, a1 in titles_at:
         found_title = found[sheet].get(a1)
         text = _as_text(_raw_cell(found_title, f"{sheet}!{a1}", (row, col), strings, frozenset(), {}, path))
         titles[f"{sheet}!{a1}"] = text or ""
@@ -1424,10 +1507,75 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     for key, (sheet, row, col, a1) in cells.items():
         cell = found[sheet].get(a1)
         if (cell is None or (cell.v is None and cell.f is None and cell.inline is None)) and key not in moved:
-            raw[key] = blanks[key]
+            raw[key] = blanks[key] if not renamed else RawCell(None, address=f"{sheet}!{a1}")
         else:
             raw[key] = _raw_cell(cell, f"{sheet}!{a1}", (row, col), strings, dates, masters[sheet], path)
-    return Filing(path=path, layout=plan.layout, meta=meta, cells=raw, moved=moved, titles=titles)
+    return Filing(
+        path=path,
+        layout=plan.layout,
+        meta=meta,
+        cells=raw,
+        moved=moved,
+        titles=titles,
+        renamed=renamed,
+        added=added,
+    )
+
+
+def _renamed_sheets(pkg: _Package, book: _Book, plan: _Plan, strings: list[str]) -> dict[str, str]:
+    """Template sheets missing under their own name but found under another (LibreOffice and WPS drop the
+    structure lock): template name -> name in the file.
+
+    A sheet is recognised first by where its cells' defined names point (Excel, WPS and LibreOffice
+    rename the sheet in every name), else by its fixed texts (titles, labels) at their template places.
+    """
+    missing = [sl for sl in plan.layout.sheets if sl.name not in book.sheets]
+    if not missing:
+        return {}
+    template = {sl.name for sl in plan.layout.sheets}
+    candidates = [n for n in book.sheets if n not in template and n not in (META_SHEET, GUIDE_SHEET, REVIEW_SHEET)]
+    found: dict[str, str] = {}
+    for sl in missing:
+        free = [c for c in candidates if c not in found.values()]
+        if not free:
+            break
+        votes: dict[str, int] = {}
+        keys = [k for k, (sheet, *_) in plan.cells.items() if sheet == sl.name]
+        for key in keys:
+            target = _target(book.names.get(plan.names[key], ""), book.sheets)
+            if target is not None and target[0] in free:
+                votes[target[0]] = votes.get(target[0], 0) + 1
+        best = max(votes, key=lambda n: votes[n], default=None)
+        if best is not None and votes[best] >= RENAME_MATCH * len(keys):
+            found[sl.name] = best
+            continue
+        by_text = _same_texts(pkg, book, sl.cells, free, strings)
+        if by_text is not None:
+            found[sl.name] = by_text
+    return found
+
+
+def _same_texts(pkg: _Package, book: _Book, cells: list[Any], candidates: list[str], strings: list[str]) -> str | None:
+    """The one candidate sheet showing the layout's fixed texts at their places, if any."""
+    fixed = [c for c in cells if c.role in ("title", "label", "header") and c.text and c.text.strip()]
+    texts = {c.a1: c.text.strip() for c in fixed}
+    if len(texts) < RENAME_MIN_LABELS:
+        return None
+    rows = {int(a1.lstrip("ABCDEFGHIJKLMNOPQRSTUVWXYZ")) for a1 in texts}
+    matches: list[str] = []
+    for name in candidates:
+        member = book.targets.get(book.sheets[name])
+        if member is None or member not in pkg.members:
+            continue
+        found, _ = _scan_sheet(pkg, member, set(texts), rows)
+        same = 0
+        for a1, want in texts.items():
+            at = _split_a1(a1) or (0, 0)
+            got = _as_text(_raw_cell(found.get(a1), f"{name}!{a1}", at, strings, frozenset(), {}, pkg.path))
+            same += (got or "").strip() == want
+        if same >= RENAME_MATCH * len(texts):
+            matches.append(name)
+    return matches[0] if len(matches) == 1 else None
 
 
 # --- Typed inputs ---------------------------------------------------------------------------------------

@@ -26,6 +26,9 @@ class Report:
     grade: str = ""
     annotated: Path | None = None
     output_error: str | None = None
+    # Formula cells replaced by a typed value that agrees with the recalculation ("附件2!C5"): not a
+    # finding, listed once for the reviewer.
+    replaced: list[str] = field(default_factory=list)
 
     @property
     def usable(self) -> bool:
@@ -84,9 +87,10 @@ class Report:
             "counts": self.counts,
             "annotated": None if self.annotated is None else str(self.annotated),
             "output_error": self.output_error,
+            "replaced": list(self.replaced),
             "findings": [
                 {
-                    "file": str(self.file),
+                    "file": f.file or str(self.file),
                     "sheet": f.sheet,
                     "cell": f.cell,
                     "code": f.code,
@@ -102,6 +106,19 @@ class Report:
                 for f in self.findings
             ],
         }
+
+
+REPLACED_LABEL = "以下公式被数值替换，数值正确"
+
+
+def replaced_text(cells: list[str]) -> str:
+    """附件2!C5, 附件2!D5, 附件1!F32 -> "附件2：C5、D5；附件1：F32（共3处；…）"."""
+    by_sheet: dict[str, list[str]] = {}
+    for where in cells:
+        sheet, _, a1 = where.rpartition("!")
+        by_sheet.setdefault(sheet, []).append(a1)
+    parts = [f"{sheet}：{'、'.join(a1s)}" for sheet, a1s in by_sheet.items()]
+    return f"{'；'.join(parts)}（共{len(cells)}处；与重算一致，但今后不会随分项自动更新，可恢复公式）"
 
 
 def _cell_key(a1: str) -> tuple[int, str]:

@@ -89,6 +89,9 @@ class Note(Strict):
 
 
 class Reading(Strict):
+    """One reading of a 计分标准: `name` is what the reviewer reads (按比例计分), `label` the rule in words."""
+
+    name: str = ""
     label: str
     expr: str
 
@@ -121,7 +124,14 @@ class Rule(Strict):
     def _default_exists(self) -> Rule:
         if self.default not in self.readings:
             raise ValueError(f"default 口径 {self.default!r} 不在 readings 中")
+        unnamed = [k for k, r in self.readings.items() if not r.name.strip()]
+        if len(self.readings) > 1 and unnamed:
+            raise ValueError(f"有多种读法时每种读法须写中文 name（审核消息中显示），缺：{'、'.join(unnamed)}")
         return self
+
+    def name_of(self, reading: str) -> str:
+        """The Chinese name of a reading (按计分标准 for the only one)."""
+        return self.readings[reading].name.strip() or "按计分标准"
 
 
 class Measure(Strict):

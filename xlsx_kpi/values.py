@@ -15,11 +15,13 @@ from typing import Literal, assert_never
 
 __all__ = [
     "DEFAULT_UNITS",
+    "NUMBER_PATTERN",
     "Op",
     "Parsed",
     "Status",
     "Target",
     "meets",
+    "normalise_text",
     "parse_number",
     "parse_percent",
     "parse_target",
@@ -168,6 +170,15 @@ def _excel_error(text: str) -> str | None:
 
 # Thousands separators are accepted only in valid groups, so "1,2" (a decimal comma?) stays text.
 _NUM = r"(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d*)?|\.\d+)"
+
+
+# The same grammar for other modules' patterns (the report checker reads numbers in prose with it).
+NUMBER_PATTERN = _NUM
+
+
+def normalise_text(text: str) -> str:
+    """Text with full-width digits and punctuation folded, minus signs unified, invisible characters dropped."""
+    return _normalise(text)[0]
 
 
 @lru_cache(maxsize=32)

@@ -479,7 +479,7 @@ CASES: list[Case] = [
     Case("bad_string_index.xlsx", "单元格指向不存在的共享文字", 2, E, reader.MSG_CORRUPT, cell="附件1!G5"),
     Case("not_ours.xlsx", "不是本工具生成的模板", 2, E, reader.MSG_NOT_OURS),
     Case("old_version.xlsx", "旧版模板（第 0 版）", 2, E, "模板版本 0 已过期（当前为第 1 版）"),
-    Case("sheet_renamed.xlsx", "附件2 被改名为 表2", 2, E, "缺少工作表“附件2”（可能被删除或改名）"),
+    Case("sheet_renamed.xlsx", "附件2 被改名为 表2：按标题和表头文字认出并读取", 0, F, codes=("sheet-renamed",)),
     Case("sheet_deleted.xlsx", "基础数据 表被删除", 2, E, "缺少工作表“基础数据”（可能被删除或改名）"),
     Case(
         "row_deleted.xlsx",

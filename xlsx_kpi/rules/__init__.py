@@ -1,6 +1,18 @@
 """The audit: registered rules (one small class each) over a recalculated filing."""
 
-from xlsx_kpi.rules import amounts, crossfile, formulas, history, identity, scores, targets, year
+from xlsx_kpi.rules import (
+    amounts,
+    crossfile,
+    formulas,
+    history,
+    identity,
+    printed,
+    quality,
+    report_rules,
+    scores,
+    targets,
+    year,
+)
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
 __all__ = [
@@ -12,7 +24,10 @@ __all__ = [
     "formulas",
     "history",
     "identity",
+    "printed",
+    "quality",
     "register",
+    "report_rules",
     "run_rules",
     "scores",
     "show",

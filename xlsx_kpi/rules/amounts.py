@@ -26,6 +26,7 @@ class InputNotNumber(Rule):
     code = "input-not-number"
     severity = Severity.ERROR
     title = "数字单元格填了非数字"
+    example = "预算执行情况·基本支出·预算额（百元）应填写数字，现为“两万”"
     description = "金额、个数、百分数单元格中是文字、错误值（如 #DIV/0!）或日期，无法计算。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -44,6 +45,7 @@ class NumberAsText(Rule):
     code = "number-as-text"
     severity = Severity.INFO
     title = "数字以文字填写"
+    example = "预算执行情况·基本支出·预算额（百元）写作文字“1,234.5”，已按 1234.5 计算"
     description = "数字写成文字（如“1,234.5”“３５”“95%”文本）时按其中的数字计算，并提示审核人。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -67,6 +69,7 @@ class InputOutOfRange(Rule):
     code = "input-out-of-range"
     severity = Severity.ERROR
     title = "数值超出范围"
+    example = "基础数据·在职人员数不得为负数（填报 -8）"
     description = "金额、个数不得为负；个数须为整数；百分数在 0%～100% 之间；有上限的个数不超过上限。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -75,18 +78,22 @@ class InputOutOfRange(Rule):
             if not isinstance(v, Decimal):
                 continue
             cell = ctx.cell(key)
-            problem = ""
+            problem, want = "", ""
             if v < 0:
-                problem = "不得为负数"
+                problem, want = "不得为负数", "≥0"
             elif kind == "count" and v != v.to_integral_value():
-                problem = "应为整数"
+                problem, want = "应为整数", "整数"
             elif kind == "count" and cell.max is not None and v > cell.max:
-                problem = f"不得超过 {cell.max}"
+                problem, want = f"不得超过 {cell.max}", f"≤{cell.max}"
             elif kind == "percent" and v > 1:
-                problem = "不得超过100%"
+                problem, want = "不得超过100%", "≤100%"
             if problem:
                 yield self.finding(
-                    ctx, key, f"{cell.label}{problem}（填报 {show(v, ctx.fmt(key))}）", actual=show(v, ctx.fmt(key))
+                    ctx,
+                    key,
+                    f"{cell.label}{problem}（填报 {show(v, ctx.fmt(key))}）",
+                    actual=show(v, ctx.fmt(key)),
+                    expected=want,
                 )
 
 
@@ -113,6 +120,9 @@ class OverBudget(Rule):
     code = "over-budget"
     severity = Severity.WARNING
     title = "执行额超过预算额"
+    example = (
+        "预算执行情况·合计：执行额 48413 超过预算额 36808（超出 11605），请在“情况说明”列写明原因（如使用上年结转资金）"
+    )
     description = "执行额大于预算额（如使用了上年结转资金），须在该行“情况说明”列说明原因。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -135,6 +145,9 @@ class CarryMismatch(Rule):
     code = "carry-mismatch"
     severity = Severity.WARNING
     title = "结转结余额与预算执行不符"
+    example = (
+        "预算执行情况·合计：预算额 36808 − 执行额 30000 = 6808，而结转结余额填报 2922；如有原因请在“情况说明”列说明"
+    )
     description = "执行额未超预算时，当年结转结余额一般应等于预算额减执行额；不等时须在“情况说明”列说明。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:

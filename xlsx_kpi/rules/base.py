@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import ClassVar, TypeVar
 
@@ -75,6 +75,8 @@ class Rule:
     severity: ClassVar[Severity]
     title: ClassVar[str]
     description: ClassVar[str]
+    # A message as the rule words it on a real workbook (shown in docs/RULES.md).
+    example: ClassVar[str] = ""
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         raise NotImplementedError
@@ -144,8 +146,38 @@ def run_rules(ctx: Context, only: Callable[[str], bool] | None = None) -> list[F
                     cell="A1",
                     message=f"规则 {code} 未能完成（{type(e).__name__}），请人工核对",
                     title="规则未完成",
+                    expected="规则完成",
+                    actual=type(e).__name__,
                 )
             )
+    return merge_relations(out)
+
+
+# Rules whose findings state a broken relation at a cell (a total vs its parts, a rate vs its amounts, a
+# cross-check between tables): one cell breaking two relations is one problem, reported once.
+RELATION_CODES = ("sum-mismatch", "rate-mismatch", "derived-mismatch", "cross-check")
+
+
+def merge_relations(findings: list[Finding]) -> list[Finding]:
+    """One finding per cell for broken relations: the first keeps its code, the message names every relation."""
+    first: dict[tuple[str, str], int] = {}
+    out: list[Finding] = []
+    for f in findings:
+        if f.code not in RELATION_CODES:
+            out.append(f)
+            continue
+        at = (f.sheet, f.cell)
+        if at not in first:
+            first[at] = len(out)
+            out.append(f)
+            continue
+        kept = out[first[at]]
+        out[first[at]] = replace(
+            kept,
+            message=f"{kept.message}；同时{f.message}",
+            title=f"{kept.title}、{f.title}" if f.title not in kept.title else kept.title,
+            expected=kept.expected if kept.expected == f.expected else f"{kept.expected}；{f.expected}",
+        )
     return out
 
 
@@ -157,9 +189,10 @@ def catalogue() -> str:
         "由 `xlsx-kpi rules` 从规则注册表生成，请勿手工修改。级别：错误（必须改正）、警告（须在工作簿中写明说明）、"
         "提示（供审核人参考）。",
         "",
-        "| 代码 | 级别 | 名称 | 说明 |",
-        "|---|---|---|---|",
+        "| 代码 | 级别 | 名称 | 说明 | 消息示例 |",
+        "|---|---|---|---|---|",
     ]
     for code, cls in REGISTRY.items():
-        lines.append(f"| `{code}` | {cls.severity.value} | {cls.title} | {cls.description} |")
+        example = cls.example.replace("|", "\\|")
+        lines.append(f"| `{code}` | {cls.severity.value} | {cls.title} | {cls.description} | {example} |")
     return "\n".join(lines) + "\n"

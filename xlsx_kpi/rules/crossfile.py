@@ -239,6 +239,10 @@ class UnitIdentityDiffers(CrossRule):
     code = "unit-identity-differs"
     severity = Severity.ERROR
     title = "跨表：同一单位的名称或编码不一致"
+    example = (
+        "2021_156001_资阳市科学技术协会_部门整体支出绩效自评.xlsx（附件2!F3）的预算单位编码为“156001”，"
+        "而 项目.xlsx 为“156002”；同一单位的全部工作簿须填写相同的预算单位编码"
+    )
     description = (
         "同一单位同一年度的部门整体表和各项目支出表中，单位名称和预算单位编码须完全一致（汇总按编码归户）。"
         "列出每个工作簿及其填写的内容。"
@@ -323,6 +327,10 @@ class ProjectsExceedDepartment(_ProjectsVsDepartment):
     code = "projects-exceed-department"
     severity = Severity.WARNING
     title = "跨表：项目支出合计超过部门的政策和项目支出"
+    example = (
+        "5 个项目支出表的执行额合计 31,200 百元超过部门整体表 部门.xlsx “政策和项目支出”行的执行额 "
+        "27,735 百元，相差 3,465 百元（…）"
+    )
     description = (
         "同一单位同一年度各项目支出表“合计”行的预算额（执行额）之和，超过部门整体表“政策和项目支出”行的"
         "预算额（执行额）。列出部门表和每个项目表及两个合计。"
@@ -335,6 +343,10 @@ class ProjectsBelowDepartment(_ProjectsVsDepartment):
     code = "projects-below-department"
     severity = Severity.INFO
     title = "跨表：项目支出合计少于部门的政策和项目支出"
+    example = (
+        "2 个项目支出表的预算额合计 12,000 百元少于部门整体表 部门.xlsx “政策和项目支出”行的预算额 "
+        "16,130 百元，相差 4,130 百元（…）"
+    )
     description = (
         "各项目支出表的预算额（执行额）之和少于部门整体表“政策和项目支出”行的金额，列出差额"
         "（并非每个项目都须报送自评表，供审核人核对是否漏报）。"
@@ -347,6 +359,10 @@ class TargetContradictsDepartment(CrossRule):
     code = "target-contradicts-department"
     severity = Severity.WARNING
     title = "跨表：项目与部门的同一绩效指标目标值不同"
+    example = (
+        "绩效指标“推介成果-洽谈企业数”在部门整体表 部门.xlsx 的预算指标值为“≥30家”，"
+        "在项目支出表 科创会.xlsx（附件2!E18）为“≥20家”；同一指标的目标值应一致"
+    )
     description = (
         "部门整体表与本单位项目支出表的年度绩效指标中，三级指标名称相同而预算指标值不同"
         "（只写类别名的指标如“满意度指标”不比较）。"

@@ -85,6 +85,7 @@ class SumOverwritten(Rule):
     code = "sum-mismatch"
     severity = Severity.ERROR
     title = "合计与分项不符"
+    example = "预算结构·执行额（百元）·合计应为 48000，填报为 48413（公式 =D10+E10+F10+G10，其中 D10=48000、…）"
     description = "合计、小计单元格的公式被数值覆盖，且该数值不等于各分项之和（按输入单元格重算）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -96,6 +97,10 @@ class RateOverwritten(Rule):
     code = "rate-mismatch"
     severity = Severity.ERROR
     title = "比率与重算不符"
+    example = (
+        "预算执行情况·政策和项目支出·结转结余率%应为 10.54%，填报为 6.03%"
+        '（公式 =IF(D7=0,"",E7/D7)，其中 D7=27735、E7=2922）'
+    )
     description = "结转结余率、变动率等比率单元格被填写的数值与按金额重算的比率不符（按填写的小数位比较，至少0.01%）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -107,6 +112,7 @@ class OtherOverwritten(Rule):
     code = "derived-mismatch"
     severity = Severity.ERROR
     title = "计算结果与重算不符"
+    example = "等级应为“优”，填报为“良”（公式 …）"
     description = "等级、参考得分等计算单元格被覆盖为与重算结果不同的值。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -118,6 +124,7 @@ class RateWithoutBase(Rule):
     code = "rate-without-base"
     severity = Severity.ERROR
     title = "无基数却填写了比率"
+    example = "财政拨款结构·结转结余率%·政府性基金预算安排：基数为0或未填，比率无从计算，不应填写（填报 38.06%；…）"
     description = "比率的基数（执行额、上年结转结余额等）为 0 或未填，比率无从计算，却填写了非零数值。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -138,34 +145,25 @@ class RateWithoutBase(Rule):
                 )
 
 
-@register
-class FormulaOverwrittenSameValue(Rule):
-    code = "formula-overwritten"
-    severity = Severity.INFO
-    title = "公式被数值覆盖"
-    description = "计算单元格的公式被粘贴为数值；数值与重算一致，但今后不会随分项自动更新。"
+def replaced_cells(ctx: Context) -> list[str]:
+    """Formula cells the unit replaced by a typed value that agrees with the recalculation (not a finding).
 
-    def check(self, ctx: Context) -> Iterator[Finding]:
-        for cell in formula_cells(ctx):
-            assert cell.key is not None
-            raw, value = ctx.raw(cell.key), ctx.values.get(cell.key)
-            if raw.formula is not None or raw.value in (None, ""):
-                continue
-            cands = written_candidates(cell, raw.value)
-            if isinstance(value, Decimal) and any(agrees(kind_of(cell), c, value) for c in cands):
-                written = show(raw.value, ctx.fmt(cell.key))
-                yield self.finding(
-                    ctx,
-                    cell.key,
-                    f"{cell.label}：公式已被数值 {written} 覆盖（与重算结果一致），请恢复公式",
-                    expected=show(value, ctx.fmt(cell.key)),
-                    actual=written,
-                )
-            elif value == "" and cands and all(c == 0 for c in cands):
-                written = show(raw.value, ctx.fmt(cell.key))
-                yield self.finding(
-                    ctx, cell.key, f"{cell.label}：无基数，应留空，填写为 {written}", expected="（空）", actual=written
-                )
+    A typed 0 where the formula shows nothing (a rate without a base) counts as agreeing: it prints the
+    same and no figure depends on it. The 审核结果 sheet lists these once ("以下公式被数值替换，数值正确").
+    """
+    out: list[str] = []
+    for cell in formula_cells(ctx):
+        assert cell.key is not None
+        raw, value = ctx.raw(cell.key), ctx.values.get(cell.key)
+        if raw.formula is not None or raw.value in (None, ""):
+            continue
+        cands = written_candidates(cell, raw.value)
+        if (isinstance(value, Decimal) and any(agrees(kind_of(cell), c, value) for c in cands)) or (
+            value == "" and cands and all(c == 0 for c in cands)
+        ):
+            sheet, a1 = ctx.where(cell.key)
+            out.append(f"{sheet}!{a1}")
+    return out
 
 
 @register
@@ -173,6 +171,7 @@ class FormulaAltered(Rule):
     code = "formula-altered"
     severity = Severity.INFO
     title = "公式与模板不同"
+    example = "合计：公式被改为 =SUM(F5:F30)，模板公式为 =SUM(F5:F31)；审核按模板公式重算"
     description = "计算单元格中的公式与模板不同（审核以按模板公式重算的结果为准）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:

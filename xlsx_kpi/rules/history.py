@@ -29,6 +29,7 @@ class PriorYearMismatch(Rule):
     code = "prior-year-mismatch"
     severity = Severity.ERROR
     title = "上年结转结余额与上年报送不符"
+    example = "上年度结转结余额填报 14000，而上年报送的当年结转结余额为 14526"
     description = (
         "基础数据中填写的上年度结转结余额，须等于本单位上一年度报送（历史数据库中）的当年结转结余额；"
         "仅在使用历史数据库时检查（check --db、collect）。"
@@ -59,6 +60,7 @@ class PriorYearFilled(Rule):
     code = "prior-year-filled"
     severity = Severity.INFO
     title = "上年结转结余额取自历史数据"
+    example = "上年度结转结余额未填，已按上年报送的 14526 补足"
     description = "基础数据中的上年度结转结余额未填写，已按本单位上一年度报送的当年结转结余额计算结转结余变动率。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:

@@ -60,6 +60,7 @@ class ScoreMissing(Rule):
     code = "score-missing"
     severity = Severity.ERROR
     title = "自评分数未填"
+    example = "“预算完成率（4分）”未填写自评分数（分值4分）"
     description = "每个三级指标都须填写自评分数。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -79,6 +80,7 @@ class ScoreNotNumber(Rule):
     code = "score-not-number"
     severity = Severity.ERROR
     title = "自评分数不是数字"
+    example = "“重点支出安排率（5分）”的自评分数“满分”不是数字，请填写0至5之间的数字"
     description = "自评分数须为数字；文字、错误值（如 #DIV/0!）或日期都无法计分。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -100,6 +102,7 @@ class ScoreTextNumber(Rule):
     code = "score-as-text"
     severity = Severity.INFO
     title = "分数以文字填写"
+    example = "“目标明确性（2分）”的自评分数写作“2.5分”（去掉了单位“分”），已按 2.5 计分"
     description = "分数写成文字（如“3.35分”“３.３５”）时按其中的数字计分，并提示审核人。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -121,6 +124,7 @@ class ScoreOutOfRange(Rule):
     code = "score-above-max"
     severity = Severity.ERROR
     title = "自评分数超出分值"
+    example = "“绩效目标合理性（2分）”自评 3 分，超过本项分值 2 分"
     description = "自评分数须在该行下限（一般为 0，加减分项可为负）至分值之间。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -152,6 +156,7 @@ class BasisMissing(Rule):
     code = "basis-missing"
     severity = Severity.ERROR
     title = "扣分未写依据"
+    example = "“目标明确性（2分）”自评 1.5 分，低于满分 2 分，但未填写自评依据及说明"
     description = "自评分数低于满分时，须在“自评依据及说明”中写明扣分依据（加减分项除外）。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
@@ -176,35 +181,55 @@ class ScoreVsReference(Rule):
     code = "score-vs-reference"
     severity = Severity.WARNING
     title = "自评分数与参考得分不一致"
+    example = (
+        "“在职人员控制率（5分）”自评 3.35 分；计分标准有 3 种读法：按比例计分"
+        " 3.75 分；按超编比例扣分 3.35 分；按超编比例扣分（超编率不取整） 3"
+        ".33 分（模板参考得分按“按比例计分”）；自评分数与“按超编比例扣分”一致"
+    )
     description = (
-        "有计算公式的计分标准，按基础数据和附件2算出参考得分；自评分数与之相差 0.005 分以上时警告，"
-        "口径有歧义时列出各读法的得分。单位在“与参考得分不一致的说明”列写明理由后，视为已说明。"
+        "有计算公式的计分标准，按基础数据和附件2算出参考得分；自评分数与模板采用的读法相差 0.005 分以上时警告。"
+        "计分标准有几种读法（如在职人员控制率的按比例计分与按超编比例扣分）且得分不同时，逐一列出每种读法的中文名称和得分，"
+        "并指出自评分数与哪种一致。单位在“与参考得分不一致的说明”列写明理由后，视为已说明。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
             key = f"{sc.base}.ref"
-            if key not in ctx.layout.refs:
+            score = ctx.inputs.get(sc.key)
+            if key not in ctx.layout.refs or not isinstance(score, Decimal):
                 continue
-            score, ref = ctx.inputs.get(sc.key), ctx.values.get(key)
-            if not isinstance(score, Decimal) or not isinstance(ref, Decimal):
-                continue
-            if abs(score - ref) <= SCORE_TOLERANCE:
-                continue
-            readings = ctx.readings.get(sc.base, {})
-            chosen = ctx.layout.readings.get(sc.base) or _default_reading(sc.indicator)
-            how = f"按计分标准（口径 {chosen}）" if len(readings) > 1 else "按计分标准"
-            message = f"“{sc.name}”自评 {show(score)} 分，{how}参考得分为 {show(ref)} 分"
-            others = [f"口径 {k} 得 {show(v)} 分" for k, v in readings.items() if k != chosen]
-            if others:
-                message += "；另有" + "、".join(others)
-                same = [k for k, v in readings.items() if isinstance(v, Decimal) and abs(v - score) <= SCORE_TOLERANCE]
-                if same:
-                    message += f"（自评分数与口径 {'、'.join(same)} 一致）"
+            ref = ctx.values.get(key)
+            rule = sc.indicator.rule if sc.indicator else None
+            computed = {
+                k: v for k, v in ctx.readings.get(sc.base, {}).items() if isinstance(v, Decimal) and rule is not None
+            }
+            if isinstance(ref, Decimal) and abs(score - ref) <= SCORE_TOLERANCE:
+                continue  # the reading the template uses (the region's choice) agrees
+            if not isinstance(ref, Decimal) and len(set(computed.values())) <= 1:
+                continue  # nothing to compare with: reference-unavailable tells the reviewer
             note = explanation_key(ctx, sc.base)
+            if rule is None or len(set(computed.values())) <= 1:
+                assert isinstance(ref, Decimal)
+                message = f"“{sc.name}”自评 {show(score)} 分，按计分标准参考得分为 {show(ref)} 分"
+                expected = show(ref)
+            else:
+                chosen = ctx.layout.readings.get(sc.base) or rule.default
+                listed = "；".join(
+                    f"{rule.name_of(k)} {show(v)} 分" if isinstance(v, Decimal) else f"{rule.name_of(k)} 无法计算"
+                    for k, v in ctx.readings.get(sc.base, {}).items()
+                )
+                same = [rule.name_of(k) for k, v in computed.items() if abs(v - score) <= SCORE_TOLERANCE]
+                verdict = f"自评分数与“{'”“'.join(same)}”一致" if same else "自评分数与任何一种读法都不一致"
+                message = (
+                    f"“{sc.name}”自评 {show(score)} 分；计分标准有 {len(ctx.readings.get(sc.base, {}))} 种读法："
+                    f"{listed}（模板参考得分按“{rule.name_of(chosen)}”）；{verdict}"
+                )
+                expected = (
+                    show(ref) if isinstance(ref, Decimal) else "；".join(sorted({show(v) for v in computed.values()}))
+                )
             if note:
                 message += f"。如有理由，请在{ctx.layout.cells[note].label}中写明"
-            yield self.finding(ctx, sc.key, message, expected=show(ref), actual=show(score), explain_key=note)
+            yield self.finding(ctx, sc.key, message, expected=expected, actual=show(score), explain_key=note)
 
 
 def explanation_key(ctx: Context, base: str) -> str | None:
@@ -215,18 +240,23 @@ def explanation_key(ctx: Context, base: str) -> str | None:
     return None
 
 
-def _default_reading(ind: Indicator | None) -> str:
-    return ind.rule.default if ind and ind.rule else "default"
-
-
 @register
 class ReferenceUnavailable(Rule):
     code = "reference-unavailable"
     severity = Severity.INFO
     title = "参考得分无法计算"
-    description = "计分标准所需的基础数据未填（或基数为 0）时，无法核对自评分数，提示审核人人工判断。"
+    example = (
+        "未填写 23 项基础数据（本年度“三公经费”预算数、…），以下 15 个指标的参"
+        "考得分无法计算，请人工核对其自评分数：“三公经费”变动率（5分）、…"
+    )
+    description = (
+        "计分标准所需的基础数据未填时，每张表只提示一次：列出未填的数据和因此无法核对的指标（基数为 0 的另提示一次）。"
+    )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
+        # sheet of the blank inputs -> (blank input keys in first-seen order, blocked indicator names)
+        missing: dict[str, tuple[dict[str, None], list[str]]] = {}
+        zero_base: list[ScoreCell] = []
         for sc in score_cells(ctx):
             key = f"{sc.base}.ref"
             cell = ctx.layout.cells.get(key)
@@ -234,10 +264,39 @@ class ReferenceUnavailable(Rule):
                 continue
             if ctx.values.get(key) != "":
                 continue
+            if any(isinstance(v, Decimal) for v in ctx.readings.get(sc.base, {}).values()):
+                continue  # another reading computes: score-vs-reference lists them
             needed = sorted(n for n in expr.parse(cell.expr).names() if ctx.layout.cells[n].role == "input")
-            blank = [ctx.layout.cells[n].label for n in needed if ctx.inputs.get(n) in (None, "")]
-            why = f"缺少：{'、'.join(blank)}" if blank else "基数为0或数据不适用于公式"
-            yield self.finding(ctx, sc.key, f"“{sc.name}”的参考得分无法计算（{why}），请人工核对自评分数")
+            blank = [n for n in needed if ctx.inputs.get(n) in (None, "")]
+            if not blank:
+                zero_base.append(sc)
+                continue
+            keys, names = missing.setdefault(ctx.where(blank[0])[0], ({}, []))
+            keys.update(dict.fromkeys(blank))
+            names.append(sc.name)
+        for keys, names in missing.values():
+            first = min(keys, key=lambda k: (ctx.layout.refs[k].row, ctx.layout.refs[k].col))
+            labels = [ctx.layout.cells[k].label for k in keys]
+            yield self.finding(
+                ctx,
+                first,
+                f"未填写 {len(labels)} 项基础数据（{'、'.join(labels)}），以下 {len(names)} 个指标的参考得分无法计算，"
+                f"请人工核对其自评分数：{'、'.join(names)}",
+                expected="填写基础数据（自动核对自评分数）",
+                actual=f"{len(labels)} 项未填",
+                indicator=f"{len(names)} 个指标",
+            )
+        if zero_base:
+            names = [sc.name for sc in zero_base]
+            yield self.finding(
+                ctx,
+                zero_base[0].key,
+                f"以下 {len(names)} 个指标的基数为 0 或数据不适用于计分公式，参考得分无法计算，请人工核对自评分数："
+                f"{'、'.join(names)}",
+                expected="人工核对",
+                actual="基数为0",
+                indicator=f"{len(names)} 个指标",
+            )
 
 
 @register
@@ -245,6 +304,7 @@ class MeasureVsScore(Rule):
     code = "measure-vs-score"
     severity = Severity.WARNING
     title = "得分与指标完成情况不符"
+    example = "“群众满意度”实际完成值 81.00%、年度指标值“90%”，参考得分 9 分，自评 10 分"
     description = (
         "定量指标（规格中有 measure）：实际完成值达到年度指标值得满分，否则按 完成值÷指标值×分值（“≤”类指标按 "
         "指标值÷完成值×分值）计算参考得分；得分与之相差 0.005 分以上时警告，在偏差原因中说明后视为已说明。"
@@ -297,6 +357,7 @@ class BasisRateMismatch(Rule):
     code = "basis-rate-mismatch"
     severity = Severity.ERROR
     title = "依据中的比率与重算不符"
+    example = "“财政拨款收入预决算差异率”的依据中写 -1.37%，按基础数据重算为 -1.38%"
     description = (
         "指标在规格中声明了比率（rate）时，自评依据/评分依据文字中写出的最后一个百分数须与按基础数据重算的比率一致"
         "（按写出的小数位比较）。"
