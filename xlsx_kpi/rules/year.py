@@ -20,6 +20,7 @@ class YearMismatch(Rule):
         "表格标题中印出的年度（如“2021年度”）须与模板隐藏标识中的年度一致；不一致说明标识被改动，"
         "报送会被记到错误的年度。"
     )
+    example = "标题“2021年度市本级部门整体支出绩效自评计分表”中的年度与模板标识的年度 2022 不一致，请核对报送的年度"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         year = ctx.filing.meta.get("year", "")
