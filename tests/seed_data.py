@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from xlsx_kpi.expr import Value
-from xlsx_kpi.layout import Identity
+from xlsx_kpi.layout import Approved, Identity
 
 D = Decimal
 
@@ -213,29 +213,55 @@ def kechuang_inputs() -> dict[str, Value]:
 # Other regions (tests/test_other_regions.py): seed 002 (雁峰区, national layout) and seed 004 (广州).
 
 # The seeds give no 预算单位编码; these are placeholders for the file names.
-CN_IDENTITY = Identity(year=2021, unit_name="雁峰区科学技术协会", unit_code="430406001")
 GZ_IDENTITY = Identity(year=2021, unit_name="广州市科学技术协会", unit_code="440100001")
 
-# 整体支出绩效自评表 of seed 002 (lines 85-183): 实际完成值 and 得分 as published, by indicator id.
-CN_RESULTS = {
-    "sci_literacy": ("已完成", "10"),
-    "youth_innovation": ("完成", "10"),
-    "community": ("荣获市级二等奖", "10"),
-    "fund_compliance": ("合规", "10"),
-    "public_expense": ("100%", "10"),
-    "party_history": ("积极开展", "10"),
-    "integrity": ("按要求完成", "10"),
-    "disclosure": ("已公开", "10"),
-    "public_satisfaction": ("90%", "10"),
-}
+# The nine 绩效指标 rows of seed 002 (lines 85-183): on the national form they are free rows, so the
+# fixture prefills them as approved targets (group, 三级指标, 年度指标值), in the published order.
+CN_ROWS = [
+    ("s.output_kinds", "全民科学素质建设", "开展各项活动"),
+    ("s.output_kinds", "开展好青少年科技创新活动", "开展各项活动"),
+    ("s.output_kinds", "开展好科普进社区活动", "开展各项活动"),
+    ("s.output_kinds", "资金使用合规性", "合规"),
+    ("s.output_kinds", "公用经费控制率", "≤100%"),
+    ("s.benefit_kinds", "学习党史", "积极开展"),
+    ("s.benefit_kinds", "落实廉政建设", "按要求完成"),
+    ("s.benefit_kinds", "预决算信息公开", "按要求公开"),
+    ("s.service_satisfaction", "群众满意度", "90%"),
+]
+CN_APPROVED = tuple(Approved(g, n, t) for g, n, t in CN_ROWS)
+CN_IDENTITY = Identity(year=2021, unit_name="雁峰区科学技术协会", unit_code="430406001", approved=CN_APPROVED)
+
+# 实际完成值, 分值 and 得分 of the nine rows as published.
+CN_RESULTS = [
+    ("已完成", "10", "10"),
+    ("完成", "10", "10"),
+    ("荣获市级二等奖", "10", "10"),
+    ("合规", "10", "10"),
+    ("100%", "10", "10"),
+    ("积极开展", "10", "10"),
+    ("按要求完成", "10", "10"),
+    ("已公开", "10", "10"),
+    ("90%", "10", "10"),
+]
+
+
+def cn_row_bases() -> list[str]:
+    """Key bases of the nine fixture rows: s.output_kinds.1 … s.service_satisfaction.1."""
+    seen: dict[str, int] = {}
+    bases = []
+    for group, _, _ in CN_ROWS:
+        seen[group] = seen.get(group, 0) + 1
+        bases.append(f"{group}.{seen[group]}")
+    return bases
 
 
 def cn_inputs() -> dict[str, Value]:
     """Seed 002 as published: 54.41 万元 in every 年度资金总额 column, 42.09 for 财政拨款, 得分 9 + 90."""
     v: dict[str, Value] = {}
-    for ind, (actual, score) in CN_RESULTS.items():
-        v[f"s.{ind}.actual"] = actual
-        v[f"s.{ind}.score"] = D(score)
+    for base, (actual, points, score) in zip(cn_row_bases(), CN_RESULTS, strict=True):
+        v[f"{base}.result"] = actual
+        v[f"{base}.max"] = D(points)
+        v[f"{base}.score"] = D(score)
     for col in ("budget_initial", "budget", "actual"):
         v[f"fund.total.{col}"] = D("54.41")
         v[f"fund.fiscal.{col}"] = D("42.09")

@@ -35,7 +35,7 @@ from xlsx_kpi.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.reader import read_workbook, to_inputs  # noqa: E402
 from xlsx_kpi.safe_text import FORMULA_PREFIXES, looks_like_formula, neutralise  # noqa: E402
 from xlsx_kpi.spec import Catalog  # noqa: E402
-from xlsx_kpi.template import IDENTITY_FIELDS, identity_digest, write_template  # noqa: E402
+from xlsx_kpi.template import NOT_DIGESTED, identity_digest, identity_rows, write_template  # noqa: E402
 from xlsx_kpi.values import parse_percent  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -345,11 +345,14 @@ def test_full_disk_when_the_history_database_is_created(
 # --- 7. identity, 11. percentages ---------------------------------------------------------------------
 
 
-def test_the_identity_digest_covers_every_identity_field() -> None:
-    meta = {name: f"值{i}" for i, name in enumerate(IDENTITY_FIELDS)}
-    digest = identity_digest(meta)
-    assert len(IDENTITY_FIELDS) == 11 and "year" in IDENTITY_FIELDS
-    for name in IDENTITY_FIELDS:
+def test_the_identity_digest_covers_every_identity_field(catalog: Catalog) -> None:
+    layout = build_layout(catalog, catalog.workbook("sc-project"), Identity(year=2021, unit_name="甲", unit_code="1"))
+    meta = dict(identity_rows(layout))
+    digest = meta.pop("identity")
+    assert identity_digest(meta) == digest
+    covered = [name for name in meta if name not in NOT_DIGESTED]
+    assert {"workbook_id", "year", "unit_name", "unit_code", "project_name", "rows", "fingerprint"} <= set(covered)
+    for name in covered:
         assert identity_digest({**meta, name: meta[name] + "x"}) != digest, name
     assert identity_digest({**meta, "tool_version": "9.9"}) == digest  # a newer tool reads an older template
 

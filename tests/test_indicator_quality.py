@@ -181,8 +181,8 @@ def test_result_that_reads_as_not_done(catalog: Catalog, tmp_path: Path) -> None
 
 def test_national_form_rows_are_covered(catalog: Catalog, tmp_path: Path) -> None:
     inputs = cn_inputs()
-    inputs["s.public_satisfaction.actual"] = "待定"
-    inputs["s.party_history.actual"] = "预计下年度完成"
+    inputs["s.service_satisfaction.1.result"] = "待定"
+    inputs["s.benefit_kinds.1.result"] = "预计下年度完成"
     layout = build_layout(catalog, catalog.workbook("cn-department"), CN_IDENTITY)
     report = check_file(write_template(layout, tmp_path / "cn.xlsx", inputs=inputs), catalog, NO_ANNOTATION)
     got = {(f.severity.value, f.code) for f in report.findings if f.code in QUALITY}
@@ -296,7 +296,7 @@ def test_count_contradicted_by_the_names_listed(catalog: Catalog, tmp_path: Path
 
 def test_national_row_without_a_result_is_incomplete(catalog: Catalog, tmp_path: Path) -> None:
     inputs = cn_inputs()
-    inputs["s.integrity.actual"] = ""
+    inputs["s.benefit_kinds.2.result"] = ""
     layout = build_layout(catalog, catalog.workbook("cn-department"), CN_IDENTITY)
     report = check_file(write_template(layout, tmp_path / "cn.xlsx", inputs=inputs), catalog, NO_ANNOTATION)
     f = one(report, "target-incomplete")

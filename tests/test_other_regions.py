@@ -10,7 +10,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 from helpers import soffice
-from seed_data import CN_IDENTITY, GZ_IDENTITY, cn_inputs, gz_inputs
+from seed_data import CN_IDENTITY, CN_ROWS, GZ_IDENTITY, cn_inputs, gz_inputs
 from test_seed_recalc import _check
 from test_specs import seed_text, squash
 
@@ -41,7 +41,8 @@ def assert_levels_add_up(block: IndicatorsBlock) -> None:
     for l1 in block.groups:
         assert sum((l2.points for l2 in l1.groups), D(0)) == l1.points, l1.name
         for l2 in l1.groups:
-            assert sum((i.points for i in l2.indicators), D(0)) == l2.points, l2.name
+            if l2.rows is None:  # free rows: the unit types the 分值, a self-check adds them up
+                assert sum((i.points for i in l2.indicators), D(0)) == l2.points, l2.name
 
 
 @pytest.fixture(scope="module")
@@ -79,15 +80,16 @@ def test_national_spec_is_the_published_table(catalog: Catalog) -> None:
     labels += [block.headers[p] for p in ("level1", "level2", "level3", "target", "actual", "max", "score", "basis")]
     for label in labels:
         assert squash(label) in text, label
+    for l1 in block.groups:
+        for l2 in l1.groups:
+            assert squash(l1.name) in text and squash(l2.name) in text, l2.name
+    # The form has free rows; the seed's nine rows are the test fixture, each name and 年度指标值 on one row.
+    assert list(block.indicators()) == []
     pos = 0
-    for l1, l2, ind in block.indicators():
-        assert squash(l1.name) in text and squash(l2.name) in text, l2.name
-        # Name, 年度指标值 and 分值 follow each other on the published row.
-        row = squash(f"{ind.name}{ind.target}")
-        found = text.find(row, pos)
-        assert found >= 0, ind.id
+    for _, name, target in CN_ROWS:
+        found = text.find(squash(f"{name}{target}"), pos)
+        assert found >= 0, name
         pos = found
-    assert [i.id for _, _, i in block.indicators()][::4] == ["sci_literacy", "public_expense", "public_satisfaction"]
 
 
 def test_national_points_add_up_to_100(catalog: Catalog) -> None:
@@ -102,18 +104,21 @@ def test_national_points_add_up_to_100(catalog: Catalog) -> None:
     assert block.total_includes == ["fund.total.score"]
 
 
-def test_national_quantitative_rows_carry_a_measure(catalog: Catalog, cn_layout: WorkbookLayout) -> None:
+def test_national_rows_are_free_rows(catalog: Catalog, cn_layout: WorkbookLayout) -> None:
     block = indicators(catalog.sheets["cn-dept-self"])
-    measured = {i.id: (i.target, i.measure) for _, _, i in block.indicators() if i.measure}
-    assert {k: (t, m.direction, m.value) for k, (t, m) in measured.items() if m} == {
-        "public_expense": ("≤100%", "at_most", D(1)),
-        "public_satisfaction": ("90%", "at_least", D("0.9")),
-    }
-    # Everything a check rule needs is a named cell: printed 指标值 and 分值, typed 完成值 and 得分.
+    assert [(l2.id, l2.rows) for l1 in block.groups for l2 in l1.groups] == [
+        ("output_kinds", 5),
+        ("benefit_kinds", 3),
+        ("service_satisfaction", 2),
+    ]
+    # Every part of a row is a named input; the fixture's approved 三级指标 and 年度指标值 are prefilled.
     cells = cn_layout.cells
-    assert cells["s.public_expense.target"].text == "≤100%"
-    assert cells["s.public_expense.max"].value == 10
-    assert cells["s.public_expense.actual"].role == cells["s.public_expense.score"].role == "input"
+    assert cells["s.output_kinds.5.name"].text == "公用经费控制率"
+    assert cells["s.output_kinds.5.target"].text == "≤100%"
+    assert cells["s.output_kinds.5.target"].style == "approved"
+    assert {cells[f"s.output_kinds.5.{p}"].role for p in ("name", "target", "result", "max", "score")} == {"input"}
+    assert cells["s.service_satisfaction.2.name"].style == "in_text"  # a spare row
+    assert cells["s.output_kinds.1.score"].max == 50  # bounded by the group; the row's 分值 is a self-check
 
 
 def test_guangzhou_spec_is_the_published_table(catalog: Catalog) -> None:
@@ -171,7 +176,7 @@ def test_guangzhou_points(catalog: Catalog) -> None:
 
 def test_inferences_and_published_mistakes_are_recorded(catalog: Catalog) -> None:
     cn = {n.where for n in catalog.sheets["cn-dept-self"].notes}
-    assert {"fund", "fund.total.score", "fund.carry.rate", "s.public_expense.actual", "s.disclosure"} <= cn
+    assert {"fund", "fund.total.score", "fund.carry.rate", "s.output_kinds.5.result", "s.benefit_kinds.3.max"} <= cn
     gz = {n.where for n in catalog.sheets["gz-dept-self"].notes}
     assert {"scale.budget.city", "s.carryover_rate", "s.income_variance.basis", "s.commendation"} <= gz
     assert "一级指标" in Path(catalog.sheets["gz-dept-self"].path).read_text(encoding="utf-8")
@@ -197,8 +202,8 @@ def test_national_template_cells(cn_layout: WorkbookLayout, cn_template: Path) -
     assert ws["H9"].value == '=IF(E9=0,"",F9/E9)'
     assert ws["J7"].value == '=IF(H7="","",MIN(G7,ROUND(H7*G7,2)))'  # 预算执行率 reference, not printed
     assert ws["I8"].value == "—"
-    assert ws["H23"].value == "=SUM(H14:H22,I7)"  # 总分 = indicator scores + 预算执行率 得分
-    assert ws["G23"].value == 100 and ws["A23"].value == "总分"
+    assert ws["H24"].value == "=SUM(H14:H23,I7)"  # 总分 = indicator scores + 预算执行率 得分
+    assert ws["G24"].value == 100 and ws["A24"].value == "总分"
     assert [ws.cell(13, c).value for c in range(2, 10)] == [
         "一级指标",
         "二级指标",
@@ -209,17 +214,20 @@ def test_national_template_cells(cn_layout: WorkbookLayout, cn_template: Path) -
         "得分",
         "偏差原因分析及改进措施",
     ]
-    assert (ws["D18"].value, ws["E18"].value, ws["G18"].value) == ("公用经费控制率", "≤100%", 10)
+    assert (ws["D18"].value, ws["E18"].value, ws["G18"].value) == ("公用经费控制率", "≤100%", None)
     merges = {str(m) for m in ws.merged_cells.ranges}
-    assert {"A6:A10", "A13:A22", "C14:C18", "A23:F23", "B6:C6"} <= merges
-    assert ws.print_area == "'附件1'!$A$1:$I$23"
+    assert {"A6:A10", "A13:A23", "C14:C18", "A24:F24", "B6:C6"} <= merges
+    assert ws.print_area == "'附件1'!$A$1:$I$24"
     assert ws.page_setup.orientation == "portrait"
-    # Inputs: the amounts, the 预算执行率 得分 (0-10), 实际完成值 and 得分; 分值 and 指标值 are locked.
-    assert ws["I7"].protection.locked is False and ws["F18"].protection.locked is False
-    assert ws["G18"].protection.locked is True and ws["E18"].protection.locked is True
+    # Inputs: the amounts, the 预算执行率 得分 (0-10) and its 说明, and every part of an indicator row
+    # except the approved 三级指标 and 年度指标值 (locked).
+    assert ws["I7"].protection.locked is False and ws["L7"].protection.locked is False
+    assert ws["F18"].protection.locked is False and ws["G18"].protection.locked is False
+    assert ws["D18"].protection.locked is True and ws["E18"].protection.locked is True
+    assert ws["D23"].protection.locked is False  # the spare 满意度 row
     [dv] = [d for d in ws.data_validations.dataValidation if str(d.sqref) == "I7"]
     assert (dv.type, dv.formula1, dv.formula2) == ("decimal", "0", "10")
-    assert cn_layout.refs["s.total"].row == 22
+    assert cn_layout.refs["s.total"].row == 23
 
 
 def test_guangzhou_template_cells(gz_template: Path) -> None:

@@ -57,7 +57,8 @@ def test_national_form_corrected(catalog: Catalog, tmp_path: Path) -> None:
 
 def test_national_measure_rule_scores_a_missed_target(catalog: Catalog, tmp_path: Path) -> None:
     inputs = cn_inputs()
-    inputs["s.public_satisfaction.actual"] = "81%"  # target 90 %: 81 / 90 x 10 = 9 points, scored 10
+    inputs["s.service_satisfaction.1.result"] = "81%"  # target 90 %: 81 / 90 x 10 = 9 points, scored 10
+    inputs["s.service_satisfaction.1.deviation"] = "宣传不到位"
     report = run(catalog, tmp_path, "cn-department", CN_IDENTITY, inputs)
     [f] = [f for f in report.findings if f.code == "measure-vs-score"]
     assert (f.severity, f.expected, f.actual) == (Severity.WARNING, "9", "10")

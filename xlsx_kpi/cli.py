@@ -39,8 +39,8 @@ from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.safe_text import printable
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
-from xlsx_kpi.template import generate, template_filename, write_template
-from xlsx_kpi.units import PROJECT_TYPES, read_units
+from xlsx_kpi.template import generate, shaped, template_filename, write_template
+from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
 
 app = typer.Typer(
     help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
@@ -138,6 +138,20 @@ def template_cmd(
         str | None, typer.Option("--contact", help="填表说明中的报送要求，如“12月31日前发送至 xx@xx.gov.cn”")
     ] = None,
     blank: Annotated[bool, typer.Option("--blank", help="生成不带单位信息的空白模板")] = False,
+    rows: Annotated[
+        str | None,
+        typer.Option(
+            "--rows",
+            help="各指标组的行数，如 数量=12,质量=4（单位清单中可用“指标行数”列逐个单位指定）",
+        ),
+    ] = None,
+    targets: Annotated[
+        Path | None,
+        typer.Option(
+            "--targets",
+            help="批复的绩效目标 .xlsx/.csv（预算单位编码、项目名称、指标组、三级指标、预算指标值），预填并锁定",
+        ),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的文件")] = False,
     sheets: SpecsDir = None,
 ) -> None:
@@ -148,23 +162,39 @@ def template_cmd(
     if project_type and project_type not in PROJECT_TYPES:
         raise XlsxKpiError(f"项目类型“{project_type}”无效，应为：{'、'.join(PROJECT_TYPES)}")
     is_project = wb.kind == "project"
+    sizes = parse_rows(rows) if rows else []
+    approved = read_targets(targets) if targets else []
+    where = str(targets or "")
     if units:
-        rows = read_units(units, project=is_project)
+        unit_rows = read_units(units, project=is_project)
         idents = [
-            Identity(
-                year=the_year,
-                unit_name=r.unit_name,
-                unit_code=r.unit_code,
-                project_name=r.project_name,
-                project_type=r.project_type,
-                contact=contact or "",
+            shaped(
+                catalog,
+                wb,
+                Identity(
+                    year=the_year,
+                    unit_name=r.unit_name,
+                    unit_code=r.unit_code,
+                    project_name=r.project_name,
+                    project_type=r.project_type,
+                    contact=contact or "",
+                ),
+                parse_rows(r.rows) if r.rows else sizes,
+                approved,
+                rows_from=f"{units.name} 第 {r.line} 行“指标行数”" if r.rows else "--rows",
+                targets_file=where,
             )
-            for r in rows
+            for r in unit_rows
         ]
         paths = generate(catalog, wb, idents, out_dir, password=password, force=force)
         out.print(f"已生成 {len(paths)} 个模板，保存在 {out_dir}：")
         for p in paths:
             out.print(f"  {p.name}")
+        if targets:
+            lacking = [i.project_name or i.unit_name for i in idents if not i.approved]
+            if lacking:
+                names = "、".join(lacking)
+                out.print(f"注意：绩效目标文件中没有以下 {len(lacking)} 个单位（项目）的指标，其模板未预填：{names}")
         return
     if not blank:
         if not unit:
@@ -173,6 +203,8 @@ def template_cmd(
             raise XlsxKpiError("请用 --code 指定预算单位编码")
         if is_project and not project:
             raise XlsxKpiError("项目支出表请用 --project 指定项目名称")
+    if approved and not code:
+        raise XlsxKpiError("使用 --targets 时请用 --code 指定预算单位编码（按编码取该单位的批复指标）")
     ident = Identity(
         year=the_year,
         unit_name=unit or "",
@@ -181,6 +213,9 @@ def template_cmd(
         project_type=project_type or "",
         contact=contact or "",
     )
+    ident = shaped(catalog, wb, ident, sizes, approved, targets_file=where)
+    if targets and not ident.approved:
+        raise XlsxKpiError(f"绩效目标文件中没有预算单位编码 {code} 的指标", file=str(targets))
     path = output or out_dir / template_filename(wb, ident)
     if path.suffix.lower() != ".xlsx":
         raise XlsxKpiError("输出文件名须以 .xlsx 结尾", file=str(path))

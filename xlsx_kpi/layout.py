@@ -21,6 +21,8 @@ from xlsx_kpi.spec import (
     IndicatorsBlock,
     InputsBlock,
     InputType,
+    Level1,
+    Level2,
     SheetSpec,
     TargetsBlock,
     TextBlock,
@@ -37,8 +39,21 @@ MAX_FORMULA = 8000
 
 
 @dataclass(frozen=True)
+class Approved:
+    """An approved 绩效目标 (from a 绩效目标申报表 export): a row of `group` ("tgt.qty") prefilled and locked."""
+
+    group: str
+    name: str
+    target: str
+
+
+@dataclass(frozen=True)
 class Identity:
-    """Who a workbook is for: recognised again when the filled file comes back."""
+    """Who a workbook is for, and the shape of its indicator groups: recognised again when it comes back.
+
+    rows: (group key, row count) pairs overriding the spec's counts ("tgt.qty", 12); approved: the approved
+    targets, in row order within each group. Both travel in the identity sheet and the fingerprint.
+    """
 
     year: int
     unit_name: str = ""
@@ -46,10 +61,40 @@ class Identity:
     project_name: str = ""
     project_type: str = ""
     contact: str = ""
+    rows: tuple[tuple[str, int], ...] = ()
+    approved: tuple[Approved, ...] = ()
 
     def get(self, name: str) -> str:
         value = getattr(self, name)
         return str(value) if value else ""
+
+    def row_count(self, group: str, default: int) -> int:
+        """Rows of a group: the count asked for, else the spec's but at least one per approved target."""
+        asked = dict(self.rows).get(group)
+        return asked if asked is not None else max(default, sum(1 for a in self.approved if a.group == group))
+
+    def approved_in(self, group: str) -> list[Approved]:
+        return [a for a in self.approved if a.group == group]
+
+
+@dataclass(frozen=True)
+class RowGroup:
+    """An indicator group whose rows the sender sizes and the unit may insert into.
+
+    Row i has keys `<key>.<i>.<part>` for each of `parts` (name, target, result, deviation, and for a
+    scoring table max and score). `count` is the number of rows in this layout.
+    """
+
+    key: str
+    name: str
+    sheet: str
+    count: int
+    parts: tuple[str, ...]
+    # Names a sender may use for the group in `--rows` and a targets file (数量指标, 数量, qty).
+    aliases: tuple[str, ...] = ()
+
+    def base(self, i: int) -> str:
+        return f"{self.key}.{i}"
 
 
 @dataclass
@@ -108,6 +153,7 @@ class SheetLayout:
     row_heights: dict[int, float] = field(default_factory=dict)
     repeat_rows: tuple[int, int] | None = None
     last_row: int = 0
+    groups: list[RowGroup] = field(default_factory=list)
 
     @property
     def print_last_col(self) -> int:
@@ -122,6 +168,8 @@ class WorkbookLayout:
     refs: dict[str, expr.CellRef]
     cells: dict[str, Cell]
     readings: dict[str, str]
+    # Groups of rows the unit fills (年度绩效指标, free 三级指标 rows), in sheet order.
+    groups: list[RowGroup] = field(default_factory=list)
     # Derived once per layout: a layout is immutable after build_layout and reused for many files.
     _order: list[Cell] | None = field(default=None, repr=False, compare=False)
     _excel: dict[str, str] = field(default_factory=dict, repr=False, compare=False)
@@ -383,11 +431,12 @@ class SheetBuilder:
                     self.indicator_row(block, cols, ind)
                     l2_scores.append(f"{block.id}.{ind.id}.score")
                     self.row += 1
+                if l2.rows is not None:
+                    l2_scores += self.free_rows(block, cols, l1, l2)
                 last = self.row - 1
                 if "level2" in cols:
-                    self.label(
-                        l2_first, cols["level2"], l2.name, "label_center", last_row=last if last > l2_first else None
-                    )
+                    style = "group_label" if l2.rows is not None else "label_center"
+                    self.label(l2_first, cols["level2"], l2.name, style, last_row=last if last > l2_first else None)
                 if "level2_points" in cols:
                     key = f"{block.id}.l2.{l2.id}.max"
                     self.points_cell(l2_first, cols["level2_points"], key, l2.points, f"{l2.name}分值", last)
@@ -404,7 +453,8 @@ class SheetBuilder:
                 l1_scores += l2_scores
             last = self.row - 1
             if "level1" in cols:
-                self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last)
+                free = any(l2.rows is not None for l2 in l1.groups)
+                self.label(l1_first, cols["level1"], l1.name, "group_label" if free else "label_center", last_row=last)
             if "level1_points" in cols:
                 key = f"{block.id}.l1.{l1.id}.max"
                 self.points_cell(l1_first, cols["level1_points"], key, l1.points, f"{l1.name}分值", last)
@@ -422,8 +472,64 @@ class SheetBuilder:
         if block.section:
             if not block.section_cols:
                 raise SpecError(f"{self.spec.path}: 指标表 {block.id} 有 section 时须写 section_cols")
-            self.label(header_row, block.section_cols, block.section, "section", last_row=self.row - 1)
+            free = any(l2.rows is not None for l1 in block.groups for l2 in l1.groups)
+            style = "group_section" if free else "section"
+            self.label(header_row, block.section_cols, block.section, style, last_row=self.row - 1)
         self.total_row(block, top, score_keys)
+
+    def free_rows(self, block: IndicatorsBlock, cols: dict[str, tuple[int, int]], l1: Level1, l2: Level2) -> list[str]:
+        """Rows whose 三级指标, 年度指标值, 实际完成值, 分值 and 得分 the unit types; returns the score keys."""
+        group = f"{block.id}.{l2.id}"
+        for part in ("target", "actual", "max", "basis"):
+            if part not in cols:
+                raise SpecError(f"{self.spec.path}: {group} 是空行指标组，指标表须有 {part} 列")
+        count = self.identity.row_count(group, l2.rows or 1)
+        approved = self.identity.approved_in(group)
+        # A 二级指标 cell naming several kinds (数量指标\n质量指标…) is called after its 一级指标 in messages.
+        short = l1.name.split("\n")[0] if "\n" in l2.name else l2.name
+        scores: list[str] = []
+        maxes: list[str] = []
+        for i in range(1, count + 1):
+            r = self.row
+            base = f"{group}.{i}"
+            what = f"{short}第{i}行"
+            fixed = approved[i - 1] if i <= len(approved) else None
+            self.row_text(cols["level3"], f"{base}.name", f"{what}三级指标", fixed.name if fixed else None)
+            self.row_text(cols["target"], f"{base}.target", f"{what}年度指标值", fixed.target if fixed else None)
+            self.input(r, cols["actual"], f"{base}.result", "longtext", f"{what}实际完成值")
+            self.input(r, cols["max"], f"{base}.max", "score", f"{what}分值", max=l2.points)
+            self.input(r, cols["score"], f"{base}.score", "score", f"{what}得分", max=l2.points)
+            self.input(r, cols["basis"], f"{base}.deviation", "longtext", f"{what}偏差原因分析及改进措施")
+            if "ref" in cols:
+                self.label(r, cols["ref"], "", "aux_score")
+            if "reading" in cols:
+                self.label(r, cols["reading"], "", "aux_text")
+            score, mx = f"{base}.score", f"{base}.max"
+            self.check(
+                score,
+                f"IF(OR(ISNUMBER({score})=FALSE,ISNUMBER({mx})=FALSE),FALSE,{score}>{mx})",
+                f"{what}得分不得超过本行分值",
+            )
+            scores.append(score)
+            maxes.append(mx)
+            self.row += 1
+        first_max = maxes[0]
+        self.check(
+            first_max,
+            f"IF(COUNT({','.join(maxes)})=0,FALSE,ROUND(SUM({','.join(maxes)})-{l2.points},2)<>0)",
+            f"{short}各行分值之和应为{l2.points}分",
+        )
+        self.layout.groups.append(
+            RowGroup(
+                group,
+                short,
+                self.spec.sheet,
+                count,
+                ("name", "target", "result", "max", "score", "deviation"),
+                (*aliases(l2.id, l2.name), *aliases(l1.id, l1.name.split("\n")[0])[1:]),
+            )
+        )
+        return scores
 
     def indicator_row(self, block: IndicatorsBlock, cols: dict[str, tuple[int, int]], ind: Indicator) -> None:
         r = self.row
@@ -525,6 +631,8 @@ class SheetBuilder:
             self.label(r, (score[1] + 1, self.last_print), "", "label")
         if points:
             total_points = sum((i.points for _, _, i in block.indicators()), extra_points)
+            free = [l2.points for l1 in block.groups for l2 in l1.groups if l2.rows is not None]
+            total_points += sum(free, Decimal(0))
             self.points_cell(r, points, f"{block.id}.total_max", total_points, "分值合计", r)
         self.layout.row_heights[r] = 24
         self.row += 1
@@ -563,7 +671,7 @@ class SheetBuilder:
                     block.note_cols,
                     f"{block.id}.{gr.id}.note",
                     "longtext",
-                    f"{block.section}·{gr.label}情况说明",
+                    f"{block.section}·{gr.label}{block.note_header.split('（')[0]}".replace("\n", ""),
                     style="aux_in_text",
                 )
             for gc in block.columns:
@@ -638,20 +746,43 @@ class SheetBuilder:
             l1_first = self.row
             for g in l1.groups:
                 g_first = self.row
-                for i in range(1, g.rows + 1):
-                    base = f"{block.id}.{g.id}.{i}"
+                group = f"{block.id}.{g.id}"
+                count = self.identity.row_count(group, g.rows)
+                approved = self.identity.approved_in(group)
+                for i in range(1, count + 1):
+                    base = f"{group}.{i}"
                     what = f"{g.name}第{i}行"
-                    self.input(self.row, cols["name"], f"{base}.name", "text", f"{what}三级指标")
-                    self.input(self.row, cols["target"], f"{base}.target", "text", f"{what}预算指标值")
+                    fixed = approved[i - 1] if i <= len(approved) else None
+                    self.row_text(cols["name"], f"{base}.name", f"{what}三级指标", fixed.name if fixed else None)
+                    self.row_text(
+                        cols["target"], f"{base}.target", f"{what}预算指标值", fixed.target if fixed else None
+                    )
                     self.input(self.row, cols["result"], f"{base}.result", "text", f"{what}执行结果")
                     self.input(self.row, cols["deviation"], f"{base}.deviation", "text", f"{what}偏差原因")
                     self.layout.row_heights[self.row] = 20
                     self.row += 1
                 last = self.row - 1
-                self.label(g_first, cols["level2"], g.name, "label_center", last_row=last if last > g_first else None)
+                self.label(g_first, cols["level2"], g.name, "group_label", last_row=last if last > g_first else None)
+                self.layout.groups.append(
+                    RowGroup(
+                        group,
+                        g.name,
+                        self.spec.sheet,
+                        count,
+                        ("name", "target", "result", "deviation"),
+                        aliases(g.id, g.name),
+                    )
+                )
             last = self.row - 1
-            self.label(l1_first, cols["level1"], l1.name, "label_center", last_row=last if last > l1_first else None)
-        self.label(first, block.section_cols, block.section, "section", last_row=self.row - 1)
+            self.label(l1_first, cols["level1"], l1.name, "group_label", last_row=last if last > l1_first else None)
+        self.label(first, block.section_cols, block.section, "group_section", last_row=self.row - 1)
+
+    def row_text(self, cols: tuple[int, int], key: str, label: str, approved: str | None) -> None:
+        """A typed text of an indicator row; an approved 三级指标 or 预算指标值 is prefilled and locked."""
+        if approved is None:
+            self.input(self.row, cols, key, "text", label)
+        else:
+            self.input(self.row, cols, key, "text", label, text=approved, style="approved")
 
     def choice(self, block: ChoiceBlock) -> None:
         first = self.row
@@ -739,6 +870,12 @@ class SheetBuilder:
             self.layout.row_heights[r] = max(self.layout.row_heights.get(r, 0), round(h, 1))
 
 
+def aliases(gid: str, name: str) -> tuple[str, ...]:
+    """A group's id, each line of its printed name, and each line without its 指标 suffix."""
+    lines = [line.strip() for line in name.split("\n") if line.strip()]
+    return tuple(dict.fromkeys([gid, *lines, *(line.removesuffix("指标") for line in lines)]))
+
+
 def grade_source(wb: WorkbookSpec, block_id: str) -> str:
     """The grade formula from the workbook's bands; blank until every score is filled."""
     total = f"{block_id}.total"
@@ -761,7 +898,13 @@ def build_layout(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> Work
                 refs[cell.key] = expr.CellRef(sl.name, cell.row, cell.col)
                 cells[cell.key] = cell
     layout = WorkbookLayout(
-        spec=wb, identity=identity, sheets=sheets, refs=refs, cells=cells, readings=dict(wb.readings)
+        spec=wb,
+        identity=identity,
+        sheets=sheets,
+        refs=refs,
+        cells=cells,
+        readings=dict(wb.readings),
+        groups=[g for sl in sheets for g in sl.groups],
     )
     _add_score_counts(layout)
     for cell in layout.formulas():
@@ -804,7 +947,14 @@ def _add_score_counts(layout: WorkbookLayout) -> None:
         for block in sl.spec.blocks:
             if isinstance(block, IndicatorsBlock):
                 scores = [f"{block.id}.{i.id}.score" for _, _, i in block.indicators()] + block.total_includes
+                count = str(len(scores))
+                free = [g for g in layout.groups if g.key.startswith(f"{block.id}.") and "score" in g.parts]
+                if free:
+                    # Free rows count once the unit gave them a 分值: spare blank rows do not hold the grade back.
+                    scores += [f"{g.base(i)}.score" for g in free for i in range(1, g.count + 1)]
+                    maxes = [f"{g.base(i)}.max" for g in free for i in range(1, g.count + 1)]
+                    count = f"({count}+COUNT({','.join(maxes)}))"
                 for cell in layout.cells.values():
                     if cell.expr and f"{block.id}.filled" in cell.expr:
                         cell.expr = cell.expr.replace(f"{block.id}.filled", f"COUNT({','.join(scores)})")
-                        cell.expr = cell.expr.replace(f"{block.id}.count", str(len(scores)))
+                        cell.expr = cell.expr.replace(f"{block.id}.count", count)

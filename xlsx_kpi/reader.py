@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import json
 import re
 import stat
 import struct
@@ -25,7 +27,7 @@ from defusedxml.expatreader import DefusedExpatParser
 
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
-from xlsx_kpi.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.layout import Approved, Identity, RowGroup, WorkbookLayout, build_layout
 from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.template import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
@@ -51,7 +53,9 @@ MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024
 MAX_SHARED_STRINGS = 1_000_000  # ~60 MB of str objects; a filled template has ~300
 MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell, ~330); more are ignored
 MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
-MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~13
+MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~15
+MAX_GROUP_ROWS = 500  # rows one indicator group may have (as generated or after the unit inserted rows)
+STRAY_WINDOW = 30  # rows below the last indicator row of a sheet searched for indicators typed outside it
 MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
 # What a whole-file loader (openpyxl, which writes the annotated copy) may be given; see check_loadable.
 # openpyxl keeps ~350 bytes per cell element, creates a cell for every cell of a merged or hyperlinked
@@ -195,6 +199,11 @@ class Filing:
     titles: dict[str, str] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # template sheet name -> the name in this file
     added: list[str] = field(default_factory=list)  # sheets the unit added (not ours, not 审核结果)
+    # Filled cells inside an indicator table that belong to no indicator row (e.g. a row inserted between
+    # two groups): each is a whole row's first filled cell, with the row's text.
+    stray: list[tuple[RawCell, str]] = field(default_factory=list)
+    # Rows the unit inserted into (positive) or deleted from (negative) each indicator group, by group key.
+    inserted: dict[str, int] = field(default_factory=dict)
 
     def sheet_name(self, template_name: str) -> str:
         """Where a sheet of the template is in this file (a renamed sheet under its new name)."""
@@ -1163,12 +1172,27 @@ def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
         raise _fail(MSG_BAD_IDENTITY.format(field="year"), path)
     # Positions, formulas and the fingerprint do not depend on the unit, so one layout per kind and year
     # serves every unit's file (the unit's identity is in `meta`); 1,000 units cost one build, not 1,000.
-    plan = _plan(catalog, wid, Identity(year=year_number))
+    rows, approved = _shape(meta, path)
+    plan = _plan(catalog, wid, Identity(year=year_number, rows=rows, approved=approved))
     if meta.get("fingerprint") != plan.fingerprint:
         raise _fail(MSG_FINGERPRINT, path)
     if meta.get("identity") != identity_digest(meta):
         raise _fail(MSG_IDENTITY_TAMPERED, path)
     return plan
+
+
+def _shape(meta: dict[str, str], path: Path) -> tuple[tuple[tuple[str, int], ...], tuple[Approved, ...]]:
+    """The row counts and approved targets the template was generated with (identity rows `rows`, `approved`)."""
+    try:
+        rows_data = json.loads(meta["rows"]) if meta.get("rows") else {}
+        approved_data = json.loads(meta["approved"]) if meta.get("approved") else []
+        rows = tuple(sorted((str(k), int(v)) for k, v in rows_data.items()))
+        approved = tuple(Approved(str(g), str(n), str(t)) for g, n, t in approved_data)
+    except (ValueError, TypeError, AttributeError):
+        raise _fail(MSG_BAD_IDENTITY.format(field="rows/approved"), path) from None
+    if any(not 1 <= n <= MAX_GROUP_ROWS for _, n in rows) or len(approved) > MAX_GROUP_ROWS * 20:
+        raise _fail(MSG_BAD_IDENTITY.format(field="rows/approved"), path)
+    return rows, approved
 
 
 def _target(text: str, sheets: dict[str, str]) -> tuple[str, int, int, str] | None:
@@ -1445,14 +1469,23 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     ours = {sl.name for sl in plan.layout.sheets} | set(renamed.values()) | {META_SHEET, GUIDE_SHEET, REVIEW_SHEET}
     added = [name for name in book.sheets if name not in ours]
 
+    # Indicator groups are found from their named first and last rows: rows the unit inserted inside a
+    # group (or deleted from it) change the layout to one with that many rows, read at the file's rows.
+    counts = {g.key: g.count for g in plan.layout.groups}
+    plan, placed = _discover_rows(plan, catalog, book, renamed)
+    inserted = {g.key: g.count - counts[g.key] for g in plan.layout.groups if g.count != counts.get(g.key, g.count)}
     # Each key is read where its defined name points (rows may have been inserted), else where the
     # layout put it: a missing or unparseable name falls back to the layout position; #REF! is refused.
     cells = plan.cells
     if renamed:
         cells = {k: (renamed.get(v[0], v[0]), *v[1:]) for k, v in plan.cells.items()}
+    if placed:
+        cells = {**cells, **placed}
     moved: dict[str, str] = {}
     names = book.names
     for key, dn in plan.names.items():
+        if key in placed:
+            continue
         text = names.get(dn)
         if text is None or text in plan.expected[key]:
             continue
@@ -1472,6 +1505,14 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     where_labels = plan.labels if cells is plan.cells else _label_cells(plan.label_cols, cells)
     titles_at = plan.titles if not renamed else [(renamed.get(t[0], t[0]), *t[1:]) for t in plan.titles]
     wanted = plan.wanted if cells is plan.cells else _wanted(itertools.chain(cells.values(), where_labels, titles_at))
+    suspects = _stray_candidates(plan, cells, renamed)
+    if suspects:
+        wanted = {sheet: (set(a), set(r)) for sheet, (a, r) in wanted.items()}
+        for sheet, by_row in suspects.items():
+            addresses, rows = wanted.setdefault(sheet, (set(), set()))
+            for row, cols in by_row.items():
+                addresses.update(f"{col_letters(c)}{row + 1}" for c in cols)
+                rows.add(row + 1)
 
     found: dict[str, dict[str, _Found]] = {}
     masters: dict[str, Masters] = {}
@@ -1507,9 +1548,27 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     for key, (sheet, row, col, a1) in cells.items():
         cell = found[sheet].get(a1)
         if (cell is None or (cell.v is None and cell.f is None and cell.inline is None)) and key not in moved:
-            raw[key] = blanks[key] if not renamed else RawCell(None, address=f"{sheet}!{a1}")
+            same = not renamed and key not in placed
+            raw[key] = blanks[key] if same else RawCell(None, address=f"{sheet}!{a1}")
         else:
             raw[key] = _raw_cell(cell, f"{sheet}!{a1}", (row, col), strings, dates, masters[sheet], path)
+    stray: list[tuple[RawCell, str]] = []
+    template_names = {v: k for k, v in renamed.items()}
+    labels = {sheet: _label_texts(plan.layout, template_names.get(sheet, sheet)) for sheet in suspects}
+    for sheet, by_row in sorted(suspects.items()):
+        for row, cols in sorted(by_row.items()):
+            filled: list[RawCell] = []
+            for c in cols:
+                a1 = f"{col_letters(c)}{row + 1}"
+                cell = found[sheet].get(a1)
+                if cell is None:
+                    continue
+                rc = _raw_cell(cell, f"{sheet}!{a1}", (row, c), strings, dates, masters[sheet], path)
+                text = _as_text(rc)
+                if text is not None and text.strip() not in labels[sheet]:
+                    filled.append(rc)
+            if filled:
+                stray.append((filled[0], "｜".join(_as_text(f) or "" for f in filled)))
     return Filing(
         path=path,
         layout=plan.layout,
@@ -1519,7 +1578,130 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
         titles=titles,
         renamed=renamed,
         added=added,
+        stray=stray,
+        inserted=inserted,
     )
+
+
+def _discover_rows(
+    plan: _Plan, catalog: Catalog, book: _Book, renamed: dict[str, str]
+) -> tuple[_Plan, dict[str, tuple[str, int, int, str]]]:
+    """The plan for the rows each indicator group really has, and where its rows' cells are in the file.
+
+    A group's first and last rows are found by their defined names (Excel, WPS and LibreOffice move names
+    when rows are inserted and extend the block between them); rows i = 1..n of the group are then the
+    file's rows between them, in order, whatever their names say. Groups whose first or last row cannot
+    be found keep the template's rows (a deleted name is refused later, as for any cell).
+    """
+    layout = plan.layout
+    names = book.names
+
+    def where(key: str) -> tuple[str, int, int, str] | None:
+        text = names.get(plan.names[key])
+        if text is None or text in plan.expected[key]:
+            sheet, row, col, a1 = plan.cells[key]
+            return renamed.get(sheet, sheet), row, col, a1
+        return _target(text, book.sheets)
+
+    tops: dict[str, int] = {}
+    changed: dict[str, int] = {}
+    for g in layout.groups:
+        first, last = where(f"{g.base(1)}.name"), where(f"{g.base(g.count)}.name")
+        sheet = renamed.get(g.sheet, g.sheet)
+        if first is None or last is None or first[0] != sheet or last[0] != sheet or first[2] != last[2]:
+            continue
+        n = last[1] - first[1] + 1
+        if not 1 <= n <= MAX_GROUP_ROWS:
+            continue
+        tops[g.key] = first[1]
+        if n != g.count:
+            changed[g.key] = n
+    if not changed:
+        return plan, {}
+    ident = layout.identity
+    rows = tuple(sorted({**dict(ident.rows), **changed}.items()))
+    plan = _plan(catalog, layout.spec.id, dataclasses.replace(ident, rows=rows))
+    placed: dict[str, tuple[str, int, int, str]] = {}
+    for g in plan.layout.groups:
+        if g.key in changed:
+            for i in range(1, g.count + 1):
+                row = tops[g.key] + i - 1
+                for part in g.parts:
+                    key = f"{g.base(i)}.{part}"
+                    sheet, _, col, _ = plan.cells[key]
+                    placed[key] = (renamed.get(sheet, sheet), row, col, f"{col_letters(col)}{row + 1}")
+    return plan, placed
+
+
+def _group_span(layout: WorkbookLayout, g: RowGroup) -> tuple[int, int]:
+    """First and last layout rows of a group."""
+    return layout.refs[f"{g.base(1)}.name"].row, layout.refs[f"{g.base(g.count)}.name"].row
+
+
+def _stray_candidates(
+    plan: _Plan, cells: dict[str, tuple[str, int, int, str]], renamed: dict[str, str]
+) -> dict[str, dict[int, list[int]]]:
+    """Rows of the file, per sheet, inside or just around an indicator table that belong to no indicator row.
+
+    Around each sheet's groups: rows between two groups beyond the template's gap, rows between the header
+    and the first group, and rows below the last group (up to the next named cell, else STRAY_WINDOW rows).
+    The value is the columns of an indicator row's parts, to be searched for filled cells.
+    """
+    layout = plan.layout
+    out: dict[str, dict[int, list[int]]] = {}
+    by_sheet: dict[str, list[RowGroup]] = {}
+    for g in layout.groups:
+        by_sheet.setdefault(g.sheet, []).append(g)
+    for sheet, groups in by_sheet.items():
+        cols = sorted({cells[f"{g.base(1)}.{p}"][2] for g in groups for p in g.parts})
+        spans = sorted((cells[f"{g.base(1)}.name"][1], cells[f"{g.base(g.count)}.name"][1], g) for g in groups)
+        rows: set[int] = set()
+        for (_, low, ga), (high, _, gb) in itertools.pairwise(spans):
+            gap = _group_span(layout, gb)[0] - _group_span(layout, ga)[1] - 1
+            if high - low - 1 > gap:
+                rows.update(range(low + 1, high))
+        first_layout, last_layout = _group_span(layout, spans[0][2])[0], _group_span(layout, spans[-1][2])[1]
+        above, below = _anchors(layout, sheet, first_layout, last_layout)
+        if above is not None and above in cells:
+            header = first_layout - 1 + (cells[above][1] - layout.refs[above].row)
+            rows.update(range(header + 1, spans[0][0]))
+        bottom = spans[-1][1]
+        if below is not None and below in cells:
+            extra = (cells[below][1] - bottom) - (layout.refs[below].row - last_layout)
+            rows.update(range(bottom + 1, bottom + 1 + max(0, extra)))
+        else:
+            rows.update(range(bottom + 1, bottom + 1 + STRAY_WINDOW))
+        if rows:
+            out[renamed.get(sheet, sheet)] = {r: cols for r in sorted(rows) if 0 <= r < MAX_ROW}
+    return out
+
+
+def _anchors(layout: WorkbookLayout, sheet: str, first: int, last: int) -> tuple[str | None, str | None]:
+    """The named cells nearest above a sheet's indicator table header and below its last row (once per layout).
+
+    Where the file has them tells how far the table's edges moved, so rows inserted at its edges are found.
+    """
+    memo = f"stray_anchors:{sheet}"
+    if memo not in layout.memo:
+        on_sheet = [(ref.row, k) for k, ref in layout.refs.items() if ref.sheet == sheet]
+        above = max(((r, k) for r, k in on_sheet if r < first - 1), default=None)
+        below = min(((r, k) for r, k in on_sheet if r > last), default=None)
+        layout.memo[memo] = (above[1] if above else None, below[1] if below else None)
+    anchors: tuple[str | None, str | None] = layout.memo[memo]
+    return anchors
+
+
+def _label_texts(layout: WorkbookLayout, sheet: str) -> frozenset[str]:
+    """Texts the template prints on a sheet (headers, group names): never an indicator typed by the unit."""
+    memo = f"label_texts:{sheet}"
+    if memo not in layout.memo:
+        texts: frozenset[str] = frozenset()
+        for sl in layout.sheets:
+            if sl.name == sheet:
+                texts = frozenset((c.text or "").strip() for c in sl.cells if c.role == "label" and c.text)
+        layout.memo[memo] = texts
+    found: frozenset[str] = layout.memo[memo]
+    return found
 
 
 def _renamed_sheets(pkg: _Package, book: _Book, plan: _Plan, strings: list[str]) -> dict[str, str]:

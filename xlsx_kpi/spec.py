@@ -172,10 +172,23 @@ class Indicator(Strict):
 
 
 class Level2(Strict):
+    """A 二级指标: fixed indicators from the spec, or `rows` free rows the unit names (三级指标 typed).
+
+    A free row has a typed 三级指标, 年度指标值, 实际完成值, 分值, 得分 and 偏差原因; its count can be
+    changed when a template is generated (`template --rows`) and grows when the unit inserts rows.
+    """
+
     id: str = Field(pattern=ID_RE)
     name: str
     points: Decimal = Field(gt=0)
-    indicators: list[Indicator] = Field(min_length=1)
+    indicators: list[Indicator] = []
+    rows: int | None = Field(default=None, ge=1, le=200)
+
+    @model_validator(mode="after")
+    def _rows_or_indicators(self) -> Level2:
+        if bool(self.indicators) == (self.rows is not None):
+            raise ValueError("二级指标须写 indicators（固定指标）或 rows（空行数），二者取其一")
+        return self
 
 
 class IndicatorColumns(Strict):
@@ -377,6 +390,7 @@ class TextBlock(Strict):
 class TargetGroup(Strict):
     id: str = Field(pattern=ID_RE)
     name: str
+    # Rows printed by default; `template --rows` and approved targets may ask for more (up to 200).
     rows: int = Field(ge=1, le=50)
 
 

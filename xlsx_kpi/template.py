@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import json
@@ -22,10 +23,10 @@ from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
-from xlsx_kpi.layout import Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
+from xlsx_kpi.layout import Approved, Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.recalc import prefilled, recalculate
 from xlsx_kpi.spec import Catalog, WorkbookSpec, col_index, col_letters
-from xlsx_kpi.units import safe_filename
+from xlsx_kpi.units import TargetRow, safe_filename
 
 META_SHEET = "_xlsx_kpi"
 STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first
@@ -36,6 +37,7 @@ INPUT_FILL = "#E2EFDA"
 FORMULA_FILL = "#EDEDED"
 AUX_FILL = "#F2F2F2"
 ERROR_FILL = "#FF9999"
+APPROVED_FILL = "#FFF2CC"
 # A fixed creation time keeps regenerated templates identical to the shipped ones.
 CREATED = dt.datetime(2020, 1, 1)
 
@@ -52,6 +54,10 @@ STYLES: dict[str, dict[str, Any]] = {
     "section": {**BOX, "bold": True, "align": "center"},
     "aux_header": {**BOX, "font_size": 9, "bold": True, "align": "center", "bg_color": "#D9D9D9"},
     "label": {**BOX, "align": "left"},
+    # Merged labels spanning indicator rows a unit may insert into: unlocked, or LibreOffice unmerges them
+    # when rows are inserted on the protected sheet (a locked merged cell cannot grow there).
+    "group_label": {**BOX, "align": "center", "locked": False},
+    "group_section": {**BOX, "bold": True, "align": "center", "locked": False},
     "label_center": {**BOX, "align": "center"},
     "text": {**BOX, "align": "left"},
     "aux_text": {**BOX, "font_size": 9, "align": "left", "font_color": "#404040", "bg_color": AUX_FILL},
@@ -73,6 +79,8 @@ STYLES: dict[str, dict[str, Any]] = {
     "in_text": {**BOX, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_longtext": {**BOX, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_choice": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False},
+    # An approved 三级指标 or 预算指标值 (template --targets): printed like text, locked.
+    "approved": {**BOX, "align": "left", "bg_color": APPROVED_FILL, "num_format": "@"},
     "aux_in_text": {**BOX, "font_size": 9, "align": "left", "bg_color": INPUT_FILL, "locked": False, "num_format": "@"},
     "in_tick": {**BOX, "align": "center", "bg_color": INPUT_FILL, "locked": False, "font_size": 12},
     "guide_title": {**BASE, "font_name": TITLE_FONT, "font_size": 16},
@@ -86,6 +94,9 @@ PROTECT_OPTIONS = {
     "select_unlocked_cells": True,
     "format_columns": True,
     "format_rows": True,
+    # A unit may insert rows inside an indicator group for more indicators (read as extra rows); deleting
+    # rows and columns stays locked.
+    "insert_rows": True,
 }
 
 
@@ -100,12 +111,30 @@ def abs_ref(ref: expr.CellRef) -> str:
 
 
 def fingerprint(layout: WorkbookLayout) -> str:
-    """A hash of where every named cell sits and what every formula says: a layout version check."""
+    """A hash of where every named cell sits, what every formula says and the approved targets.
+
+    A layout version check, and a seal on the approved 绩效目标 the identity sheet carries: a file whose
+    identity sheet was edited to approve other targets no longer matches.
+    """
     h = hashlib.sha256()
     for key in sorted(layout.cells):
         c = layout.cells[key]
         h.update(f"{key}|{layout.refs[key]}|{c.role}|{c.expr or ''}|{c.input_type or ''}\n".encode())
+    if layout.identity.approved:
+        h.update(approved_json(layout).encode())
     return h.hexdigest()[:16]
+
+
+def rows_json(layout: WorkbookLayout) -> str:
+    """Row counts of the indicator groups that differ from the spec's ("" when none do)."""
+    asked = dict(layout.identity.rows)
+    return json.dumps(asked, ensure_ascii=False, sort_keys=True) if asked else ""
+
+
+def approved_json(layout: WorkbookLayout) -> str:
+    """The approved targets as [[group, 三级指标, 预算指标值], ...] ("" when none)."""
+    rows = [[a.group, a.name, a.target] for a in layout.identity.approved]
+    return json.dumps(rows, ensure_ascii=False) if rows else ""
 
 
 def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
@@ -124,25 +153,16 @@ def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
         ("project_name", ident.project_name),
         ("project_type", ident.project_type),
         ("readings", json.dumps(layout.readings, ensure_ascii=False, sort_keys=True)),
+        ("rows", rows_json(layout)),
+        ("approved", approved_json(layout)),
         ("fingerprint", fingerprint(layout)),
     ]
     return [*rows, ("identity", identity_digest(dict(rows)))]
 
 
-# Every identity row but the tool's own name and version (a newer tool reads an older template).
-IDENTITY_FIELDS = (
-    "workbook_id",
-    "workbook_version",
-    "kind",
-    "sheets",
-    "unit_name",
-    "unit_code",
-    "year",
-    "project_name",
-    "project_type",
-    "readings",
-    "fingerprint",
-)
+# The identity rows the digest leaves out: the tool's own name and version (a newer tool reads an older
+# template) and the digest itself. Every other row, present or future, is covered.
+NOT_DIGESTED = frozenset(["tool", "tool_version", "identity"])
 
 
 def identity_digest(meta: Mapping[str, str]) -> str:
@@ -152,8 +172,9 @@ def identity_digest(meta: Mapping[str, str]) -> str:
     it catches a hand edit of the hidden sheet (2021 -> 2022), which otherwise files under the wrong year.
     """
     h = hashlib.sha256()
-    for name in IDENTITY_FIELDS:
-        h.update(f"{name}={(meta.get(name) or '').strip()}\n".encode())
+    for name in sorted(meta):
+        if name not in NOT_DIGESTED:
+            h.update(f"{name}={(meta[name] or '').strip()}\n".encode())
     return h.hexdigest()[:16]
 
 
@@ -195,7 +216,8 @@ class TemplateWriter:
             }
         )
         for k, v in identity_rows(self.layout):
-            wb.set_custom_property(f"xlsx_kpi_{k}", v or "-")
+            if len(v) <= 255:  # Excel's limit for a custom property; the identity sheet holds everything
+                wb.set_custom_property(f"xlsx_kpi_{k}", v or "-")
         guide = wb.add_worksheet(GUIDE_SHEET)
         sheets = [(sl, wb.add_worksheet(sl.name)) for sl in self.layout.sheets]
         meta = wb.add_worksheet(META_SHEET)
@@ -401,6 +423,8 @@ class TemplateWriter:
             ("f_amount", "自动计算：浅灰色单元格，已锁定，请勿修改"),
             ("label", "表格文字：已锁定"),
         ]
+        if self.layout.identity.approved:
+            legend.append(("approved", "已批复的绩效目标（三级指标、预算指标值）：浅黄色，已锁定，不得修改"))
         for style, text in legend:
             ws.write_blank(r, 0, None, self.fmt(wb, style))
             ws.write_string(r, 1, text, self.fmt(wb, "guide_text"))
@@ -539,3 +563,64 @@ def generate(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return paths
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
+
+
+def shaped(
+    catalog: Catalog,
+    wb: WorkbookSpec,
+    identity: Identity,
+    rows: list[tuple[str, int]] | None = None,
+    targets: list[TargetRow] | None = None,
+    *,
+    rows_from: str = "--rows",
+    targets_file: str = "",
+) -> Identity:
+    """The identity with its indicator groups sized (`rows`: group name -> count) and its approved targets.
+
+    Groups are named as printed (数量指标), without 指标 (数量) or by id (qty). The targets are the rows
+    of `targets` for this unit's 预算单位编码 (and, for a project, its 项目名称). A group never gets fewer
+    rows than it has approved targets.
+    """
+    groups = build_layout(catalog, wb, Identity(year=identity.year)).groups
+    names: dict[str, set[str]] = {}
+    for g in groups:
+        for alias in g.aliases:
+            names.setdefault(alias, set()).add(g.key)
+
+    def find(name: str, where: str) -> str:
+        keys = names.get(name.strip(), set())
+        if len(keys) == 1:
+            return next(iter(keys))
+        known = "、".join(g.aliases[1] if len(g.aliases) > 1 else g.key for g in groups)
+        why = "对应多个指标组" if keys else "不是本表种的指标组"
+        raise XlsxKpiError(f"{where}：“{name}”{why}；可用：{known}")
+
+    counts: dict[str, int] = {}
+    for name, n in rows or []:
+        counts[find(name, rows_from)] = n
+    approved: list[Approved] = []
+    for t in targets or []:
+        if t.unit_code != identity.unit_code:
+            continue
+        if wb.kind == "project" and _squash(t.project_name) != _squash(identity.project_name):
+            continue
+        # A department's own targets: rows without a project (or naming the unit itself, or 部门整体).
+        if (
+            wb.kind != "project"
+            and t.project_name
+            and _squash(t.project_name) not in (_squash(identity.unit_name), "部门整体")
+        ):
+            continue
+        approved.append(Approved(find(t.group, f"文件 {targets_file} 第 {t.line} 行“指标组”"), t.name, t.target))
+    order = {g.key: i for i, g in enumerate(groups)}
+    approved.sort(key=lambda a: order[a.group])
+    for key, n in counts.items():
+        have = sum(1 for a in approved if a.group == key)
+        if n < have:
+            name = next(g.name for g in groups if g.key == key)
+            raise XlsxKpiError(f"{rows_from}：{name}有 {have} 个批复的绩效指标，行数不能少于 {have}")
+    return dataclasses.replace(identity, rows=tuple(sorted(counts.items())), approved=tuple(approved))

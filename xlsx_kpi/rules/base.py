@@ -98,8 +98,12 @@ class Rule:
         sev = severity or self.severity
         if explain_key and sev is Severity.WARNING and explain_key in ctx.layout.refs:
             explanation = ctx.text(explain_key)
+            place_sheet, place = ctx.where(explain_key)
             if explanation:
-                explained_by = ctx.where(explain_key)[1]
+                explained_by = place
+            # Every 警告 says where its 说明 goes, so the unit can answer it in the workbook.
+            label = ctx.layout.cells[explain_key].label
+            message += f"（如有理由，请在 {place_sheet}!{place}“{label}”中写明说明）"
         cell = ctx.layout.cells.get(key)
         return Finding(
             code=self.code,

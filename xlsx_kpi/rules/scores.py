@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Literal
 
 from xlsx_kpi import expr
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.rules.base import Context, Rule, register, show
-from xlsx_kpi.spec import Indicator, IndicatorsBlock
-from xlsx_kpi.values import Status, parse_number, parse_percent
+from xlsx_kpi.rules.targets import missed
+from xlsx_kpi.spec import Indicator, IndicatorsBlock, Measure
+from xlsx_kpi.values import Status, parse_number, parse_percent, parse_targets
 
 # A score is compared at the table's 2 decimals: differences below half a hundredth are equal.
 SCORE_TOLERANCE = Decimal("0.005")
@@ -28,17 +31,44 @@ class ScoreCell:
     points: Decimal
     low: Decimal
     indicator: Indicator | None
+    # A free row (三级指标 and 分值 typed by the unit): its name and 分值 are read from the row; without a
+    # typed 分值 the group's points are only an upper bound (no "full marks" to compare with).
+    free: bool = False
+    points_known: bool = True
 
 
 def score_cells(ctx: Context) -> list[ScoreCell]:
-    """Every score input of the workbook, with its 分值 and lowest allowed score (worked out once per layout)."""
+    """Every score input of the workbook, with its 分值 and lowest allowed score.
+
+    The cells are worked out once per layout; a free row's typed name and 分值 are filled in per workbook,
+    and a free row left entirely blank (a spare row) is not a score cell.
+    """
     if "score_cells" not in ctx.layout.memo:
         ctx.layout.memo["score_cells"] = list(_score_cells(ctx))
     cells: list[ScoreCell] = ctx.layout.memo["score_cells"]
-    return cells
+    return [r for sc in cells if (r := _resolve(ctx, sc)) is not None]
+
+
+FREE_PARTS = ("name", "target", "result", "max", "score", "deviation")
+
+
+def _resolve(ctx: Context, sc: ScoreCell) -> ScoreCell | None:
+    if not sc.free:
+        return sc
+    if all(ctx.inputs.get(f"{sc.base}.{p}") in (None, "") for p in FREE_PARTS):
+        return None
+    points = ctx.inputs.get(f"{sc.base}.max")
+    known = isinstance(points, Decimal) and points > 0
+    return dataclasses.replace(
+        sc,
+        name=ctx.text(f"{sc.base}.name") or sc.name,
+        points=points if isinstance(points, Decimal) and known else sc.points,
+        points_known=known,
+    )
 
 
 def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
+    free = {g.base(i) for g in ctx.layout.groups if "score" in g.parts for i in range(1, g.count + 1)}
     indicators: dict[str, Indicator] = {}
     for sl in ctx.layout.sheets:
         for block in sl.spec.blocks:
@@ -50,9 +80,9 @@ def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
             continue
         base = key[: -len(".score")]
         found = indicators.get(base)
-        name = found.name if found else cell.label
+        name = found.name if found else (cell.label.removesuffix("得分") if base in free else cell.label)
         low = cell.min if cell.min is not None else Decimal(0)
-        yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found)
+        yield ScoreCell(key, base, name, cell.max if cell.max is not None else Decimal(0), low, found, base in free)
 
 
 @register
@@ -161,11 +191,14 @@ class BasisMissing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
-            basis = f"{sc.base}.basis"
+            basis = f"{sc.base}.basis" if f"{sc.base}.basis" in ctx.layout.refs else f"{sc.base}.deviation"
             # A 加减分项 (scores below 0 allowed) has no "full marks" to fall short of.
-            if basis not in ctx.layout.refs or sc.low < 0:
+            if basis not in ctx.layout.refs or sc.low < 0 or not sc.points_known:
                 continue
             v = ctx.inputs.get(sc.key)
+            # A free row that missed its 年度指标值 already gets target-missed at the same 偏差原因 cell.
+            if sc.free and missed(ctx.text(f"{sc.base}.target"), ctx.inputs.get(f"{sc.base}.result")):
+                continue
             if isinstance(v, Decimal) and 0 <= v < sc.points - SCORE_TOLERANCE and not ctx.text(basis):
                 yield self.finding(
                     ctx,
@@ -227,14 +260,12 @@ class ScoreVsReference(Rule):
                 expected = (
                     show(ref) if isinstance(ref, Decimal) else "；".join(sorted({show(v) for v in computed.values()}))
                 )
-            if note:
-                message += f"。如有理由，请在{ctx.layout.cells[note].label}中写明"
             yield self.finding(ctx, sc.key, message, expected=expected, actual=show(score), explain_key=note)
 
 
 def explanation_key(ctx: Context, base: str) -> str | None:
     """Where a unit explains a score that differs from its reference: the note column, else the basis."""
-    for suffix in (".note", ".basis"):
+    for suffix in (".note", ".basis", ".deviation"):
         if base + suffix in ctx.layout.refs:
             return base + suffix
     return None
@@ -306,18 +337,22 @@ class MeasureVsScore(Rule):
     title = "得分与指标完成情况不符"
     example = "“群众满意度”实际完成值 81.00%、年度指标值“90%”，参考得分 9 分，自评 10 分"
     description = (
-        "定量指标（规格中有 measure）：实际完成值达到年度指标值得满分，否则按 完成值÷指标值×分值（“≤”类指标按 "
+        "定量指标（规格中有 measure，或单位填写的年度指标值是一个数，如“≥90%”）：实际完成值达到年度指标值得满分，"
+        "否则按 完成值÷指标值×分值（“≤”类指标按 "
         "指标值÷完成值×分值）计算参考得分；得分与之相差 0.005 分以上时警告，在偏差原因中说明后视为已说明。"
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
-            ind = sc.indicator
             score = ctx.inputs.get(sc.key)
-            if ind is None or ind.measure is None or not isinstance(score, Decimal):
+            found = measure_of(ctx, sc)
+            if found is None or not isinstance(score, Decimal) or not sc.points_known:
                 continue
-            m = ind.measure
-            actual = measured_value(ctx.inputs.get(f"{sc.base}.actual"), m.unit, m.value)
+            m, target_text = found
+            raw = ctx.inputs.get(f"{sc.base}.actual" if f"{sc.base}.actual" in ctx.layout.refs else f"{sc.base}.result")
+            if isinstance(raw, str):
+                raw = raw.strip().lstrip("=＝")
+            actual = measured_value(raw, m.unit, m.value)
             if actual is None or actual <= 0:
                 continue
             if m.direction == "at_least":
@@ -332,12 +367,32 @@ class MeasureVsScore(Rule):
                 yield self.finding(
                     ctx,
                     sc.key,
-                    f"“{sc.name}”实际完成值 {shown}、年度指标值“{ind.target}”，"
+                    f"“{sc.name}”实际完成值 {shown}、年度指标值“{target_text}”，"
                     f"参考得分 {show(ref)} 分，自评 {show(score)} 分",
                     expected=show(ref),
                     actual=show(score),
                     explain_key=explanation_key(ctx, sc.base),
                 )
+
+
+def measure_of(ctx: Context, sc: ScoreCell) -> tuple[Measure, str] | None:
+    """The measure of a quantitative indicator and its printed 年度指标值.
+
+    From the spec for a fixed indicator; for a free row, from the typed 年度指标值 when it is one number
+    (≥、＞ at least; ≤、＜ at most; a bare or “=” target is one to reach, so at least).
+    """
+    if sc.indicator is not None:
+        m = sc.indicator.measure
+        return (m, sc.indicator.target) if m is not None else None
+    if not sc.free:
+        return None
+    text = ctx.text(f"{sc.base}.target")
+    pieces = parse_targets(text)
+    if len(pieces) != 1 or pieces[0].op == "range":
+        return None
+    t = pieces[0]
+    direction: Literal["at_least", "at_most"] = "at_most" if t.op in ("<=", "<") else "at_least"
+    return Measure(direction=direction, value=t.value, unit="%" if t.unit == "%" else ""), text
 
 
 def measured_value(raw: object, unit: str, target: Decimal) -> Decimal | None:
