@@ -39,7 +39,7 @@ from xlsx_kpi.rules.base import catalogue
 from xlsx_kpi.rules.crossfile import CrossFinding
 from xlsx_kpi.safe_text import printable
 from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
-from xlsx_kpi.template import generate, shaped, template_filename, write_template
+from xlsx_kpi.template import check_batch_names, generate, shaped, template_filename, write_template
 from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
 
 app = typer.Typer(
@@ -167,6 +167,12 @@ def template_cmd(
     where = str(targets or "")
     if units:
         unit_rows = read_units(units, project=is_project)
+        # Duplicate names are refused before any layout is built (~20 ms a unit when rows are shaped).
+        plain = [
+            Identity(year=the_year, unit_name=r.unit_name, unit_code=r.unit_code, project_name=r.project_name)
+            for r in unit_rows
+        ]
+        check_batch_names(wb, plain, out_dir)
         idents = [
             shaped(
                 catalog,
