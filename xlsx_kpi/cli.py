@@ -28,7 +28,7 @@ from xlsx_kpi.audit import (
     find_workbooks,
 )
 from xlsx_kpi.collect import Collection, collect, write_summary
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME, FIGURES, History, Record, kind_totals, write_csv
 from xlsx_kpi.layout import Identity, build_layout
@@ -44,8 +44,7 @@ from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
 
 app = typer.Typer(
     help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
-    "历年对比（history）、"
-    "列出表种（specs）、重建内置模板（build-templates）。",
+    "历年对比（history）、列出表种（specs）、重建内置模板（build-templates）、网页版（serve）。",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
@@ -438,6 +437,96 @@ def history_cmd(
         sys.stdout.write(json.dumps(payload_unit, ensure_ascii=False, indent=2) + "\n")
     else:
         _print_history(years)
+
+
+@app.command("serve")
+def serve_cmd(
+    host: Annotated[
+        str, typer.Option("--host", help="监听地址（默认只供本机访问；办公室内共用时设为 0.0.0.0）")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="端口")] = 8765,
+    data: Annotated[Path, typer.Option("--data", help="数据文件夹（数据库和上传的文件；备份时复制整个文件夹）")] = Path(
+        "xlsx-kpi-data"
+    ),
+    units: Annotated[
+        Path | None, typer.Option("--units", help="启动时载入单位清单 .xlsx/.csv（也可在“下发”页上传）")
+    ] = None,
+    import_dir: Annotated[
+        Path | None, typer.Option("--import", help="启动时把文件夹中的工作簿作为一批报送导入并审核（已导入的跳过）")
+    ] = None,
+    workers: Annotated[int, typer.Option("--workers", help="审核进程数（默认 2）")] = 2,
+    public_url: Annotated[
+        str | None,
+        typer.Option(
+            "--public-url", help="单位报送链接使用的地址，如 http://192.168.1.20:8765（默认为审核人浏览器所用的地址）"
+        ),
+    ] = None,
+    reset_password: Annotated[
+        bool, typer.Option("--reset-password", help="忘记密码时使用：清除审核人密码，启动后用新的设置码重新设置")
+    ] = False,
+    ssl_certfile: Annotated[Path | None, typer.Option("--ssl-certfile", help="HTTPS 证书文件（可选）")] = None,
+    ssl_keyfile: Annotated[Path | None, typer.Option("--ssl-keyfile", help="HTTPS 私钥文件（可选）")] = None,
+    sheets: SpecsDir = None,
+) -> None:
+    """启动网页版：审核人在浏览器中下发模板、回收审核、汇总；各单位通过私人链接上传并查看审核结果。"""
+    import socket
+
+    import uvicorn
+
+    from xlsx_kpi.web import clear_password, create_app, import_folder, load_unit_list
+
+    if not 1 <= port <= 65535:
+        raise XlsxKpiError(f"端口 {port} 无效，应在 1–65535 之间")
+    if public_url is not None and not public_url.startswith(("http://", "https://")):
+        raise XlsxKpiError(f"--public-url 应以 http:// 或 https:// 开头，如 http://192.168.1.20:{port}")
+    if (ssl_certfile is None) != (ssl_keyfile is None):
+        raise XlsxKpiError("使用 HTTPS 时须同时指定 --ssl-certfile 和 --ssl-keyfile")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as e:
+            raise XlsxKpiError(
+                f"无法在 {host}:{port} 上启动（{e.strerror}）；端口可能已被占用，请用 --port 换一个"
+            ) from None
+    if reset_password:
+        clear_password(data)
+    try:
+        web_app = create_app(
+            data,
+            workers=max(1, workers),
+            sheets=sheets,
+            secure_cookies=ssl_certfile is not None,
+            public_url=public_url,
+        )
+    except OSError as e:
+        raise XlsxKpiError(f"无法使用数据文件夹：{os_reason(e)}", file=str(data)) from None
+    web = web_app.state.web
+    if units is not None:
+        if not units.is_file():
+            raise XlsxKpiError("单位清单文件不存在，请检查路径", file=str(units))
+        n = load_unit_list(web.store, units.read_bytes(), units.name, "服务器启动")
+        out.print(f"已载入单位清单：{units}（{n} 行）", markup=False)
+    if import_dir is not None:
+        n = import_folder(web.store, None, import_dir)
+        out.print(f"已导入 {n} 个工作簿（{import_dir}），启动后自动审核", markup=False)
+    scheme = "https" if ssl_certfile else "http"
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+    out.print(f"xlsx-kpi 网页版：{scheme}://{shown}:{port}/    数据文件夹：{data.resolve()}", markup=False)
+    if host in ("0.0.0.0", "::"):
+        out.print(f"其他电脑用本机的局域网地址访问，如 {scheme}://<本机IP>:{port}/", markup=False)
+    if web.setup_code:
+        out.print(f"首次使用：在浏览器中打开上面的地址，输入设置码 {web.setup_code} 并设置审核人密码", markup=False)
+    out.print("按 Ctrl+C 停止", markup=False)
+    uvicorn.run(
+        web_app,
+        host=host,
+        port=port,
+        log_level="warning",
+        ssl_certfile=str(ssl_certfile) if ssl_certfile else None,
+        ssl_keyfile=str(ssl_keyfile) if ssl_keyfile else None,
+    )
 
 
 @app.command("report")
