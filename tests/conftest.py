@@ -7,7 +7,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-import pytest
+# The test extras bring lxml (openxml-audit needs it), and openpyxl switches to lxml whenever it is installed,
+# which changes how it serialises XML. A plain `pip install xlsx-kpi` has no lxml: test what users run.
+# Set before openpyxl is first imported (it reads the variable once); subprocesses inherit it.
+os.environ.setdefault("OPENPYXL_LXML", "False")
+
+import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 

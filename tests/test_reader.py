@@ -310,9 +310,9 @@ def test_workbook_part_parsed_once_per_content(
     moved = rezip(filled, tmp_path / "moved.xlsx", {"xl/workbook.xml": move})
     assert read(filled, catalog).cells["s.staff_control.score"].value == D("3.35")
     assert read(copy, catalog).cells["s.staff_control.score"].value == D("3.35")
-    filing = read(moved, catalog)
-    assert filing.moved["s.staff_control.score"] == "附件1!F40"
-    assert filing.cells["s.staff_control.score"].value is None
+    # The name now points at a row without the indicator's 三级指标 label: refused, not read as blank.
+    with pytest.raises(XlsxKpiError, match="附件1!C40：三级指标应为“在职人员控制率（5分）”，此处却是“（空）”"):
+        read(moved, catalog)
     assert calls == [filled.name, moved.name]
 
 

@@ -177,11 +177,11 @@ def test_parse_number_strips_only_one_unit() -> None:
         ("100.96%", D("1.0096"), (D("1.0096"),)),
         ("-79.88%", D("-0.7988"), (D("-0.7988"),)),
         ("0%", D("0"), (D("0"),)),
-        # numbers from cells: Excel stores 95% as 0.95, so the number itself comes first
+        # numbers from cells: Excel stores 95% as 0.95; over 1, the same rule as text (95 means 95%)
         (0.95, D("0.95"), (D("0.95"), D("0.0095"))),
         (0.5, D("0.5"), (D("0.5"), D("0.005"))),
-        (1.0096, D("1.0096"), (D("1.0096"), D("0.010096"))),
-        (95, D("95"), (D("95"), D("0.95"))),
+        (1.0096, D("0.010096"), (D("0.010096"), D("1.0096"))),
+        (95, D("0.95"), (D("0.95"), D("95"))),
         (0, D("0"), (D("0"),)),
         # text without %: over 1 it is percentage points
         ("95", D("0.95"), (D("0.95"), D("95"))),
@@ -202,7 +202,7 @@ def test_parse_percent_candidates(raw: object, primary: Decimal, candidates: tup
     ("raw", "note"),
     [
         ("95", "未写“%”，按 95% 读取"),
-        (95, "数值大于 1，也可能是按百分数填写的 95%"),
+        (95, "数值大于 1，按 95% 读取"),
     ],
 )
 def test_parse_percent_explains_its_reading(raw: object, note: str) -> None:

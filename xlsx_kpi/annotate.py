@@ -60,6 +60,7 @@ from xlsx_kpi.review import (
     summary_rows,
     weight,
 )
+from xlsx_kpi.safe_text import looks_like_formula
 
 __all__ = [
     "AUTHOR",
@@ -108,7 +109,7 @@ def put_text(cell: Cell, text: str) -> Cell:
     value = clean(text)
     cell.value = value
     cell.data_type = "s"
-    if value[:1] in ("=", "+", "-", "@"):
+    if looks_like_formula(value):  # safe_text: the one rule every export follows
         # Excel's leading apostrophe: editing the cell later keeps it text instead of evaluating it.
         cell.quotePrefix = True
     return cell

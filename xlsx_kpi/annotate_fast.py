@@ -43,6 +43,7 @@ from xlsx_kpi.review import (
     summary_rows,
     weight,
 )
+from xlsx_kpi.safe_text import looks_like_formula
 from xlsx_kpi.spec import col_index, col_letters
 
 __all__ = ["annotate_fast"]
@@ -717,7 +718,33 @@ class _Styles:
                 (el.start, el.head_end, 0, _set_attrs(self.data[el.start : el.head_end], {"count": str(count + added)}))
             )
             edits.append((el.inner_end, el.inner_end, 0, new))
-        return _apply(self.data, edits)
+        return _font_order(_apply(self.data, edits))
+
+
+# The order of a <font>'s children in the schema (CT_Font, as the Open XML SDK and openxml-audit check it).
+# openpyxl writes name, charset, family, b, …, color, sz: Excel opens that, a schema validator does not, and
+# an annotated copy of an openpyxl-saved input would inherit it; the copy gets the schema's order.
+_FONT_ORDER = {
+    name.encode(): i
+    for i, name in enumerate(
+        "b i strike condense extend outline shadow u vertAlign sz color name family charset scheme".split()
+    )
+}
+_FONT_ELEMENT = re.compile(rb"(<(?:\w+:)?font>)((?:\s*<(?:\w+:)?\w+(?:\s[^<>]*)?/>)*)(\s*</(?:\w+:)?font>)")
+_EMPTY_CHILD = re.compile(rb"<(?:\w+:)?(\w+)(?:\s[^<>]*)?/>")
+
+
+def _font_order(data: bytes) -> bytes:
+    """styles.xml with the children of every <font> (all empty elements) in the schema's order."""
+
+    def fix(m: re.Match[bytes]) -> bytes:
+        kids = list(_EMPTY_CHILD.finditer(m.group(2)))
+        if any(k.group(1) not in _FONT_ORDER for k in kids):
+            return m.group(0)
+        ordered = sorted(kids, key=lambda k: _FONT_ORDER[k.group(1)])
+        return m.group(1) + b"".join(k.group(0) for k in ordered) + m.group(3)
+
+    return _FONT_ELEMENT.sub(fix, data)
 
 
 # -- the unit's worksheets ------------------------------------------------------------------------------
@@ -1069,7 +1096,7 @@ def _result_sheet(report: Report, source: Path, targets: dict[int, str], styles:
         quote = False
         if isinstance(value, str):
             value = clean(value)
-            quote = value[:1] in ("=", "+", "-", "@")  # annotate.put_text: Excel's leading apostrophe
+            quote = looks_like_formula(value)  # annotate.put_text: Excel's leading apostrophe
         s = styles.result(font, align, fill, border, numfmt, quote)
         if value is None or value == "":
             xml = f'<c r="{ref}" s="{s}"/>'

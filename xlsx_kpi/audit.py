@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -195,45 +196,52 @@ def audit_file(
     path: Path, catalog: Catalog, options: Options = Options(), *, history: History | None = None
 ) -> Checked:
     """check_file, keeping the inputs and recalculated values (for collect and the history)."""
-    report = Report(file=path)
     try:
-        filing = read_workbook(path, catalog)
-        read = to_inputs(filing)
-        previous = history.previous(filing.meta) if history is not None else None
-        inputs = fill_prior_year(filing.layout, read, previous) if previous else read
-        values = recalculate(filing.layout, inputs)
-        ctx = Context(
-            filing=filing,
-            inputs=inputs,
-            values=values,
-            readings=reading_values(filing.layout, values),
-            previous=previous,
-        )
-        report.findings = run_rules(ctx)
-        # What the file shows: values typed over formulas, and totals whose displayed figure differs from
-        # the recalculation (the summary's 填报 column shows what the unit printed).
-        own = values if previous is None else recalculate(filing.layout, read)
-        shown = {**printed_mismatches(filing, dict(own)), **written_values(filing)}
-        if options.reports:
-            meta = filing.meta
-            doc = pick_report(
-                options.reports,
-                meta.get("unit_name", ""),
-                meta.get("project_name", ""),
-                filing.layout.spec.kind,
-                match_any=options.match_any,
-            )
-            if doc is not None:
-                report.findings += workbook_report_findings(doc, filing, values)
-        report.replaced = replaced_cells(ctx)
-        places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
-        checked = Checked(report, read, values, shown, places)
+        return _audit(path, catalog, options, history, Report(file=path))
     except XlsxKpiError as e:
-        report.error = e.render()
-        return Checked(report)
-    except Exception as e:  # noqa: BLE001 - a batch goes on past a file that breaks us
-        report.error = f"文件 {path}：读取时发生意外错误（{type(e).__name__}），请检查该文件或将其发给维护人员"
-        return Checked(report)
+        return Checked(Report(file=path, error=e.render()))
+    except Exception as e:  # noqa: BLE001 - a batch goes on past a file that breaks us, whatever breaks
+        return Checked(Report(file=path, error=unexpected(path, e)))
+
+
+def unexpected(path: Path, e: BaseException) -> str:
+    """The message for a file whose check failed in a way nobody foresaw: the batch goes on without it."""
+    return f"文件 {path}：审核时发生意外错误（{type(e).__name__}），已跳过此文件；请检查该文件或将其发给维护人员"
+
+
+def _audit(path: Path, catalog: Catalog, options: Options, history: History | None, report: Report) -> Checked:
+    """audit_file's work; any exception it raises becomes the file's error in audit_file."""
+    filing = read_workbook(path, catalog)
+    read = to_inputs(filing)
+    previous = history.previous(filing.meta) if history is not None else None
+    inputs = fill_prior_year(filing.layout, read, previous) if previous else read
+    values = recalculate(filing.layout, inputs)
+    ctx = Context(
+        filing=filing,
+        inputs=inputs,
+        values=values,
+        readings=reading_values(filing.layout, values),
+        previous=previous,
+    )
+    report.findings = run_rules(ctx)
+    # What the file shows: values typed over formulas, and totals whose displayed figure differs from
+    # the recalculation (the summary's 填报 column shows what the unit printed).
+    own = values if previous is None else recalculate(filing.layout, read)
+    shown = {**printed_mismatches(filing, dict(own)), **written_values(filing)}
+    if options.reports:
+        meta = filing.meta
+        doc = pick_report(
+            options.reports,
+            meta.get("unit_name", ""),
+            meta.get("project_name", ""),
+            filing.layout.spec.kind,
+            match_any=options.match_any,
+        )
+        if doc is not None:
+            report.findings += workbook_report_findings(doc, filing, values)
+    report.replaced = replaced_cells(ctx)
+    places = {k: (*filing.a1(k), filing.layout.cells[k].label) for k in place_keys(filing.layout)}
+    checked = Checked(report, read, values, shown, places)
     report.sort()
     meta = filing.meta
     report.workbook_id = meta.get("workbook_id", "")
@@ -353,6 +361,7 @@ def check_paths(
         lambda f: check_file(f, catalog, options, history=history),
         _check_in_worker,
         lambda r: r,
+        lambda f, e: Report(file=f, error=unexpected(f, e)),
         options,
         workers,
         sheets,
@@ -382,6 +391,7 @@ def audit_paths(
         lambda f: audit_file(f, catalog, options, history=history),
         _audit_in_worker,
         lambda c: c.report,
+        lambda f, e: Checked(Report(file=f, error=unexpected(f, e))),
         options,
         workers,
         sheets,
@@ -396,6 +406,7 @@ def _map(
     here: Callable[[Path], T],
     in_worker: Callable[[tuple[Path, Options, History | None]], T],
     report_of: Callable[[T], Report],
+    failed: Callable[[Path, BaseException], T],
     options: Options,
     workers: int,
     sheets: Path | None,
@@ -413,7 +424,16 @@ def _map(
         return out
     workers = min(workers, os.cpu_count() or 1, len(files))
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(sheets,)) as pool:
-        for result in pool.map(in_worker, [(f, options, history) for f in files], chunksize=8):
+        # Submitted up front (a crashed worker fails its own file only); each future is dropped once read, so
+        # only the results still to come are held, not every full report (check --json stays flat, issue 14).
+        pending = deque((f, pool.submit(in_worker, (f, options, history))) for f in files)
+        while pending:
+            f, future = pending.popleft()
+            try:
+                result = future.result()
+            except Exception as e:  # noqa: BLE001 - a worker that died (out of memory, a crash) fails its file only
+                result = failed(f, e)
+            del future
             if progress:
                 progress(report_of(result))
             out.append(shrink(result) if shrink else result)

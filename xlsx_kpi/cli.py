@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 import os
 import sys
@@ -17,6 +18,7 @@ from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
 from xlsx_kpi.findings import Severity
 from xlsx_kpi.history import DB_NAME
 from xlsx_kpi.report import REPLACED_LABEL, replaced_text
+from xlsx_kpi.safe_text import printable
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -175,7 +177,7 @@ def template_cmd(
 ) -> None:
     """为一个单位（或 --units 清单中的每个单位）生成自评模板。"""
     from xlsx_kpi.layout import Identity, build_layout
-    from xlsx_kpi.template import generate, shaped, template_filename, write_template
+    from xlsx_kpi.template import check_batch_names, generate, shaped, template_filename, write_template
     from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
 
     catalog = _catalog(sheets)
@@ -189,6 +191,12 @@ def template_cmd(
     where = str(targets or "")
     if units:
         unit_rows = read_units(units, project=is_project)
+        # Duplicate names are refused before any layout is built (~20 ms a unit when rows are shaped).
+        plain = [
+            Identity(year=the_year, unit_name=r.unit_name, unit_code=r.unit_code, project_name=r.project_name)
+            for r in unit_rows
+        ]
+        check_batch_names(wb, plain, out_dir)
         idents = [
             shaped(
                 catalog,
@@ -767,7 +775,7 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
     for r in reports:
         c = r.counts
         table.add_row(
-            r.file.name,
+            printable(r.file.name),
             r.unit_name,
             "" if r.total is None else f"{r.total:.2f}",
             r.grade,
@@ -780,11 +788,11 @@ def _print_summary(console: Console, reports: list[Report]) -> None:
     console.print(table)
     for r in reports:
         if r.error:
-            console.print(f"无法读取：{r.error}", markup=False)
+            console.print(f"无法读取：{printable(r.error)}", markup=False)
         if r.output_error:
-            console.print(f"未生成审核文件：{r.output_error}", markup=False)
+            console.print(f"未生成审核文件：{printable(r.output_error)}", markup=False)
         elif r.annotated:
-            console.print(f"审核文件：{r.annotated}", markup=False)
+            console.print(f"审核文件：{printable(str(r.annotated))}", markup=False)
 
 
 def _print_collection(c: Collection, output: Path, db: Path) -> None:
@@ -814,7 +822,7 @@ def _print_collection(c: Collection, output: Path, db: Path) -> None:
         names = "、".join(s.file.name for s in group[1:])
         out.print(f"重复报送：采用 {group[0].file.name}，未采用 {names}", markup=False)
     for r in c.unusable:
-        out.print(f"无法读取：{r.error}", markup=False)
+        out.print(f"无法读取：{printable(r.error or '')}", markup=False)
     _print_cross(out, c.cross)
     out.print(
         f"采用 {len(c.submissions)} 份，错误 {c.errors} 条；历史数据库 {db}：新存入 {c.stored} 份，"
@@ -876,6 +884,11 @@ def _print_history(records: list[Record]) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
     args = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 (GBK bytes from a Windows zip) is held as lone surrogates: printed
+        # as \udcxx escapes, which inside a JSON string are valid escapes that decode to the same name.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     try:
         # Without standalone mode, an Exit(code) raised by a command comes back as the return value.
         result = app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")

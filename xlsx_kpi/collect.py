@@ -19,13 +19,14 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate, untag_value
 from xlsx_kpi.layout import Identity, build_layout
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.crossfile import CrossFinding
+from xlsx_kpi.safe_text import looks_like_formula, printable
 from xlsx_kpi.spec import Catalog
 from xlsx_kpi.units import UnitRow, read_units
 from xlsx_kpi.values import Status, parse_number
@@ -230,11 +231,16 @@ def collect(
     files = _inputs_of(paths, exclude)
     if not files:
         raise XlsxKpiError("没有找到要汇总的 .xlsx 文件", file=", ".join(str(p) for p in paths))
-    shas = {f: sha256_of(f) for f in files}
+    shas: dict[Path, str] = {}
+    for f in files:
+        try:
+            shas[f] = sha256_of(f)
+        except OSError:
+            pass  # unreadable: the audit reports it
     known: dict[Path, Checked] = {}
     if history is not None and not recheck:
         for f in files:
-            stored = history.snapshot(shas[f])
+            stored = history.snapshot(shas[f]) if f in shas else None
             again = from_snapshot(f, stored) if stored is not None else None
             if again is not None:
                 known[f] = again
@@ -258,11 +264,15 @@ def collect(
         if not c.report.usable:
             out.unusable.append(c.report)
             continue
-        stat = c.report.file.stat()
+        try:
+            stat = c.report.file.stat()
+            sha256 = shas.get(c.report.file) or sha256_of(c.report.file)
+        except OSError as e:  # gone or locked since it was checked: this file only is left out
+            out.unusable.append(Report(file=c.report.file, error=f"文件 {c.report.file}：无法读取（{os_reason(e)}）"))
+            continue
         wid = c.report.workbook_id
         kind = catalog.workbooks[wid].kind if wid in catalog.workbooks else ""
-        mtime = datetime.fromtimestamp(stat.st_mtime)
-        sub = Submission(c, shas[c.report.file], mtime, kind, saved_at(c.report.file))
+        sub = Submission(c, sha256, datetime.fromtimestamp(stat.st_mtime), kind, saved_at(c.report.file))
         groups.setdefault(sub.key, []).append(sub)
     used: list[Submission] = []
     for group in groups.values():
@@ -417,8 +427,8 @@ def _link_target(file: Path, base: Path, sheet: str = "", cell: str = "") -> str
         rel = os.path.relpath(file.resolve(), base.resolve())
     except ValueError:  # another drive on Windows
         rel = str(file.resolve())
-    if "#" in rel or len(rel) > 1500:
-        return None
+    if "#" in rel or len(rel) > 1500 or printable(rel) != rel:
+        return None  # a name that is not UTF-8 (GBK bytes from a Windows zip) cannot be a link target
     target = "external:" + rel
     if sheet and cell:
         target += "#'" + sheet.replace("'", "''") + "'!" + cell
@@ -432,14 +442,24 @@ class SummaryWriter:
         self.c = collection
         self.path = path
         self.formats: dict[str, Any] = {}
+        self.props: dict[str, dict[str, Any]] = {}
         self.links = 0
         self.wb: Workbook
 
     def fmt(self, name: str, **props: Any) -> Any:
         if name not in self.formats:
             base: dict[str, Any] = {"font_name": FONT, "font_size": 10, "valign": "vcenter"}
-            self.formats[name] = self.wb.add_format({**base, **props})
+            self.props[name] = {**base, **props}
+            self.formats[name] = self.wb.add_format(self.props[name])
         return self.formats[name]
+
+    def quoted(self, name: str) -> Any:
+        """Format `name` with Excel's leading apostrophe (quotePrefix): text that looks like a formula
+        (safe_text.looks_like_formula) shows as typed and stays text when the cell is edited."""
+        key = f"{name}/quoted"
+        if key not in self.formats:
+            self.formats[key] = self.wb.add_format({**self.props[name], "quote_prefix": True})
+        return self.formats[key]
 
     def write(self, target: Path) -> None:
         self.wb = xlsxwriter.Workbook(
@@ -494,7 +514,7 @@ class SummaryWriter:
     # --- helpers ---
 
     def cell(self, ws: Worksheet, row: int, col: int, value: object, fmt: str) -> None:
-        """Text is always written as text: a unit name starting with "=" must not become a formula."""
+        """Text is always written as text, and formula-looking text neutralised (safe_text.neutralise)."""
         f = self.formats[fmt]
         if value is None or value == "":
             ws.write_blank(row, col, None, f)
@@ -505,12 +525,17 @@ class SummaryWriter:
         elif isinstance(value, datetime):
             ws.write_datetime(row, col, value, f)
         else:
-            ws.write_string(row, col, str(value), f)
+            text = printable(str(value))
+            ws.write_string(row, col, text, self.quoted(fmt) if looks_like_formula(text) else f)
 
     def link(self, ws: Worksheet, row: int, col: int, file: Path, text: str, sheet: str = "", a1: str = "") -> None:
         target = _link_target(file, self.path.parent, sheet, a1) if self.links < MAX_LINKS else None
-        if target is None or ws.write_url(row, col, target, self.formats["link"], text, str(file)) < 0:
-            ws.write_string(row, col, text, self.formats["text"])
+        text = printable(text)
+        tip = printable(str(file))
+        if looks_like_formula(text):
+            target = None  # a link's text cannot carry the apostrophe: written as quoted text
+        if target is None or ws.write_url(row, col, target, self.formats["link"], text, tip) < 0:
+            ws.write_string(row, col, text, self.quoted("text") if looks_like_formula(text) else self.formats["text"])
         else:
             self.links += 1
 
@@ -755,7 +780,7 @@ class SummaryWriter:
             return
         rows = [[r.unit_name, r.unit_code, r.project_name, r.line] for r in c.missing]
         info = (
-            f"单位清单 {c.units_file.name}：应报 {c.expected} 份，"
+            f"单位清单 {printable(c.units_file.name)}：应报 {c.expected} 份，"
             f"已报 {c.expected - len(c.missing)} 份，未报送 {len(c.missing)} 份"
         )
         if c.unusable:

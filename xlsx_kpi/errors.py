@@ -60,7 +60,9 @@ def os_reason(e: OSError) -> str:
     return f"{reason}（{detail}）" if reason else detail
 
 
-def write_atomically(path: Path, write: Callable[[Path], None], *, failure: str = "无法写入") -> Path:
+def write_atomically(
+    path: Path, write: Callable[[Path], None], *, failure: str = "无法写入", suffix: str = ".tmp.xlsx"
+) -> Path:
     """Have `write` fill a temporary file beside `path`, then rename it into place.
 
     A crash or a full disk leaves neither a half-written `path` nor a temporary file; an existing `path`
@@ -69,7 +71,7 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, failure: str 
     """
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.xlsx", dir=path.parent)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=suffix, dir=path.parent)
         os.close(fd)
     except OSError as e:
         raise XlsxKpiError(f"{failure}：{os_reason(e)}", file=str(path)) from None
@@ -82,6 +84,12 @@ def write_atomically(path: Path, write: Callable[[Path], None], *, failure: str 
         os.replace(tmp, path)
     except OSError as e:
         raise XlsxKpiError(f"{failure}：{os_reason(e)}", file=str(path)) from None
+    except Exception as e:
+        # XlsxWriter wraps the OSError of a full disk in its own FileCreateError(OSError).
+        cause = e.args[0] if e.args and isinstance(e.args[0], OSError) else None
+        if cause is None:
+            raise
+        raise XlsxKpiError(f"{failure}：{os_reason(cause)}", file=str(path)) from None
     finally:
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sqlite3
@@ -14,9 +15,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from xlsx_kpi import __version__
-from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.errors import XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Finding
+from xlsx_kpi.safe_text import neutralise, printable
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -417,6 +419,18 @@ class History:
         return XlsxKpiError(message, file=str(self.path))
 
     def _open(self) -> None:
+        existed = self.path.exists()
+        try:
+            self._connect()
+        except XlsxKpiError:
+            if not existed:
+                # A database that could not even be set up (a full disk) is not left behind as a 0-byte file.
+                for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+            raise
+
+    def _connect(self) -> None:
         if self.path.is_dir():
             raise self._fail("历史数据库路径是一个文件夹，请指定 .sqlite 文件")
         if self.readonly and not self.path.exists():
@@ -443,7 +457,11 @@ class History:
                 conn.close()
                 raise self._fail("不是 xlsx-kpi 的历史数据库（缺少数据表）")
         except sqlite3.DatabaseError as e:
+            if _is_full(e):
+                raise self._fail(f"无法创建或打开历史数据库：磁盘空间不足（{e}），请清理磁盘后重试") from None
             raise self._fail(f"无法打开历史数据库（{e}），请确认它是 xlsx-kpi 生成的 .sqlite 文件") from None
+        except OSError as e:
+            raise self._fail(f"无法创建或打开历史数据库：{os_reason(e)}") from None
         self._conn = conn
 
     @property
@@ -556,7 +574,7 @@ class History:
             year,
             report.workbook_id,
             report.project_name.strip(),
-            report.file.name,
+            printable(report.file.name),  # SQLite text must be UTF-8: a GBK name is decoded
             file_mtime.isoformat(timespec="seconds"),
             (collected_at or datetime.now()).isoformat(timespec="seconds"),
             None if report.total is None else encode_value(report.total),
@@ -584,6 +602,8 @@ class History:
                 assert cur.lastrowid is not None
                 self._insert_findings(conn, cur.lastrowid, report.findings)
         except sqlite3.DatabaseError as e:
+            if _is_full(e):
+                raise self._fail(f"写入历史数据库失败：磁盘空间不足（{e}），本次未存入的报送不受影响") from None
             raise self._fail(f"写入历史数据库失败（{e}）") from None
         return True
 
@@ -596,6 +616,10 @@ class History:
                 for n, f in enumerate(findings, start=1)
             ],
         )
+
+
+def _is_full(e: sqlite3.DatabaseError) -> bool:
+    return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
 
 
 def _reopen(path: Path, readonly: bool) -> History:
@@ -654,8 +678,14 @@ def write_csv(
     if csv_path.exists() and not force:
         raise XlsxKpiError("文件已存在；如需覆盖请加 --force", file=str(csv_path))
     df = to_dataframe(db_path, unit_code=unit_code, kinds=kinds)
-    try:
-        df.to_csv(csv_path, index=False, encoding="utf-8-sig")
-    except OSError as e:
-        raise XlsxKpiError(f"无法写入：{e.strerror or e}", file=str(csv_path)) from None
+    # Text a unit typed (=HYPERLINK(…), +1+1) would run as a formula when Excel opens the CSV.
+    for col in df.columns:  # whatever the dtype (pandas 3 holds text as "str", older ones as object)
+        df[col] = df[col].map(lambda v: neutralise(v) if isinstance(v, str) else v)
+    df.columns = [neutralise(str(c)) for c in df.columns]
+
+    def write(tmp: Path) -> None:
+        # CRLF rows (as Excel writes CSV): a CR inside a text is then quoted, never read as a row break.
+        df.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+    write_atomically(csv_path, write, suffix=".tmp.csv")
     return len(df)

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import IO, Any, TypeVar
+from urllib.parse import unquote
 from xml.parsers import expat
 
 import defusedxml.ElementTree as defused_tree
@@ -27,8 +28,8 @@ from defusedxml.expatreader import DefusedExpatParser
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.layout import Approved, Identity, RowGroup, WorkbookLayout, build_layout
-from xlsx_kpi.spec import Catalog, col_index, col_letters
-from xlsx_kpi.template import GUIDE_SHEET, META_SHEET, defined_name, fingerprint
+from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters
+from xlsx_kpi.template import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
 
 __all__ = ["CoreProperties", "Filing", "RawCell", "check_loadable", "read_core", "read_workbook", "to_inputs"]
@@ -106,6 +107,24 @@ MSG_OLD_VERSION = "模板版本 {found} 已过期（当前为第 {current} 版�
 MSG_NEW_VERSION = "模板版本 {found} 比本工具的规格（第 {current} 版）新，请升级 xlsx-kpi 后再读取"
 MSG_FINGERPRINT = "模板结构与当前规格不一致（版式指纹不符），请用新模板重新填写"
 MSG_MISSING_SHEET = "缺少工作表“{sheet}”（可能被删除或改名），请用原模板重新填写"
+MSG_DUPLICATE_PART = (
+    "文件已损坏（压缩包内有两个同名部件 {part}，不同软件会读出不同的内容），请在 Excel 或 WPS 中重新保存后报送"
+)
+MSG_DUPLICATE_CELL = (
+    "文件已损坏（同一个单元格在文件中出现了两次，不同软件会读出不同的值），请在 Excel 或 WPS 中重新保存后报送"
+)
+MSG_ROW_ORDER = (
+    "文件已损坏（工作表 {part} 中第 {row} 行排在第 {previous} 行之后，行的顺序错乱，Excel 也会报告它已损坏），"
+    "请在 Excel 或 WPS 中修复并重新保存后报送"
+)
+MSG_IDENTITY_TAMPERED = (
+    "模板的隐藏标识（年度、单位、表种等）与其校验值不符，可能被改动过，无法确认这份报送属于哪个单位和年度；"
+    "请使用下发的模板重新填写"
+)
+MSG_LABEL_MOVED = (
+    "三级指标应为“{expected}”，此处却是“{found}”（指标行可能被排序、调换或改写），按位置读取会把分数记到别的指标下，"
+    "无法可靠读取；请用原模板重新填写，不要对指标表排序或调换行"
+)
 MSG_CELL_DELETED = (
     "模板中的这个单元格已被删除（Excel 名称 {name} 显示 #REF!，可能删除了行或列），"
     "无法可靠读取；请用原模板重新填写，不要删除行或列"
@@ -175,6 +194,9 @@ class Filing:
     meta: dict[str, str]
     cells: dict[str, RawCell]
     moved: dict[str, str] = field(default_factory=dict)
+    # Text of the sheet titles that show the year ("2021年度…"), by address ("附件1!A2"): the visible
+    # year, which rules compare with the hidden identity's year.
+    titles: dict[str, str] = field(default_factory=dict)
     renamed: dict[str, str] = field(default_factory=dict)  # template sheet name -> the name in this file
     added: list[str] = field(default_factory=list)  # sheets the unit added (not ours, not 审核结果)
     # Filled cells inside an indicator table that belong to no indicator row (e.g. a row inserted between
@@ -308,6 +330,22 @@ def _open_zip(fh: IO[bytes], path: Path) -> zipfile.ZipFile:
         raise _fail(MSG_CORRUPT, path) from None
 
 
+class _Members(dict[str, zipfile.ZipInfo]):
+    """Zip items by part name, matched without regard to case (OPC: xl/SharedStrings.xml is xl/sharedStrings.xml)."""
+
+    def __setitem__(self, name: str, info: zipfile.ZipInfo) -> None:
+        super().__setitem__(name.lower(), info)
+
+    def __getitem__(self, name: str) -> zipfile.ZipInfo:
+        return super().__getitem__(name.lower())
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and super().__contains__(name.lower())
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(name.lower(), default)
+
+
 class _Package:
     """The zip, checked against bombs up front; members are inflated here with a byte budget.
 
@@ -329,8 +367,14 @@ class _Package:
             total += info.file_size
         if total > MAX_TOTAL_BYTES:
             raise _fail(MSG_TOO_BIG, path)
-        self.members = {info.filename: info for info in infos}
+        self.members = _Members()
+        for info in infos:
+            # OPC part names compare without regard to case: two items equal but for case are duplicates too.
+            if info.filename in self.members:
+                raise _fail(MSG_DUPLICATE_PART.format(part=info.filename), path)
+            self.members[info.filename] = info
         self.inflated = 0
+        self.main = "xl/workbook.xml"  # the main (workbook) part, found through _rels/.rels by _check_kind
 
     def chunks(self, name: str) -> Iterator[bytes]:
         """A member's bytes, CHUNK at a time; a member that inflates past its declared size is refused."""
@@ -452,15 +496,36 @@ def _int(text: str | None) -> int | None:
     return int(text) if text and len(text) <= 9 and text.isascii() and text.isdigit() else None
 
 
+_ESCAPED_PAIR = re.compile(r"_x([dD][89abAB][0-9A-Fa-f]{2})__x([dD][c-fC-F][0-9A-Fa-f]{2})_")
+
+
 def _unescape(text: str) -> str:
-    """OOXML writes control characters as _xHHHH_ (Excel: a CR is _x000D_)."""
+    """OOXML writes control characters as _xHHHH_ (Excel: a CR is _x000D_).
+
+    A UTF-16 surrogate pair written as two escapes becomes its one character; a lone surrogate
+    (_xD800_), which no text can hold, becomes U+FFFD: kept, it breaks every UTF-8 output later.
+    """
     if "_x" not in text:
         return text
-    return _ESCAPED_CHAR.sub(lambda m: chr(int(m.group(1), 16)), text)
+    text = _ESCAPED_PAIR.sub(_pair, text)
+    return _ESCAPED_CHAR.sub(lambda m: _char(int(m.group(1), 16)), text)
+
+
+def _pair(m: re.Match[str]) -> str:
+    high, low = int(m.group(1), 16), int(m.group(2), 16)
+    return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+
+
+def _char(code: int) -> str:
+    return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
 
 
 def _member(base: str, target: str) -> str:
-    """Resolve a relationship target ("worksheets/sheet1.xml" or "/xl/worksheets/sheet1.xml")."""
+    """Resolve a relationship target ("worksheets/sheet1.xml", "/xl/worksheets/sheet1.xml", "sheet%201.xml").
+
+    A target is a URI: percent-escapes are decoded, as OPC maps part names to zip item names.
+    """
+    target = unquote(target.strip())
     parts = target[1:].split("/") if target.startswith("/") else [*base.split("/"), *target.split("/")]
     out: list[str] = []
     for part in parts:
@@ -546,18 +611,19 @@ def _read_book(pkg: _Package) -> _Book:
     parser = _new_parser()
     parser.StartElementHandler = root
     parser.CharacterDataHandler = text.append
-    _run(pkg, "xl/workbook.xml", parser)
+    _run(pkg, pkg.main, parser)
     if pending is not None:
         book.names.setdefault(pending, "".join(text).strip())
 
-    rels = "xl/_rels/workbook.xml.rels"
+    rels = _rels_of(pkg.main)
+    base = pkg.main.rpartition("/")[0]
     if rels in pkg.members:
         rel_tags = _Tags(Relationship=1)
 
         def rel(tag: str, attrs: dict[str, str]) -> None:
             if rel_tags[tag] is None or attrs.get("TargetMode") == "External":
                 return
-            member = _member("xl", attrs.get("Target", ""))
+            member = _member(base, attrs.get("Target", ""))
             book.targets[attrs.get("Id", "")] = member
             kind = attrs.get("Type", "")
             if kind.endswith("/sharedStrings"):
@@ -743,13 +809,17 @@ def _split_a1(a1: str) -> tuple[int, int] | None:
 Masters = dict[str, tuple[int, int, str]]
 
 
-def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> tuple[dict[str, _Found], Masters]:
+def _scan_sheet(
+    pkg: _Package, name: str, wanted: set[str], rows: set[int], sheet: str = ""
+) -> tuple[dict[str, _Found], Masters]:
     """The cells at `wanted` addresses ("F7") of one worksheet, and its shared-formula masters.
 
     Only cells in `rows` (1-based) are looked at, so cells anywhere else cost a callback and no memory.
     The scan ends at the first element after <sheetData>: validations and conditional formats are
     never parsed. End and text callbacks are switched on only while a wanted <v>, <f> or <t> is open.
-    A cell or row without an r attribute takes the position after the previous one.
+    A cell or row without an r attribute takes the position after the previous one. Rows out of
+    ascending order, and a wanted cell written twice, are refused as damaged (Excel says so too):
+    read as they come, they would hide data or give a value other programs do not show.
     """
     found: dict[str, _Found] = {}
     masters: Masters = {}
@@ -766,6 +836,7 @@ def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> t
     buf: list[str] = []
     open_kind = -1  # the element whose text is being captured
     master: tuple[str, int, int] | None = None
+    beyond = False  # a row below every wanted row was seen: the next row decides (stop, or out of order)
 
     def capture(kind: int) -> None:
         nonlocal buf, open_kind
@@ -774,7 +845,7 @@ def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> t
         parser.EndElementHandler = end
 
     def start(tag: str, attrs: dict[str, str]) -> None:
-        nonlocal row, skip, last_r, col, col_known, cell, phonetic, master, buf, open_kind
+        nonlocal row, skip, last_r, col, col_known, cell, phonetic, master, buf, open_kind, beyond
         kind = kinds[tag]
         if kind is None:
             return
@@ -796,6 +867,8 @@ def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> t
                 if skip:
                     return
             if r in wanted:
+                if r in found:
+                    raise _fail(MSG_DUPLICATE_CELL, pkg.path, cell=f"{sheet}!{r}" if sheet else r)
                 cell = found[r] = _Found(attrs.get("t"), attrs.get("s"))
                 phonetic = False
         elif kind == _V:
@@ -806,12 +879,16 @@ def _scan_sheet(pkg: _Package, name: str, wanted: set[str], rows: set[int]) -> t
         elif kind == _ROW:
             cell = None
             r = attrs.get("r")
+            previous = row
             row = int(r) if r and len(r) < 8 and r.isascii() and r.isdigit() else row + 1
-            if row > last_row:
-                # Rows come in ascending order (Excel reports anything else as corrupt): nothing wanted
-                # is left, however many rows a hostile file declares below.
+            if row <= previous:
+                raise _fail(MSG_ROW_ORDER.format(part=sheet or name, row=row, previous=previous), pkg.path)
+            if beyond:
+                # Rows come in ascending order (checked just above): nothing wanted is left, however
+                # many rows a hostile file declares below.
                 raise _Stop
-            skip = row not in rows
+            beyond = row > last_row
+            skip = beyond or row not in rows
             last_r = None
             col = -1
             col_known = True
@@ -953,7 +1030,7 @@ def _read_meta_sheet(pkg: _Package, book: _Book, strings: list[str]) -> dict[str
     member = book.targets.get(book.sheets.get(META_SHEET, ""))
     if member is None or member not in pkg.members:
         return {}
-    found, _ = _scan_sheet(pkg, member, _META_CELLS, _META_ROWS)
+    found, _ = _scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
     meta: dict[str, str] = {}
     for r in range(1, MAX_META_ROWS + 1):
         if f"A{r}" in found:
@@ -975,11 +1052,54 @@ class _Plan:
     expected: dict[str, tuple[str, str]]  # key -> the name's text, quoted and unquoted
     cells: dict[str, tuple[str, int, int, str]]  # key -> (sheet, row, col, "F7")
     blanks: dict[str, RawCell]  # key -> RawCell(None) at its layout address (immutable, so shared)
-    wanted: dict[str, tuple[set[str], set[int]]]  # sheet -> (addresses, 1-based rows)
+    wanted: dict[str, tuple[set[str], set[int]]]  # sheet -> (addresses, 1-based rows), labels included
+    label_cols: list[tuple[str, int]]  # (score key, column of its 三级指标 label)
+    label_texts: list[str]  # the label the spec prints, in label_cols order
+    labels: list[tuple[str, int, int, str]]  # where each label sits in the template: (sheet, row, col, "C7")
+    titles: list[tuple[str, int, int, str]]  # sheet titles that show the year (never moved: above every table)
 
 
 _CACHE: OrderedDict[tuple[int, str, Identity], tuple[Catalog, _Plan]] = OrderedDict()
 _CACHE_LOCK = threading.Lock()
+
+
+def _label_cells(
+    label_cols: list[tuple[str, int]], cells: dict[str, tuple[str, int, int, str]]
+) -> list[tuple[str, int, int, str]]:
+    """Where each 三级指标 label should be: its column, on the row its score is read from."""
+    out: list[tuple[str, int, int, str]] = []
+    for key, col in label_cols:
+        sheet, row, _, _ = cells[key]
+        out.append((sheet, row, col, f"{col_letters(col)}{row + 1}"))
+    return out
+
+
+def _fixed_labels(layout: WorkbookLayout) -> tuple[list[tuple[str, int]], list[str]]:
+    """(score key, label column) and label text of every indicator row whose 三级指标 the spec prints."""
+    cols: list[tuple[str, int]] = []
+    texts: list[str] = []
+    for sl in layout.sheets:
+        # Only cells the template prints as a locked label: a 三级指标 the unit types is not checked.
+        printed = {(c.row, c.col): c.text for c in sl.cells if c.role == "label"}
+        for block in sl.spec.blocks:
+            if not isinstance(block, IndicatorsBlock):
+                continue
+            for l1 in block.groups:
+                level3 = block.columns_of(l1).get("level3")
+                if level3 is None:
+                    continue
+                for l2 in l1.groups:
+                    for ind in l2.indicators:
+                        key = f"{block.id}.{ind.id}.score"
+                        ref = layout.refs.get(key)
+                        if ref is not None and ind.name.strip() and printed.get((ref.row, level3[0])) == ind.name:
+                            cols.append((key, level3[0]))
+                            texts.append(ind.name)
+    return cols, texts
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"\s+", "", text)
 
 
 def _wanted(cells: Iterator[tuple[str, int, int, str]]) -> dict[str, tuple[set[str], set[int]]]:
@@ -1007,6 +1127,14 @@ def _plan(catalog: Catalog, wid: str, identity: Identity) -> _Plan:
         cells[k] = (ref.sheet, ref.row, ref.col, a1)
         absolute = f"${col_letters(ref.col)}${ref.row + 1}"
         expected[k] = (f"'{ref.sheet.replace(chr(39), chr(39) * 2)}'!{absolute}", f"{ref.sheet}!{absolute}")
+    label_cols, label_texts = _fixed_labels(layout)
+    labels = _label_cells(label_cols, cells)
+    titles = [
+        (sl.name, c.row, c.col, c.a1)
+        for sl in layout.sheets
+        for c in sl.cells
+        if c.style in ("title", "subtitle") and c.text and f"{identity.year}" in c.text
+    ]
     plan = _Plan(
         layout=layout,
         fingerprint=fingerprint(layout),
@@ -1014,7 +1142,11 @@ def _plan(catalog: Catalog, wid: str, identity: Identity) -> _Plan:
         expected=expected,
         cells=cells,
         blanks={k: RawCell(None, address=f"{sheet}!{a1}") for k, (sheet, _, _, a1) in cells.items()},
-        wanted=_wanted(iter(cells.values())),
+        wanted=_wanted(itertools.chain(cells.values(), labels, titles)),
+        label_cols=label_cols,
+        label_texts=label_texts,
+        labels=labels,
+        titles=titles,
     )
     with _CACHE_LOCK:
         _CACHE[key] = (catalog, plan)  # holding the catalog keeps its id from being reused
@@ -1044,6 +1176,8 @@ def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
     plan = _plan(catalog, wid, Identity(year=year_number, rows=rows, approved=approved))
     if meta.get("fingerprint") != plan.fingerprint:
         raise _fail(MSG_FINGERPRINT, path)
+    if meta.get("identity") != identity_digest(meta):
+        raise _fail(MSG_IDENTITY_TAMPERED, path)
     return plan
 
 
@@ -1248,24 +1382,79 @@ def _measure_part(pkg: _Package, name: str, cost: _LoadCost) -> None:
     _run(pkg, name, parser, itertools.chain((first,), chunks))
 
 
+def _rels_of(part: str) -> str:
+    """The relationships part of a part: xl/workbook.xml -> xl/_rels/workbook.xml.rels."""
+    folder, _, name = part.rpartition("/")
+    return f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
+
+
+def _relationships(pkg: _Package, rels: str) -> list[tuple[str, str, str]]:
+    """(Id, Type, Target) of every internal relationship in a .rels part; [] when it is missing."""
+    if rels not in pkg.members:
+        return []
+    found: list[tuple[str, str, str]] = []
+    tags = _Tags(Relationship=1)
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        if tags[tag] is not None and attrs.get("TargetMode") != "External":
+            found.append((attrs.get("Id", ""), attrs.get("Type", ""), attrs.get("Target", "")))
+
+    parser = _new_parser()
+    parser.StartElementHandler = start
+    _run(pkg, rels, parser)
+    return found
+
+
+def _content_types(pkg: _Package) -> list[str]:
+    """Every ContentType named by [Content_Types].xml (Default and Override)."""
+    name = "[Content_Types].xml"
+    if name not in pkg.members:
+        return []
+    found: list[str] = []
+
+    def start(tag: str, attrs: dict[str, str]) -> None:
+        kind = attrs.get("ContentType")
+        if kind:
+            found.append(kind)
+
+    parser = _new_parser()
+    parser.StartElementHandler = start
+    _run(pkg, name, parser)
+    return found
+
+
+MACRO_CONTENT = ("macroenabled", "vbaproject", "vnd.ms-excel.addin", "vnd.ms-excel.template.macro")
+
+
 def _check_kind(pkg: _Package) -> None:
+    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros."""
     names = pkg.members
     if "word/document.xml" in names:
         raise _fail(MSG_DOCX, pkg.path)
     if any(n.startswith("ppt/") for n in names):
         raise _fail(MSG_PPTX, pkg.path)
-    if "xl/workbook.xml" not in names:
+    package_rels = _relationships(pkg, "_rels/.rels")
+    main = next((_member("", t) for _, kind, t in package_rels if kind.endswith("/officeDocument")), "xl/workbook.xml")
+    if main not in names and "xl/workbook.xml" in names:
+        main = "xl/workbook.xml"
+    if main not in names:
         if "mimetype" in names and names["mimetype"].file_size < 200:
             if b"opendocument.spreadsheet" in b"".join(pkg.chunks("mimetype")):
                 raise _fail(MSG_ODS, pkg.path)
         raise _fail(MSG_NOT_XLSX, pkg.path)
-    if any(n.lower().endswith("vbaproject.bin") for n in names):
+    pkg.main = main
+    # A macro project may have any name: its content type and relationship type say what it is.
+    if any(n.endswith("vbaproject.bin") for n in names):
+        raise _fail(MSG_MACRO, pkg.path)
+    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in _content_types(pkg)):
+        raise _fail(MSG_MACRO, pkg.path)
+    if any(kind.lower().endswith("/vbaproject") for _, kind, _ in _relationships(pkg, _rels_of(main))):
         raise _fail(MSG_MACRO, pkg.path)
 
 
 def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     _check_kind(pkg)
-    book = _memo(pkg, "book", ("xl/workbook.xml", "xl/_rels/workbook.xml.rels"), _read_book)
+    book = _memo(pkg, "book", (pkg.main, _rels_of(pkg.main)), _read_book)
     strings = _read_shared_strings(pkg, book.shared_strings)
     meta = _read_meta_sheet(pkg, book, strings)
     if not meta.get("workbook_id"):
@@ -1311,7 +1500,11 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
                 cells = dict(plan.cells)
             cells[key] = target
             moved[key] = f"{target[0]}!{target[3]}"
-    wanted = plan.wanted if cells is plan.cells else _wanted(iter(cells.values()))
+    # The 三级指标 labels the spec prints, read on the row where each score is read: a sorted or swapped
+    # table keeps its defined names, so only the labels show that a score now sits under another name.
+    where_labels = plan.labels if cells is plan.cells else _label_cells(plan.label_cols, cells)
+    titles_at = plan.titles if not renamed else [(renamed.get(t[0], t[0]), *t[1:]) for t in plan.titles]
+    wanted = plan.wanted if cells is plan.cells else _wanted(itertools.chain(cells.values(), where_labels, titles_at))
     suspects = _stray_candidates(plan, cells, renamed)
     if suspects:
         wanted = {sheet: (set(a), set(r)) for sheet, (a, r) in wanted.items()}
@@ -1327,7 +1520,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
         member = book.targets.get(book.sheets[sheet])
         if member is None or member not in pkg.members:
             raise _fail(MSG_BAD_PART.format(part=member or f"工作表“{sheet}”"), path)
-        found[sheet], masters[sheet] = _scan_sheet(pkg, member, addresses, rows)
+        found[sheet], masters[sheet] = _scan_sheet(pkg, member, addresses, rows, sheet)
 
     needs_styles = any(
         f.s is not None and f.s != "0" and (f.t is None or f.t == "n") for by in found.values() for f in by.values()
@@ -1336,6 +1529,19 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
     dates: frozenset[int] = frozenset()
     if needs_styles and styles:
         dates = _memo(pkg, "dates", (styles,), lambda p: _read_date_styles(p, styles))
+
+    for (sheet, row, _, a1), expected in zip(where_labels, plan.label_texts, strict=True):
+        label = found[sheet].get(a1)
+        text = _as_text(_raw_cell(label, f"{sheet}!{a1}", (row, 0), strings, frozenset(), {}, path)) or ""
+        if _squash(text) != _squash(expected):
+            shown = text.strip() or "（空）"
+            raise _fail(MSG_LABEL_MOVED.format(expected=expected, found=shown), path, cell=f"{sheet}!{a1}")
+
+    titles: dict[str, str] = {}
+    for sheet, row, col, a1 in titles_at:
+        found_title = found[sheet].get(a1)
+        text = _as_text(_raw_cell(found_title, f"{sheet}!{a1}", (row, col), strings, frozenset(), {}, path))
+        titles[f"{sheet}!{a1}"] = text or ""
 
     raw: dict[str, RawCell] = {}
     blanks = plan.blanks
@@ -1369,6 +1575,7 @@ def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
         meta=meta,
         cells=raw,
         moved=moved,
+        titles=titles,
         renamed=renamed,
         added=added,
         stray=stray,

@@ -22,6 +22,7 @@ from xlsx_kpi.findings import Finding, Severity
 from xlsx_kpi.layout import display_width, text_lines
 from xlsx_kpi.reader import REVIEW_SHEET, read_core
 from xlsx_kpi.report import REPLACED_LABEL, Report, replaced_text
+from xlsx_kpi.safe_text import printable
 
 # The characters openpyxl refuses in a cell (openpyxl.cell.cell.ILLEGAL_CHARACTERS_RE), without importing it.
 ILLEGAL_CHARACTERS_RE = re.compile(r"[\000-\010]|[\013-\014]|[\016-\037]")
@@ -187,7 +188,7 @@ def comment_size(text: str) -> tuple[int, int]:
 
 def clean(text: str) -> str:
     """Text as Excel can store it: no control characters, at most 32,767 characters."""
-    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", text)
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", printable(text))
     return cleaned[:MAX_TEXT]
 
 

@@ -8,7 +8,10 @@ import hashlib
 import json
 import os
 import re
+import shutil
+import tempfile
 import zipfile
+from collections import Counter
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -19,13 +22,14 @@ if TYPE_CHECKING:
     from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi import __version__, expr
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.layout import Approved, Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.recalc import prefilled, recalculate
 from xlsx_kpi.spec import Catalog, WorkbookSpec, col_index, col_letters
 from xlsx_kpi.units import TargetRow, safe_filename
 
 META_SHEET = "_xlsx_kpi"
+STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first
 GUIDE_SHEET = "填表说明"
 FONT = "宋体"
 TITLE_FONT = "黑体"
@@ -136,7 +140,7 @@ def approved_json(layout: WorkbookLayout) -> str:
 def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
     ident = layout.identity
     wb = layout.spec
-    return [
+    rows = [
         ("tool", "xlsx-kpi"),
         ("tool_version", __version__),
         ("workbook_id", wb.id),
@@ -153,6 +157,25 @@ def identity_rows(layout: WorkbookLayout) -> list[tuple[str, str]]:
         ("approved", approved_json(layout)),
         ("fingerprint", fingerprint(layout)),
     ]
+    return [*rows, ("identity", identity_digest(dict(rows)))]
+
+
+# The identity rows the digest leaves out: the tool's own name and version (a newer tool reads an older
+# template) and the digest itself. Every other row, present or future, is covered.
+NOT_DIGESTED = frozenset(["tool", "tool_version", "identity"])
+
+
+def identity_digest(meta: Mapping[str, str]) -> str:
+    """A hash of every identity field, stored beside them: an edited year or unit no longer matches it.
+
+    Tamper-evident, not tamper-proof: the recipe is public, so a determined forger can recompute it;
+    it catches a hand edit of the hidden sheet (2021 -> 2022), which otherwise files under the wrong year.
+    """
+    h = hashlib.sha256()
+    for name in sorted(meta):
+        if name not in NOT_DIGESTED:
+            h.update(f"{name}={(meta[name] or '').strip()}\n".encode())
+    return h.hexdigest()[:16]
 
 
 def cached(value: expr.Value) -> object:
@@ -499,6 +522,18 @@ def template_filename(wb: WorkbookSpec, identity: Identity) -> str:
     return safe_filename(name)
 
 
+def check_batch_names(wb: WorkbookSpec, identities: list[Identity], out_dir: Path) -> list[Path]:
+    """The file of each identity, refused up front when two share a name: one pass, no layout built
+    (100,000 rows in well under a second), so a batch is refused before any costly work."""
+    paths = [out_dir / template_filename(wb, ident) for ident in identities]
+    # Windows (and macOS) file names ignore case: two names equal but for case would overwrite each other.
+    seen = Counter(p.name.casefold() for p in paths)
+    dupes = sorted({p.name for p in paths if seen[p.name.casefold()] > 1})
+    if dupes:
+        raise XlsxKpiError(f"单位清单中有重复的单位/项目，会生成同名文件：{'、'.join(dupes[:5])}")
+    return paths
+
+
 def generate(
     catalog: Catalog,
     wb: WorkbookSpec,
@@ -508,19 +543,34 @@ def generate(
     password: str | None = None,
     force: bool = False,
 ) -> list[Path]:
-    """One template per identity into `out_dir`; refuses up front if any file exists (without force)."""
-    paths = [out_dir / template_filename(wb, ident) for ident in identities]
-    dupes = sorted({p.name for p in paths if paths.count(p) > 1})
-    if dupes:
-        raise XlsxKpiError(f"单位清单中有重复的单位/项目，会生成同名文件：{'、'.join(dupes[:5])}")
+    """One template per identity into `out_dir`, all or nothing; refuses up front if any file exists (without force).
+
+    Every file is written into a hidden staging folder inside `out_dir` first and moved into place only
+    when all are written: a full disk or an interrupted run leaves no file of the batch behind, so a
+    rerun needs no --force. Duplicate names are found in one pass (100,000 rows in well under a second).
+    """
+    paths = check_batch_names(wb, identities, out_dir)
     existing = [p for p in paths if p.exists()]
     if existing and not force:
         names = "、".join(p.name for p in existing[:5]) + ("等" if len(existing) > 5 else "")
         raise OutputExistsError(
             f"以下 {len(existing)} 个文件已存在，未生成任何文件：{names}；如需覆盖请加 --force", file=str(out_dir)
         )
-    for ident, path in zip(identities, paths, strict=True):
-        write_template(build_layout(catalog, wb, ident), path, password=password, force=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=out_dir))
+    except OSError as e:
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(out_dir)) from None
+    try:
+        for ident, path in zip(identities, paths, strict=True):
+            write_template(build_layout(catalog, wb, ident), staging / path.name, password=password, force=True)
+        for path in paths:
+            try:
+                os.replace(staging / path.name, path)
+            except OSError as e:
+                raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(path)) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return paths
 
 

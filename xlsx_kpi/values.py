@@ -269,11 +269,9 @@ def parse_percent(raw: object) -> tuple[Parsed, tuple[Decimal, ...]]:
     an audit rule should accept a written rate when ANY candidate matches its own result.
 
     - Text with ``%`` (or ``‰``) means exactly what it says: ``"95%"`` -> (0.95,).
-    - A number from a cell: primary = the number itself, because Excel stores 95% as 0.95;
-      candidates (v, v/100), since a user may have typed 95 (or 0.5 meaning 0.5%) in a General
-      cell. The note warns when v > 1.
-    - Text without ``%`` (``"95"``, ``"0.95"``): primary = v/100 when |v| > 1, else v; candidates
-      hold both readings.
+    - A number from a cell or text without ``%`` (``95``, ``"95"``, ``0.95``, ``"0.95"``): one rule for
+      both: primary = v/100 when |v| > 1 (95 means 95%), else v (Excel stores 95% as 0.95);
+      candidates hold both readings, the primary first.
     - Zero -> (0,). Anything that is not a number -> no candidates.
     """
     if isinstance(raw, str):
@@ -286,13 +284,12 @@ def parse_percent(raw: object) -> tuple[Parsed, tuple[Decimal, ...]]:
     if has_sign or value == 0:
         return parsed, (value,)
     hundredth = value * _HUNDREDTH
-    if isinstance(raw, str):
-        if abs(value) > 1:
-            note = _join(parsed.note, f"未写“%”，按 {value}% 读取")
-            return replace(parsed, value=hundredth, note=note), (hundredth, value)
-        return parsed, (value, hundredth)
+    # One rule whatever the cell holds (README 百分数的读法): a bare number over 1 is percentage points.
+    # Excel stores a typed 95% as 0.95; a 95 comes from a cell that lost its % format, meaning 95%.
     if abs(value) > 1:
-        parsed = replace(parsed, note=_join(parsed.note, f"数值大于 1，也可能是按百分数填写的 {value}%"))
+        said = "未写“%”" if isinstance(raw, str) else "数值大于 1"
+        note = _join(parsed.note, f"{said}，按 {value}% 读取")
+        return replace(parsed, value=hundredth, note=note), (hundredth, value)
     return parsed, (value, hundredth)
 
 

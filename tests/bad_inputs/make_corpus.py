@@ -13,11 +13,13 @@ from __future__ import annotations
 import base64
 import io
 import json
+import os
 import random
 import re
 import shutil
 import struct
 import sys
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Iterable
@@ -36,6 +38,10 @@ from xlsx_kpi.layout import WorkbookLayout  # noqa: E402
 from xlsx_kpi.spec import Catalog, col_letters, load_specs  # noqa: E402
 
 MiB = 1024 * 1024
+# A file name in GBK bytes, as unzipping a Windows zip on Linux leaves it: Python holds it with surrogates.
+NON_UTF8_NAME = os.fsdecode("资阳市科协自评表".encode("gbk") + b".xlsx")
+# Every start of text a spreadsheet may run as a formula (safe_text.FORMULA_PREFIXES), one per text cell.
+INJECTION_TEXTS = ("=1+2", "+1+1", "-2+3", "@SUM(1,2)", "\t=1+2", "\r=1+2")
 # Text that a spreadsheet would evaluate if it were ever written as a formula (CSV/formula injection).
 FORMULA_TEXTS = ('=HYPERLINK("http://example.com","点我")', "+1+1", "-2+3", "@SUM(1,2)", "=1+2")
 
@@ -519,6 +525,51 @@ CASES: list[Case] = [
     Case("dates_in_numbers.xlsx", "数字格中填了日期", 1, F, codes=("score-not-number", "input-not-number")),
     Case("long_text.xlsx", "32,767 个字符的文字", 0, F),
     Case("formula_text.xlsx", "以 = + - @ 开头的文字", 1, F, codes=("identity-mismatch",), formula_texts=FORMULA_TEXTS),
+    # Round 2 (issue 12): crashes, silent misreads and unsafe exports.
+    Case(
+        "lone_surrogate.xlsx",
+        "单位名称中有孤立的代理字符转义 _xD800_，依据中有 _xDFFF_（读作 U+FFFD）",
+        1,
+        F,
+        codes=("identity-mismatch",),
+    ),
+    Case(
+        "injection_prefixes.xlsx",
+        "文字以 = + - @ 制表符 回车 开头",
+        1,
+        F,
+        codes=("identity-mismatch",),
+        formula_texts=INJECTION_TEXTS,
+    ),
+    Case(NON_UTF8_NAME, "文件名是 GBK 字节（Windows 压缩包在 Linux 上解压）", 0, F),
+    Case(
+        "rows_sorted.xlsx",
+        "附件1 的两行指标被排序对调（名称不随之移动）",
+        2,
+        E,
+        "三级指标应为“绩效目标合理性（2分）”，此处却是“绩效指标明确性（3分）”",
+        cell="附件1!C5",
+    ),
+    Case("duplicate_part.xlsx", "压缩包内有两个 xl/sharedStrings.xml", 2, E, "压缩包内有两个同名部件"),
+    Case("duplicate_part_case.xlsx", "压缩包内有 xl/styles.xml 和 xl/Styles.xml", 2, E, "压缩包内有两个同名部件"),
+    Case(
+        "duplicate_cell.xlsx",
+        "附件1!F5 在工作表中出现两次（值不同）",
+        2,
+        E,
+        reader.MSG_DUPLICATE_CELL,
+        cell="附件1!F5",
+    ),
+    Case("identity_year_edited.xlsx", "隐藏标识的年度 2021 被改成 2022", 2, E, reader.MSG_IDENTITY_TAMPERED),
+    Case(
+        "identity_year_forged.xlsx", "年度改成 2022 且重算了校验值：标题仍是 2021 年度", 1, F, codes=("year-mismatch",)
+    ),
+    Case("part_name_case.xlsx", "部件名大小写不同（xl/SharedStrings.xml）", 0, F),
+    Case("main_part_moved.xlsx", "主部件是 xl/book.xml（由 _rels/.rels 指向）", 0, F),
+    Case("url_encoded_target.xlsx", "关系目标用 URL 编码（worksheets/sheet%31.xml）", 0, F),
+    Case("macros_renamed.xlsx", "宏部件改名为 xl/code.dat，只有内容类型和关系类型说明它是 VBA", 2, E, reader.MSG_MACRO),
+    Case("percent_typed_95.xlsx", "百分数格中填了数字 95 和文字“95”：都读作 95%", 0, F),
+    Case("row_out_of_order.xlsx", "第 1048576 行排在数据行之前", 2, E, "行的顺序错乱"),
     # Paths.
     Case("folder.xlsx", "名为 x.xlsx 的空文件夹", 2, STDERR, "没有找到要审核的 .xlsx 文件"),
     Case("~$good.xlsx", "Excel 打开文件时留下的 ~$ 锁文件（不审核）", 2, STDERR, "没有找到要审核的 .xlsx 文件"),
@@ -664,6 +715,8 @@ def make_corpus(folder: Path, catalog: Catalog | None = None) -> list[Case]:
     texts = dict(zip(FORMULA_TEXT_KEYS, FORMULA_TEXTS, strict=True))
     edit_cells(clean, folder / "formula_text.xlsx", layout, texts, text=True)
 
+    make_round_two(folder, clean, layout, s1)
+
     # Paths: a folder named like a workbook; an Excel lock file (165 bytes: the user's name, twice).
     (folder / "folder.xlsx").mkdir()
     put("~$good.xlsx", bytes([6]) + b"zhang3".ljust(53, b" ") + "zhang3".encode("utf-16-le").ljust(111, b"\0"))
@@ -682,6 +735,100 @@ FORMULA_TEXT_KEYS = (
     "exec.basic.note",
     "info.unit_name",
 )
+
+
+def make_round_two(folder: Path, clean: Path, layout: WorkbookLayout, s1: str) -> None:
+    """The files of issue 12 (the second corpus), from the clean department workbook."""
+    from xlsx_kpi.template import identity_digest  # noqa: PLC0415
+
+    texts = {"info.unit_name": "测试单位_xD800_", "s.goal_fit.basis": "依据充分_xDFFF_"}
+    edit_cells(clean, folder / "lone_surrogate.xlsx", layout, texts, text=True)
+    keys = (*FORMULA_TEXT_KEYS, "s.staff_control.basis")
+    edit_cells(
+        clean, folder / "injection_prefixes.xlsx", layout, dict(zip(keys, INJECTION_TEXTS, strict=True)), text=True
+    )
+    shutil.copyfile(clean, folder / NON_UTF8_NAME)
+
+    # Data -> Sort moves the values of whole rows; the defined names stay where they were.
+    wb = openpyxl.load_workbook(clean)
+    ws = wb["附件1"]
+    for col in "CDEFG":
+        ws[f"{col}5"].value, ws[f"{col}6"].value = ws[f"{col}6"].value, ws[f"{col}5"].value
+    wb.save(folder / "rows_sorted.xlsx")
+
+    with zipfile.ZipFile(clean) as zin, zipfile.ZipFile(folder / "duplicate_part.xlsx", "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zipfile warns of the duplicate name: that is the point
+            zout.writestr(
+                "xl/sharedStrings.xml", b'<sst xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"/>'
+            )
+    with zipfile.ZipFile(clean) as zin, zipfile.ZipFile(folder / "duplicate_part_case.xlsx", "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        zout.writestr("xl/Styles.xml", zin.read("xl/styles.xml"))
+
+    def duplicate_f5(xml: str) -> str:
+        m = re.search(r'<c r="F5"[^>]*?(?:/>|>.*?</c>)', xml, re.S)
+        assert m, "F5"
+        return xml[: m.end()] + '<c r="F5"><v>0</v></c>' + xml[m.end() :]
+
+    rezip(clean, folder / "duplicate_cell.xlsx", {s1: duplicate_f5})
+
+    def meta_year(forge: bool) -> Callable[[openpyxl.Workbook], None]:
+        def edit(wb: openpyxl.Workbook) -> None:
+            rows = {row[0].value: row[1] for row in wb["_xlsx_kpi"].iter_rows(min_col=1, max_col=2)}
+            rows["year"].value = "2022"
+            if forge:
+                rows["identity"].value = identity_digest({k: str(c.value or "") for k, c in rows.items()})
+
+        return edit
+
+    for name, forge in (("identity_year_edited.xlsx", False), ("identity_year_forged.xlsx", True)):
+        wb = openpyxl.load_workbook(clean)
+        meta_year(forge)(wb)
+        wb.save(folder / name)
+
+    with zipfile.ZipFile(clean) as zin, zipfile.ZipFile(folder / "part_name_case.xlsx", "w") as zout:
+        for info in zin.infolist():
+            name = "xl/SharedStrings.xml" if info.filename == "xl/sharedStrings.xml" else info.filename
+            zout.writestr(name, zin.read(info), zipfile.ZIP_DEFLATED)
+    moved = {"xl/workbook.xml": "xl/book.xml", "xl/_rels/workbook.xml.rels": "xl/_rels/book.xml.rels"}
+    with zipfile.ZipFile(clean) as zin, zipfile.ZipFile(folder / "main_part_moved.xlsx", "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename in ("_rels/.rels", "[Content_Types].xml"):
+                data = data.replace(b"xl/workbook.xml", b"xl/book.xml")
+            zout.writestr(moved.get(info.filename, info.filename), data, zipfile.ZIP_DEFLATED)
+    rels = "xl/_rels/workbook.xml.rels"
+    rezip(
+        clean,
+        folder / "url_encoded_target.xlsx",
+        {rels: lambda x: x.replace("worksheets/sheet1.xml", "worksheets/sheet%31.xml")},
+    )
+
+    vba = ole_file({"dir": bytes(600), "Module1": b'Attribute VB_Name = "Module1"\r\nSub Auto_Open()\r\nEnd Sub\r\n'})
+    vba_type = "http://schemas.microsoft.com/office/2006/relationships/vbaProject"
+    rezip(
+        clean,
+        folder / "macros_renamed.xlsx",
+        {
+            "[Content_Types].xml": lambda x: x.replace(
+                "</Types>", '<Default Extension="dat" ContentType="application/vnd.ms-office.vbaProject"/></Types>'
+            ),
+            rels: lambda x: x.replace(
+                "</Relationships>", f'<Relationship Id="rIdVba" Type="{vba_type}" Target="code.dat"/></Relationships>'
+            ),
+            "xl/code.dat": vba,
+        },
+    )
+    edit_cells(
+        clean, folder / "percent_typed_95.xlsx", layout, {"b.econ_degree": 95, "b.social_degree": "95"}, text=True
+    )
+
+    far_first = '<sheetData><row r="1048576"><c r="A1048576"><v>1</v></c></row>'
+    rezip(clean, folder / "row_out_of_order.xlsx", {s1: lambda x: x.replace("<sheetData>", far_first, 1)})
 
 
 def replace(member: Member, content: Member) -> Member:
@@ -739,12 +886,20 @@ def extra_sheets(count: int) -> dict[str, Callable[[str], str] | bytes | None]:
     return edit
 
 
+def expected_json() -> str:
+    """CASES as JSON: each file's expected exit code and message (tests/bad_inputs/expected.json)."""
+    return json.dumps([asdict(c) for c in CASES], ensure_ascii=False, indent=2) + "\n"
+
+
+def write_expected(path: Path) -> None:
+    # A GBK file name holds lone surrogates: written as \udcxx escapes, which JSON reads back as the same name.
+    path.write_bytes(expected_json().encode("utf-8", "backslashreplace"))
+
+
 if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit("usage: python tests/bad_inputs/make_corpus.py OUT_DIR")
     out = Path(sys.argv[1])
     corpus = make_corpus(out)
-    (out / "expected.json").write_text(
-        json.dumps([asdict(c) for c in corpus], ensure_ascii=False, indent=2) + "\n", encoding="utf-8"
-    )
+    write_expected(out / "expected.json")
     print(f"{len(corpus)} cases in {out}")

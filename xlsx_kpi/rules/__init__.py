@@ -12,6 +12,7 @@ from xlsx_kpi.rules import (
     rows,
     scores,
     targets,
+    year,
 )
 from xlsx_kpi.rules.base import REGISTRY, Context, Rule, register, run_rules, show
 
@@ -33,4 +34,5 @@ __all__ = [
     "scores",
     "show",
     "targets",
+    "year",
 ]

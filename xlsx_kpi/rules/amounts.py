@@ -121,7 +121,8 @@ class OverBudget(Rule):
     severity = Severity.WARNING
     title = "执行额超过预算额"
     example = (
-        "预算执行情况·合计：执行额 48413 超过预算额 36808（超出 11605），请在“情况说明”列写明原因（如使用上年结转资金）"
+        "预算执行情况·合计：执行额 48413 超过预算额 36808（超出 11605），须说明原因（如使用上年结转资金）"
+        "（如有理由，请在 附件2!H5“预算执行情况·合计情况说明”中写明说明）"
     )
     description = "执行额大于预算额（如使用了上年结转资金），须在该行“情况说明”列说明原因。"
 
@@ -133,7 +134,7 @@ class OverBudget(Rule):
                     ctx,
                     a,
                     f"{block.section}·{label}：执行额 {show(actual)} 超过预算额 {show(budget)}"
-                    f"（超出 {show(actual - budget)}），请在“情况说明”列写明原因（如使用上年结转资金）",
+                    f"（超出 {show(actual - budget)}），须说明原因（如使用上年结转资金）",
                     expected=f"≤{show(budget)}",
                     actual=show(actual),
                     explain_key=note,
