@@ -117,6 +117,10 @@ MSG_ROW_ORDER = (
     "文件已损坏（工作表 {part} 中第 {row} 行排在第 {previous} 行之后，行的顺序错乱，Excel 也会报告它已损坏），"
     "请在 Excel 或 WPS 中修复并重新保存后报送"
 )
+MSG_IDENTITY_MISSING = (
+    "模板的隐藏标识没有校验值（由旧版 xlsx-kpi 生成的模板，或校验值被删除），无法确认这份报送属于哪个单位和年度；"
+    "请用新版下发的模板重新填写"
+)
 MSG_IDENTITY_TAMPERED = (
     "模板的隐藏标识（年度、单位、表种等）与其校验值不符，可能被改动过，无法确认这份报送属于哪个单位和年度；"
     "请使用下发的模板重新填写"
@@ -1176,6 +1180,8 @@ def _identify(meta: dict[str, str], catalog: Catalog, path: Path) -> _Plan:
     plan = _plan(catalog, wid, Identity(year=year_number, rows=rows, approved=approved))
     if meta.get("fingerprint") != plan.fingerprint:
         raise _fail(MSG_FINGERPRINT, path)
+    if not meta.get("identity"):
+        raise _fail(MSG_IDENTITY_MISSING, path)
     if meta.get("identity") != identity_digest(meta):
         raise _fail(MSG_IDENTITY_TAMPERED, path)
     return plan

@@ -562,6 +562,13 @@ CASES: list[Case] = [
     ),
     Case("identity_year_edited.xlsx", "隐藏标识的年度 2021 被改成 2022", 2, E, reader.MSG_IDENTITY_TAMPERED),
     Case(
+        "identity_digest_missing.xlsx",
+        "隐藏标识没有校验值（旧版工具生成的模板）",
+        2,
+        E,
+        reader.MSG_IDENTITY_MISSING,
+    ),
+    Case(
         "identity_year_forged.xlsx", "年度改成 2022 且重算了校验值：标题仍是 2021 年度", 1, F, codes=("year-mismatch",)
     ),
     Case("part_name_case.xlsx", "部件名大小写不同（xl/SharedStrings.xml）", 0, F),
@@ -775,6 +782,14 @@ def make_round_two(folder: Path, clean: Path, layout: WorkbookLayout, s1: str) -
         return xml[: m.end()] + '<c r="F5"><v>0</v></c>' + xml[m.end() :]
 
     rezip(clean, folder / "duplicate_cell.xlsx", {s1: duplicate_f5})
+
+    wb = openpyxl.load_workbook(clean)  # a template written before the identity carried its digest
+    meta_sheet = wb["_xlsx_kpi"]
+    for row in meta_sheet.iter_rows(min_col=1, max_col=2):
+        if row[0].value == "identity":
+            meta_sheet.delete_rows(row[0].row)
+            break
+    wb.save(folder / "identity_digest_missing.xlsx")
 
     def meta_year(forge: bool) -> Callable[[openpyxl.Workbook], None]:
         def edit(wb: openpyxl.Workbook) -> None:
