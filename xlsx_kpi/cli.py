@@ -355,31 +355,20 @@ def check_cmd(
         task = bar.add_task("check", total=len(files))
         n_workers = workers or (os.cpu_count() or 1)
         cross: list[CrossFinding] = []
+        run: dict[str, Any] = {
+            "workers": n_workers,
+            "sheets": sheets,
+            "progress": done,
+            "history": history,
+            "keep_findings": keep,
+        }
         if any(p.is_dir() for p in paths):
             # A folder holds a unit's workbooks together: check them against each other too (跨表).
-            checked = audit_paths(
-                files,
-                catalog,
-                options,
-                workers=n_workers,
-                sheets=sheets,
-                progress=done,
-                history=history,
-                keep_findings=keep,
-            )
+            checked = audit_paths(files, catalog, options, **run)
             reports = [c.report for c in checked]
             cross = cross_check(checked, catalog)
         else:
-            reports = check_paths(
-                files,
-                catalog,
-                options,
-                workers=n_workers,
-                sheets=sheets,
-                progress=done,
-                history=history,
-                keep_findings=keep,
-            )
+            reports = check_paths(files, catalog, options, **run)
     extra = unreadable + [
         report_alone(p)
         for p in unmatched_reports(titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
