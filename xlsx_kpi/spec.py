@@ -1,4 +1,4 @@
-"""Load and validate the table specs in sheets/*.yaml into typed objects."""
+"""The table specs in sheets/*.yaml as typed objects: parse and validate one file (catalog.py loads the folder)."""
 
 from __future__ import annotations
 
