@@ -49,9 +49,9 @@ from seed_data import (  # noqa: E402
     kechuang_inputs,
 )
 
+from xlsx_kpi.catalog import load_specs  # noqa: E402
 from xlsx_kpi.expr import Value  # noqa: E402
 from xlsx_kpi.layout import Identity, build_layout  # noqa: E402
-from xlsx_kpi.spec import load_specs  # noqa: E402
 from xlsx_kpi.template import GUIDE_SHEET, write_template  # noqa: E402
 
 UNITS = 6  # distinct units per kind

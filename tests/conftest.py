@@ -16,14 +16,15 @@ import pytest  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-# The validated spec catalog is cached between runs (spec.cache_dir): the tests, and the commands they start,
+# The validated spec catalog is cached between runs (catalog.cache_dir): the tests, and the commands they start,
 # keep theirs in a folder of their own rather than the user's cache.
 os.environ.setdefault("XLSX_KPI_CACHE_DIR", tempfile.mkdtemp(prefix="xlsx-kpi-test-cache-"))
 
 from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY  # noqa: E402
 
+from xlsx_kpi.catalog import load_specs  # noqa: E402
 from xlsx_kpi.layout import WorkbookLayout, build_layout  # noqa: E402
-from xlsx_kpi.spec import Catalog, load_specs  # noqa: E402
+from xlsx_kpi.spec import Catalog  # noqa: E402
 from xlsx_kpi.template import write_template  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"

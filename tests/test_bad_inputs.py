@@ -201,7 +201,7 @@ MEASURE = """
 import json, os, sys, time
 from pathlib import Path
 from xlsx_kpi import cli
-from xlsx_kpi.spec import load_specs
+from xlsx_kpi.catalog import load_specs
 
 catalog = load_specs()
 cli._catalog = lambda sheets: catalog

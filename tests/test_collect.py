@@ -495,7 +495,7 @@ from datetime import datetime
 from pathlib import Path
 from xlsx_kpi.audit import audit_file
 from xlsx_kpi.history import History
-from xlsx_kpi.spec import load_specs
+from xlsx_kpi.catalog import load_specs
 
 checked = audit_file(Path(sys.argv[2]), load_specs())
 history = History(Path(sys.argv[1]))

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xlsx_kpi import spec as spec_module
-from xlsx_kpi.spec import Catalog, WorkbookSpec, default_dir, load_specs
+from xlsx_kpi import catalog as catalog_module
+from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.spec import Catalog, WorkbookSpec, default_dir
 
 HEAVY = ("pandas", "openpyxl", "xlsxwriter", "docx", "numpy")
 SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
@@ -60,7 +61,7 @@ def test_check_one_workbook_imports_no_heavy_library(tmp_path: Path) -> None:
 @pytest.fixture()
 def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     where = tmp_path / "cache"
-    monkeypatch.setenv(spec_module.CACHE_ENV, str(where))
+    monkeypatch.setenv(catalog_module.CACHE_ENV, str(where))
     return where
 
 
@@ -100,8 +101,8 @@ def test_an_unreadable_cache_is_ignored_and_rewritten(cache: Path) -> None:
 
 
 def test_empty_cache_variable_turns_the_cache_off(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(spec_module.CACHE_ENV, "")
+    monkeypatch.setenv(catalog_module.CACHE_ENV, "")
     monkeypatch.chdir(tmp_path)
-    assert spec_module.cache_dir() is None
+    assert catalog_module.cache_dir() is None
     assert load_specs().workbook("sc-project").kind == "project"
     assert list(tmp_path.iterdir()) == []

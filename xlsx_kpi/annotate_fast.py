@@ -20,7 +20,7 @@ from defusedxml.common import DefusedXmlException
 from xlsx_kpi import __version__
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
 from xlsx_kpi.findings import Finding
-from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, _new_parser
+from xlsx_kpi.reader import BOMB_MIN_BYTES, BOMB_RATIO, MAX_MEMBERS, MAX_TOTAL_BYTES, new_parser
 from xlsx_kpi.report import Report
 from xlsx_kpi.review import (
     AUTHOR,
@@ -213,7 +213,7 @@ def _parse(
     to its end tag): expat still checks it, but with no callbacks at all (see _sheet).
     """
     _check_encoding(data)
-    parser = _new_parser()
+    parser = new_parser()
     stack: list[_El | None] = []  # the open elements down to depth 3; None: one not kept
     level = 0
     in_data = False  # inside <sheetData>, collecting rows

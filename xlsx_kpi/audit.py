@@ -7,13 +7,15 @@ import sys
 from collections import deque
 from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
 from xlsx_kpi.annotate_fast import annotate_fast
+from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.checked import Checked
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.expr import Value
 from xlsx_kpi.history import History, fill_prior_year
@@ -27,7 +29,7 @@ from xlsx_kpi.rules import Context, run_rules
 from xlsx_kpi.rules.crossfile import CrossFinding, UnitFile, check_units, place_keys
 from xlsx_kpi.rules.formulas import replaced_cells
 from xlsx_kpi.rules.printed import printed_mismatches
-from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters, load_specs
+from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.template import STYLES
 
 T = TypeVar("T")
@@ -153,24 +155,6 @@ def _row_col(a1: str, row: int, col: int) -> tuple[int, int]:
     if not letters or not letters.isascii() or not letters.isalpha() or not digits.isdigit():
         return row, col
     return int(digits) - 1, col_index(letters.upper())
-
-
-@dataclass
-class Checked:
-    """A report with the figures behind it (all empty when the file could not be used).
-
-    inputs: the input cells as read from the file; values: every value as recalculated (inputs included,
-    blank previous-year figures filled from the history); written: formula cells the unit typed a value
-    over, with that value (what the file shows instead of the formula), and formula cells whose displayed
-    value differs from the recalculation, with the displayed value (rules.printed.printed_mismatches).
-    """
-
-    report: Report
-    inputs: dict[str, Value] = field(default_factory=dict)
-    values: dict[str, Value] = field(default_factory=dict)
-    written: dict[str, Value] = field(default_factory=dict)
-    # (sheet, A1, label) of the cells the cross-workbook rules point at (rules.crossfile.place_keys).
-    places: dict[str, tuple[str, str, str]] = field(default_factory=dict)
 
 
 def written_values(filing: Filing) -> dict[str, Value]:

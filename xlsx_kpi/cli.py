@@ -85,7 +85,7 @@ SpecsDir = Annotated[Path | None, typer.Option("--sheets", help="表种规格目
 
 
 def _catalog(sheets: Path | None) -> Catalog:
-    from xlsx_kpi.spec import load_specs
+    from xlsx_kpi.catalog import load_specs
 
     return load_specs(sheets)
 
@@ -463,8 +463,8 @@ def history_cmd(
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
+    from xlsx_kpi.catalog import load_specs
     from xlsx_kpi.history import History, kind_totals, write_csv
-    from xlsx_kpi.spec import load_specs
 
     kinds = {wid: wb.kind for wid, wb in load_specs().workbooks.items()}
     if csv is not None:

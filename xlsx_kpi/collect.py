@@ -18,7 +18,8 @@ import xlsxwriter
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
-from xlsx_kpi.audit import Checked, Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
+from xlsx_kpi.audit import Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
+from xlsx_kpi.checked import Checked
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.expr import ExcelError, Value
 from xlsx_kpi.findings import Finding, Severity

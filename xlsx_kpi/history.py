@@ -23,7 +23,7 @@ from xlsx_kpi.safe_text import neutralise, printable
 if TYPE_CHECKING:
     import pandas as pd
 
-    from xlsx_kpi.audit import Checked
+    from xlsx_kpi.checked import Checked
     from xlsx_kpi.layout import WorkbookLayout
 
 __all__ = [

@@ -32,7 +32,16 @@ from xlsx_kpi.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.template import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.values import Status, parse_number, parse_percent, to_decimal
 
-__all__ = ["CoreProperties", "Filing", "RawCell", "check_loadable", "read_core", "read_workbook", "to_inputs"]
+__all__ = [
+    "CoreProperties",
+    "Filing",
+    "RawCell",
+    "check_loadable",
+    "new_parser",
+    "read_core",
+    "read_workbook",
+    "to_inputs",
+]
 
 # --- Limits for untrusted zips (checked before any XML is parsed) ------------------------------------
 # Our filled department template has 15 members and ~270 KB uncompressed; Excel files with images stay
@@ -455,7 +464,8 @@ class _Package:
 _GUARD = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
 
 
-def _new_parser() -> expat.XMLParserType:
+def new_parser() -> expat.XMLParserType:
+    """A fresh expat parser with defusedxml's guards: a DOCTYPE or an entity in an untrusted part raises."""
     parser = expat.ParserCreate()
     parser.StartDoctypeDeclHandler = _GUARD.defused_start_doctype_decl
     parser.EntityDeclHandler = _GUARD.defused_entity_decl
@@ -612,7 +622,7 @@ def _read_book(pkg: _Package) -> _Book:
             raise _fail(MSG_STRICT, pkg.path)
         parser.StartElementHandler = start
 
-    parser = _new_parser()
+    parser = new_parser()
     parser.StartElementHandler = root
     parser.CharacterDataHandler = text.append
     _run(pkg, pkg.main, parser)
@@ -635,7 +645,7 @@ def _read_book(pkg: _Package) -> _Book:
             elif kind.endswith("/styles"):
                 book.styles = member
 
-        parser = _new_parser()
+        parser = new_parser()
         parser.StartElementHandler = rel
         _run(pkg, rels, parser)
     return book
@@ -651,7 +661,7 @@ def _read_shared_strings(pkg: _Package, name: str | None) -> list[str]:
     strings: list[str] = []
     parts: list[str] = []
     tags = _Tags(si=1, t=2, rPr=3, rPh=4)
-    parser = _new_parser()
+    parser = new_parser()
     started = False
     phonetic = False
 
@@ -729,7 +739,7 @@ def _read_date_styles(pkg: _Package, name: str | None) -> frozenset[int]:
         elif kind == 4 and in_xfs:
             raise _Stop
 
-    parser = _new_parser()
+    parser = new_parser()
     parser.StartElementHandler = start
     _run(pkg, name, parser)
     dates = set()
@@ -764,7 +774,7 @@ def _read_custom_properties(pkg: _Package) -> dict[str, str]:
             meta[key] = "" if value == "-" else value
             key = ""
 
-    parser = _new_parser()
+    parser = new_parser()
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text.append
@@ -829,7 +839,7 @@ def _scan_sheet(
     masters: Masters = {}
     last_row = max(rows, default=0)
     kinds = _Tags(_KINDS)
-    parser = _new_parser()
+    parser = new_parser()
     row = 0  # current 1-based row
     skip = True  # the current row has no wanted cell
     last_r: str | None = None  # r of the previous cell in the row; parsed only if a cell lacks r
@@ -1341,7 +1351,7 @@ def _measure_part(pkg: _Package, name: str, cost: _LoadCost) -> None:
     first = next(chunks, b"")
     if not first.lstrip(b" \t\r\n").startswith(_XML_START):
         return
-    parser = _new_parser()
+    parser = new_parser()
     masters: dict[str, int] = {}  # shared formula id -> length of its text, in this part
     formula: list[Any] = [False, "", 0]  # the <f> being read: shared?, its si, text length so far
 
@@ -1405,7 +1415,7 @@ def _relationships(pkg: _Package, rels: str) -> list[tuple[str, str, str]]:
         if tags[tag] is not None and attrs.get("TargetMode") != "External":
             found.append((attrs.get("Id", ""), attrs.get("Type", ""), attrs.get("Target", "")))
 
-    parser = _new_parser()
+    parser = new_parser()
     parser.StartElementHandler = start
     _run(pkg, rels, parser)
     return found
@@ -1423,7 +1433,7 @@ def _content_types(pkg: _Package) -> list[str]:
         if kind:
             found.append(kind)
 
-    parser = _new_parser()
+    parser = new_parser()
     parser.StartElementHandler = start
     _run(pkg, name, parser)
     return found

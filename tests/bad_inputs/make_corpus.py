@@ -34,8 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
 from xlsx_kpi import reader  # noqa: E402
+from xlsx_kpi.catalog import load_specs  # noqa: E402
 from xlsx_kpi.layout import WorkbookLayout  # noqa: E402
-from xlsx_kpi.spec import Catalog, col_letters, load_specs  # noqa: E402
+from xlsx_kpi.spec import Catalog, col_letters  # noqa: E402
 
 MiB = 1024 * 1024
 # A file name in GBK bytes, as unzipping a Windows zip on Linux leaves it: Python holds it with surrogates.

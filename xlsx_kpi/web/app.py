@@ -35,7 +35,9 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xlsx_kpi.annotate import annotated_name
-from xlsx_kpi.audit import Checked, cross_check, find_workbooks
+from xlsx_kpi.audit import cross_check, find_workbooks
+from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.checked import Checked
 from xlsx_kpi.collect import KIND_LABELS
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.history import History, decode_value
@@ -43,7 +45,7 @@ from xlsx_kpi.layout import Identity
 from xlsx_kpi.reader import MAX_MEMBERS
 from xlsx_kpi.report import Report
 from xlsx_kpi.rules.crossfile import CrossFinding
-from xlsx_kpi.spec import Catalog, WorkbookSpec, load_specs
+from xlsx_kpi.spec import Catalog, WorkbookSpec
 from xlsx_kpi.template import generate, shaped
 from xlsx_kpi.units import parse_rows, read_targets, read_units, safe_filename
 from xlsx_kpi.web.jobs import AuditResult, Jobs, build_summary

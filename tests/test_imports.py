@@ -1,0 +1,206 @@
+"""Import rules (issue 13): modules talk through public names, and no xlsx_kpi module imports itself in a loop.
+
+The checker reads the source with `ast` (nothing is imported), so it also sees imports inside functions and
+under `if TYPE_CHECKING:`, the two places a loop usually hides.
+"""
+
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import xlsx_kpi
+
+PACKAGE_DIR = Path(xlsx_kpi.__file__).parent
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module
+    line: int
+    target: str  # the xlsx_kpi module imported (a package stands for its __init__)
+    name: str | None  # the name taken from it (`from target import name`), None for `import target`
+
+
+def modules_of(package_dir: Path) -> dict[str, Path]:
+    """Dotted module name -> source file, for every .py file under the package folder."""
+    out: dict[str, Path] = {}
+    for path in sorted(package_dir.rglob("*.py")):
+        parts = [package_dir.name, *path.relative_to(package_dir).with_suffix("").parts]
+        if parts[-1] == "__init__":
+            parts.pop()
+        out[".".join(parts)] = path
+    return out
+
+
+def imports_in(module: str, path: Path, modules: dict[str, Path]) -> list[Import]:
+    """Every import of a module of the same package, at any depth of the file (functions, TYPE_CHECKING)."""
+    root = next(iter(modules)).split(".")[0]
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    out: list[Import] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.split(".")[0] == root:
+                    out.append(Import(module, node.lineno, alias.name, None))
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                source = ".".join([*base, node.module] if node.module else base)
+            else:
+                source = node.module or ""
+            if source.split(".")[0] != root:
+                continue
+            for alias in node.names:
+                submodule = f"{source}.{alias.name}"
+                out.append(Import(module, node.lineno, submodule if submodule in modules else source, alias.name))
+    return out
+
+
+@cache  # the package is parsed once (~0.5 s) for all the tests here
+def all_imports(package_dir: Path) -> list[Import]:
+    modules = modules_of(package_dir)
+    return [imp for name, path in modules.items() for imp in imports_in(name, path, modules)]
+
+
+def is_private(name: str) -> bool:
+    """`_helper` is private; a dunder such as `__version__` is the package's public metadata."""
+    return name.startswith("_") and not (name.startswith("__") and name.endswith("__"))
+
+
+def private_imports(package_dir: Path) -> list[str]:
+    """`from xlsx_kpi.x import _name` in another module, as 'module:line imports _name from x'."""
+    return [
+        f"{imp.module}:{imp.line} imports {imp.name} from {imp.target}"
+        for imp in all_imports(package_dir)
+        if imp.name is not None and is_private(imp.name) and imp.target != imp.module
+    ]
+
+
+def import_graph(package_dir: Path) -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {name: set() for name in modules_of(package_dir)}
+    for imp in all_imports(package_dir):
+        if imp.target != imp.module and imp.target in graph:
+            graph[imp.module].add(imp.target)
+    return graph
+
+
+def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """One loop per strongly connected component of the import graph, as a path that ends where it starts."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    components: list[set[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for nxt in sorted(graph[node]):
+            if nxt not in index:
+                visit(nxt)
+                low[node] = min(low[node], low[nxt])
+            elif nxt in on_stack:
+                low[node] = min(low[node], index[nxt])
+        if low[node] == index[node]:
+            component: set[str] = set()
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.add(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                components.append(component)
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+
+    cycles: list[list[str]] = []
+    for component in components:
+        start = min(component)
+        # Breadth-first from start, inside the component, back to start: the shortest loop through it.
+        paths = {start: [start]}
+        queue = [start]
+        loop: list[str] = []
+        while queue and not loop:
+            node = queue.pop(0)
+            for nxt in sorted(graph[node] & component):
+                if nxt == start:
+                    loop = [*paths[node], start]
+                    break
+                if nxt not in paths:
+                    paths[nxt] = [*paths[node], nxt]
+                    queue.append(nxt)
+        cycles.append(loop)
+    return sorted(cycles)
+
+
+def test_no_module_imports_a_private_name_of_another() -> None:
+    assert private_imports(PACKAGE_DIR) == []
+
+
+def test_the_import_graph_has_no_cycle() -> None:
+    cycles = find_cycles(import_graph(PACKAGE_DIR))
+    assert cycles == [], "import loops: " + "; ".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_graph_sees_the_layers_it_guards() -> None:
+    graph = import_graph(PACKAGE_DIR)
+    # The two loops of issue 13 were broken by moving the shared piece: Checked down, load_specs up.
+    assert "xlsx_kpi.checked" in graph["xlsx_kpi.audit"] and "xlsx_kpi.checked" in graph["xlsx_kpi.history"]
+    assert "xlsx_kpi.audit" not in graph["xlsx_kpi.history"]
+    assert graph["xlsx_kpi.catalog"] >= {"xlsx_kpi.spec", "xlsx_kpi.layout"}
+    assert "xlsx_kpi.layout" not in graph["xlsx_kpi.spec"]
+    # Imports inside a function count (cli imports lazily), and subpackage modules are nodes of their own.
+    assert "xlsx_kpi.catalog" in graph["xlsx_kpi.cli"]
+    assert "xlsx_kpi.rules.crossfile" in graph["xlsx_kpi.web.app"]
+
+
+def write_tree(root: Path, files: dict[str, str]) -> Path:
+    package = root / "pkg"
+    for name, text in files.items():
+        path = package / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return package
+
+
+CLEAN = {
+    "__init__.py": "__version__ = '1'\n",
+    "low.py": "def _helper() -> int:\n    return 1\n\n\ndef helper() -> int:\n    return _helper()\n",
+    "high.py": "from pkg import __version__\nfrom pkg.low import helper\n",
+    "sub/__init__.py": "from pkg.sub import leaf\n",
+    "sub/leaf.py": "from .. import __version__\nfrom ..low import helper\n",
+}
+
+
+def test_checker_passes_a_clean_tree(tmp_path: Path) -> None:
+    package = write_tree(tmp_path, CLEAN)
+    assert private_imports(package) == []
+    assert find_cycles(import_graph(package)) == []
+    assert import_graph(package)["pkg.sub.leaf"] == {"pkg", "pkg.low"}
+
+
+def test_checker_fails_on_an_upward_import_inside_a_function(tmp_path: Path) -> None:
+    upward = CLEAN | {"low.py": CLEAN["low.py"] + "\n\ndef later() -> None:\n    from pkg.high import helper\n"}
+    package = write_tree(tmp_path, upward)
+    assert find_cycles(import_graph(package)) == [["pkg.high", "pkg.low", "pkg.high"]]
+
+
+def test_checker_fails_on_a_type_checking_import_through_three_modules(tmp_path: Path) -> None:
+    loop = CLEAN | {
+        "sub/leaf.py": "from typing import TYPE_CHECKING\n\nif TYPE_CHECKING:\n    from pkg.high import helper\n",
+        "low.py": "import pkg.sub.leaf\n",
+    }
+    package = write_tree(tmp_path, loop)
+    assert find_cycles(import_graph(package)) == [["pkg.high", "pkg.low", "pkg.sub.leaf", "pkg.high"]]
+
+
+def test_checker_fails_on_a_private_import(tmp_path: Path) -> None:
+    package = write_tree(tmp_path, CLEAN | {"high.py": "from pkg.low import _helper, helper\n"})
+    assert private_imports(package) == ["pkg.high:1 imports _helper from pkg.low"]
