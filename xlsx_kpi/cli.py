@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 import typer
 
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
-from xlsx_kpi.findings import Severity
+from xlsx_kpi.findings import Severity, finding_fields
 from xlsx_kpi.history import DB_NAME
 from xlsx_kpi.report import REPLACED_LABEL, replaced_text
 from xlsx_kpi.safe_text import printable
@@ -637,13 +637,7 @@ def cross_json(c: CrossFinding) -> dict[str, object]:
         "unit_name": c.unit_name,
         "unit_code": c.unit_code,
         "year": c.year,
-        "code": f.code,
-        "severity": f.severity.value,
-        "title": f.title,
-        "indicator": f.indicator,
-        "message": f.message,
-        "expected": f.expected,
-        "actual": f.actual,
+        **finding_fields(f),
         "places": [{"file": str(p.file), "sheet": p.sheet, "cell": p.cell, "label": p.label} for p in c.places],
     }
 

@@ -49,3 +49,16 @@ class Finding:
     @property
     def where(self) -> str:
         return f"{self.sheet} {self.cell}" if self.file else f"{self.sheet}!{self.cell}"
+
+
+def finding_fields(f: Finding) -> dict[str, object]:
+    """The fields of a finding as every JSON output writes them (code ... actual, in this order)."""
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "title": f.title,
+        "indicator": f.indicator,
+        "message": f.message,
+        "expected": f.expected,
+        "actual": f.actual,
+    }

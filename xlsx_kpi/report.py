@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from xlsx_kpi.findings import Finding, Severity
+from xlsx_kpi.findings import Finding, Severity, finding_fields
 
 
 @dataclass
@@ -98,13 +98,7 @@ class Report:
                     "file": f.file or str(self.file),
                     "sheet": f.sheet,
                     "cell": f.cell,
-                    "code": f.code,
-                    "severity": f.severity.value,
-                    "title": f.title,
-                    "indicator": f.indicator,
-                    "message": f.message,
-                    "expected": f.expected,
-                    "actual": f.actual,
+                    **finding_fields(f),
                     "explained": f.explained,
                     "explanation": f.explanation,
                 }
