@@ -49,10 +49,11 @@ from seed_data import (  # noqa: E402
     kechuang_inputs,
 )
 
-from xlsx_kpi.catalog import load_specs  # noqa: E402
-from xlsx_kpi.expr import Value  # noqa: E402
-from xlsx_kpi.layout import Identity, build_layout  # noqa: E402
-from xlsx_kpi.template import GUIDE_SHEET, write_template  # noqa: E402
+from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
+from xlsx_kpi.formats.expr import Value  # noqa: E402
+from xlsx_kpi.formats.identity import GUIDE_SHEET  # noqa: E402
+from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 UNITS = 6  # distinct units per kind
 KINDS: list[tuple[str, Identity, Callable[[], dict[str, Value]]]] = [
@@ -136,7 +137,7 @@ def measure(kind: str, folder: str, workers: int, out: str, queue: mp.Queue) -> 
     if kind == "calamine":
         import python_calamine  # noqa: F401 - imported before the clock starts, as xlsx_kpi is below
     else:
-        from xlsx_kpi.audit import Options, check_paths
+        from xlsx_kpi.batch.check import Options, check_paths
 
         catalog = load_specs()
     start = time.perf_counter()

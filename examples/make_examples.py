@@ -13,7 +13,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from published import dept_published, kechuang_full_inputs, kechuang_published  # noqa: E402
 
-from xlsx_kpi.catalog import load_specs  # noqa: E402
+from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 
 
 def main() -> None:

@@ -22,10 +22,10 @@ os.environ.setdefault("XLSX_KPI_CACHE_DIR", tempfile.mkdtemp(prefix="xlsx-kpi-te
 
 from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY  # noqa: E402
 
-from xlsx_kpi.catalog import load_specs  # noqa: E402
-from xlsx_kpi.layout import WorkbookLayout, build_layout  # noqa: E402
-from xlsx_kpi.spec import Catalog  # noqa: E402
-from xlsx_kpi.template import write_template  # noqa: E402
+from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
+from xlsx_kpi.formats.layout import WorkbookLayout, build_layout  # noqa: E402
+from xlsx_kpi.formats.spec import Catalog  # noqa: E402
+from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 SEEDS = Path(__file__).resolve().parents[2] / "shared" / "seeds"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import openpyxl
 from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY, dept_inputs, kechuang_inputs
 
-from xlsx_kpi.expr import Value
-from xlsx_kpi.layout import build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
 
 # What seed 000 wrote into the cells that are formulas in our template (附件2, lines 654-730).
 DEPT_WRITTEN: dict[str, float] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from xlsx_kpi.expr import Value
-from xlsx_kpi.layout import Approved, Identity
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import Approved, Identity
 
 D = Decimal
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 from published import dept_published, kechuang_full_inputs, kechuang_published, overwrite
 
-from xlsx_kpi.expr import Value
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
 
 D = Decimal
 SCORE_KEYS = (

@@ -18,7 +18,12 @@ from openpyxl.comments import Comment
 from openpyxl.workbook.workbook import Workbook
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.annotate import (
+from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.formats.layout import build_layout, display_width
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.annotate_openpyxl import (
     COMMENT_SEPARATOR,
     ERROR_FILL,
     EXPLAINED_FILL,
@@ -29,13 +34,8 @@ from xlsx_kpi.annotate import (
     annotated_name,
     comment_size,
 )
-from xlsx_kpi.dump import dump_workbook
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
-from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.layout import build_layout, display_width
-from xlsx_kpi.report import Report
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.outputs.dump import dump_workbook
+from xlsx_kpi.outputs.template import write_template
 
 SOURCE_NAME = "2021_156001_资阳_部门.xlsx"
 SHEETS = ["填表说明", "附件1", "附件2", "基础数据", "_xlsx_kpi"]

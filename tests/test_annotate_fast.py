@@ -20,7 +20,12 @@ from openpyxl.comments import Comment
 from openpyxl.workbook.workbook import Workbook
 from published import dept_published
 
-from xlsx_kpi.annotate import (
+from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.batch.check import Options, check_file
+from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.annotate_openpyxl import (
     ERROR_FILL,
     EXPLAINED_FILL,
     INFO_FILL,
@@ -29,13 +34,8 @@ from xlsx_kpi.annotate import (
     annotate,
     comment_size,
 )
-from xlsx_kpi.annotate_fast import annotate_fast
-from xlsx_kpi.audit import Options, check_file
-from xlsx_kpi.dump import dump_workbook
-from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
-from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.report import Report
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.outputs.annotate_zip import annotate_fast
+from xlsx_kpi.outputs.dump import dump_workbook
 
 UNIT_SHEETS = ["填表说明", "附件1", "附件2", "基础数据", "_xlsx_kpi"]
 EVIL = '=HYPERLINK("http://x","y")'
@@ -362,8 +362,8 @@ def test_the_xlsxwriter_template_too(catalog: Catalog, tmp_path: Path) -> None:
     """A template as XlsxWriter writes it: shared strings, and an app.xml that lists the sheets."""
     from seed_data import DEPT_IDENTITY, dept_inputs
 
-    from xlsx_kpi.layout import build_layout
-    from xlsx_kpi.template import write_template
+    from xlsx_kpi.formats.layout import build_layout
+    from xlsx_kpi.outputs.template import write_template
 
     layout = build_layout(catalog, catalog.workbook("sc-department"), DEPT_IDENTITY)
     source = write_template(layout, tmp_path / "tpl.xlsx", inputs=dept_inputs())

@@ -28,12 +28,15 @@ sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import CASES, Case, make_corpus  # noqa: E402
 from published import dept_published  # noqa: E402
 
-from xlsx_kpi import audit, cli, isolation, reader  # noqa: E402
-from xlsx_kpi.audit import Options, check_file  # noqa: E402
+from xlsx_kpi import cli
+from xlsx_kpi.audit import reader  # noqa: E402
+from xlsx_kpi.batch import check as audit
+from xlsx_kpi.batch.check import Options, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.errors import XlsxKpiError  # noqa: E402
-from xlsx_kpi.spec import Catalog  # noqa: E402
-from xlsx_kpi.template import TemplateWriter  # noqa: E402
+from xlsx_kpi.formats.spec import Catalog  # noqa: E402
+from xlsx_kpi.outputs import isolation
+from xlsx_kpi.outputs.template import TemplateWriter  # noqa: E402
 
 XLSX_KPI = Path(sys.executable).with_name("xlsx-kpi")
 PEAK_MB = 500
@@ -201,7 +204,7 @@ MEASURE = """
 import json, os, sys, time
 from pathlib import Path
 from xlsx_kpi import cli
-from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.formats.catalog import load_specs
 
 catalog = load_specs()
 cli._catalog = lambda sheets: catalog

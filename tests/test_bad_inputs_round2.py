@@ -29,14 +29,18 @@ sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import NON_UTF8_NAME, expected_json, make_corpus  # noqa: E402
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
-from xlsx_kpi import audit, cli, history, template  # noqa: E402
+from xlsx_kpi import cli
+from xlsx_kpi.audit.reader import read_workbook, to_inputs  # noqa: E402
+from xlsx_kpi.audit.values import parse_percent  # noqa: E402
+from xlsx_kpi.batch import check as audit
 from xlsx_kpi.cli import main  # noqa: E402
-from xlsx_kpi.layout import Identity, build_layout  # noqa: E402
-from xlsx_kpi.reader import read_workbook, to_inputs  # noqa: E402
+from xlsx_kpi.formats.identity import NOT_DIGESTED, identity_digest, identity_rows  # noqa: E402
+from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.spec import Catalog  # noqa: E402
+from xlsx_kpi.outputs import template  # noqa: E402
+from xlsx_kpi.outputs.template import write_template  # noqa: E402
 from xlsx_kpi.safe_text import FORMULA_PREFIXES, looks_like_formula, neutralise  # noqa: E402
-from xlsx_kpi.spec import Catalog  # noqa: E402
-from xlsx_kpi.template import NOT_DIGESTED, identity_digest, identity_rows, write_template  # noqa: E402
-from xlsx_kpi.values import parse_percent  # noqa: E402
+from xlsx_kpi.store import history
 
 ROOT = Path(__file__).resolve().parents[1]
 HOSTILE_UNIT = '=HYPERLINK("http://example.com","点我")'

@@ -18,11 +18,11 @@ from published import (
     kechuang_published,
 )
 
-from xlsx_kpi.audit import Options, check_file
+from xlsx_kpi.audit.findings import Severity
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.cli import main
-from xlsx_kpi.findings import Severity
-from xlsx_kpi.report import Report
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.formats.spec import Catalog
 
 NO_ANNOTATION = Options(annotate=False)
 

@@ -23,15 +23,15 @@ from helpers import recalc_with_libreoffice, soffice
 from published import DEPT_WRITTEN, KECHUANG_WRITTEN, corrected_dept_inputs
 from seed_data import CN_IDENTITY, GZ_IDENTITY, PROJECT_IDENTITY, cn_inputs, dept_inputs, gz_inputs, kechuang_inputs
 
-from xlsx_kpi.audit import Options, audit_file, check_file
+from xlsx_kpi.batch.check import Options, audit_file, check_file
+from xlsx_kpi.batch.collect import Collection, collect, write_summary
 from xlsx_kpi.cli import main
-from xlsx_kpi.collect import Collection, collect, write_summary
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.expr import Value
-from xlsx_kpi.history import FIGURES, History, _shown, to_dataframe
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
+from xlsx_kpi.store.history import FIGURES, History, _shown, to_dataframe
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[1]
@@ -493,9 +493,9 @@ KILLED_CHILD = """
 import sys, time
 from datetime import datetime
 from pathlib import Path
-from xlsx_kpi.audit import audit_file
-from xlsx_kpi.history import History
-from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.batch.check import audit_file
+from xlsx_kpi.store.history import History
+from xlsx_kpi.formats.catalog import load_specs
 
 checked = audit_file(Path(sys.argv[2]), load_specs())
 history = History(Path(sys.argv[1]))

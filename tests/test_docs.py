@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from xlsx_kpi.rules import REGISTRY
-from xlsx_kpi.rules.base import catalogue
+from xlsx_kpi.audit.rules import REGISTRY
+from xlsx_kpi.audit.rules.base import catalogue
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from xlsx_kpi.expr import CellRef, ExcelError, ExprError, Value, evaluate, excel_round, parse, to_excel
+from xlsx_kpi.formats.expr import CellRef, ExcelError, ExprError, Value, evaluate, excel_round, parse, to_excel
 
 SHEET = "附件2"
 

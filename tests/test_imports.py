@@ -1,4 +1,4 @@
-"""Import rules (issue 13): modules talk through public names, and no xlsx_kpi module imports itself in a loop.
+"""Import rules (issue 13): public names only, no import loops, and the layers import downwards only.
 
 The checker reads the source with `ast` (nothing is imported), so it also sees imports inside functions and
 under `if TYPE_CHECKING:`, the two places a loop usually hides.
@@ -7,6 +7,7 @@ under `if TYPE_CHECKING:`, the two places a loop usually hides.
 from __future__ import annotations
 
 import ast
+import shutil
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -140,6 +141,44 @@ def find_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     return sorted(cycles)
 
 
+# The layers of the package, bottom first (README "代码结构"). A module may import from its own layer and from
+# the layers below; the packages of one layer, separated by "|", do not import each other.
+LAYERS: list[tuple[str, ...]] = [
+    ("xlsx_kpi", "xlsx_kpi.errors", "xlsx_kpi.safe_text"),  # the base: version, errors, safe output text
+    ("xlsx_kpi.formats", "|", "xlsx_kpi.ooxml"),  # the formats as data | the xlsx package on disk
+    ("xlsx_kpi.audit",),  # one filing: read, typed values, recalculation, rules, findings, report
+    ("xlsx_kpi.outputs", "|", "xlsx_kpi.store", "|", "xlsx_kpi.selfreport"),  # written files | history | 自评报告
+    ("xlsx_kpi.batch",),  # many files: which counts, annotated copies, history, the roll-up
+    ("xlsx_kpi.api",),  # the documented library API the front ends call
+    ("xlsx_kpi.web",),  # front end: the browser app
+    ("xlsx_kpi.cli",),  # front end: the command line (its `serve` starts the web app)
+]
+
+
+def layer_of(module: str, layers: list[tuple[str, ...]]) -> tuple[int, str]:
+    """(rank, group) of a module: the layer and the package of it with the longest matching prefix."""
+    best: tuple[int, str] | None = None
+    for rank, layer in enumerate(layers):
+        for group in layer:
+            if group != "|" and (module == group or module.startswith(group + ".")):
+                if best is None or len(group) > len(best[1]):
+                    best = (rank, group)
+    if best is None:
+        raise AssertionError(f"{module} is in no layer: add it to LAYERS")
+    return best
+
+
+def upward_imports(package_dir: Path, layers: list[tuple[str, ...]]) -> list[str]:
+    """Imports against the layering, as 'module:line imports target (layer a -> layer b)'."""
+    out: list[str] = []
+    for imp in all_imports(package_dir):
+        (rank, group), (target_rank, target_group) = layer_of(imp.module, layers), layer_of(imp.target, layers)
+        sideways = rank == target_rank and group != target_group and "|" in layers[rank]
+        if target_rank > rank or sideways:
+            out.append(f"{imp.module}:{imp.line} imports {imp.target} ({group} -> {target_group})")
+    return sorted(out)
+
+
 def test_no_module_imports_a_private_name_of_another() -> None:
     assert private_imports(PACKAGE_DIR) == []
 
@@ -152,13 +191,16 @@ def test_the_import_graph_has_no_cycle() -> None:
 def test_the_graph_sees_the_layers_it_guards() -> None:
     graph = import_graph(PACKAGE_DIR)
     # The two loops of issue 13 were broken by moving the shared piece: Checked down, load_specs up.
-    assert "xlsx_kpi.checked" in graph["xlsx_kpi.audit"] and "xlsx_kpi.checked" in graph["xlsx_kpi.history"]
-    assert "xlsx_kpi.audit" not in graph["xlsx_kpi.history"]
-    assert graph["xlsx_kpi.catalog"] >= {"xlsx_kpi.spec", "xlsx_kpi.layout"}
-    assert "xlsx_kpi.layout" not in graph["xlsx_kpi.spec"]
+    assert (
+        "xlsx_kpi.audit.checked" in graph["xlsx_kpi.batch.check"]
+        and "xlsx_kpi.audit.checked" in graph["xlsx_kpi.store.history"]
+    )
+    assert "xlsx_kpi.batch.check" not in graph["xlsx_kpi.store.history"]
+    assert graph["xlsx_kpi.formats.catalog"] >= {"xlsx_kpi.formats.spec", "xlsx_kpi.formats.layout"}
+    assert "xlsx_kpi.formats.layout" not in graph["xlsx_kpi.formats.spec"]
     # Imports inside a function count (cli imports lazily), and subpackage modules are nodes of their own.
-    assert "xlsx_kpi.catalog" in graph["xlsx_kpi.cli"]
-    assert "xlsx_kpi.rules.crossfile" in graph["xlsx_kpi.web.app"]
+    assert "xlsx_kpi.formats.catalog" in graph["xlsx_kpi.cli"]
+    assert "xlsx_kpi.audit.rules.crossfile" in graph["xlsx_kpi.web.app"]
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -204,3 +246,40 @@ def test_checker_fails_on_a_type_checking_import_through_three_modules(tmp_path:
 def test_checker_fails_on_a_private_import(tmp_path: Path) -> None:
     package = write_tree(tmp_path, CLEAN | {"high.py": "from pkg.low import _helper, helper\n"})
     assert private_imports(package) == ["pkg.high:1 imports _helper from pkg.low"]
+
+
+def test_every_import_goes_down_the_layers() -> None:
+    assert upward_imports(PACKAGE_DIR, LAYERS) == []
+
+
+def test_every_module_is_in_a_layer() -> None:
+    ranks = {name: layer_of(name, LAYERS)[0] for name in modules_of(PACKAGE_DIR)}
+    assert ranks["xlsx_kpi.formats.spec"] == 1 and ranks["xlsx_kpi.audit.rules.scores"] == 2
+    assert ranks["xlsx_kpi.cli"] == len(LAYERS) - 1
+
+
+def test_layer_check_fails_on_an_upward_import_added_to_the_real_package(tmp_path: Path) -> None:
+    # A copy of the real package with one deliberate upward import: the audit reaching up into the batch.
+    copy = tmp_path / "xlsx_kpi"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "sheets"))
+    values = copy / "audit" / "values.py"
+    values.write_text(
+        values.read_text(encoding="utf-8") + "\n\ndef later() -> None:\n    from xlsx_kpi.batch import check\n"
+    )
+    lines = values.read_text(encoding="utf-8").count("\n")
+    assert upward_imports(copy, LAYERS) == [
+        f"xlsx_kpi.audit.values:{lines} imports xlsx_kpi.batch.check (xlsx_kpi.audit -> xlsx_kpi.batch)"
+    ]
+
+
+def test_layer_check_fails_on_a_sideways_import_between_siblings(tmp_path: Path) -> None:
+    layers = [("pkg",), ("pkg.low", "|", "pkg.sub"), ("pkg.high",)]
+    package = write_tree(tmp_path, CLEAN | {"low.py": "from pkg.sub.leaf import x\n"})
+    assert upward_imports(package, layers) == [
+        "pkg.low:1 imports pkg.sub.leaf (pkg.low -> pkg.sub)",
+        "pkg.sub.leaf:2 imports pkg.low (pkg.sub -> pkg.low)",
+    ]
+    assert (
+        upward_imports(write_tree(tmp_path / "clean", CLEAN), [("pkg",), ("pkg.low",), ("pkg.sub",), ("pkg.high",)])
+        == []
+    )

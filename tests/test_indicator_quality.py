@@ -10,16 +10,16 @@ import pytest
 from published import DEPT_IDENTITY, corrected_dept_inputs, dept_published, kechuang_full_inputs, kechuang_published
 from seed_data import CN_IDENTITY, GZ_IDENTITY, cn_inputs, gz_inputs
 
-from xlsx_kpi.audit import Options, check_file
+from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import recalculate
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.audit.rules import REGISTRY
+from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.cli import main
-from xlsx_kpi.expr import Value
-from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.layout import build_layout
-from xlsx_kpi.recalc import recalculate
-from xlsx_kpi.report import Report
-from xlsx_kpi.rules import REGISTRY
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
 
 NO_ANNOTATION = Options(annotate=False)
 QUALITY = {

@@ -12,11 +12,11 @@ import pytest
 from published import dept_published
 from seed_projects import SHEHUIHUA, project_published
 
-from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, slim
+from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.report import Report, ReportSummary
+from xlsx_kpi.batch.check import Options, audit_paths, check_paths, cross_check, slim
 from xlsx_kpi.cli import JsonFiles, batch_json, main
-from xlsx_kpi.findings import Finding, Severity
-from xlsx_kpi.report import Report, ReportSummary
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.formats.spec import Catalog
 
 DATA = Path(__file__).parent / "data"
 

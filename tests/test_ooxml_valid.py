@@ -19,13 +19,13 @@ from helpers import fill, recalc_with_libreoffice, soffice  # noqa: E402
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 from seed_data import DEPT_IDENTITY  # noqa: E402
 
-from xlsx_kpi.annotate import annotate  # noqa: E402
-from xlsx_kpi.annotate_fast import annotate_fast  # noqa: E402
-from xlsx_kpi.audit import Options, audit_file, check_file  # noqa: E402
+from xlsx_kpi.batch.check import Options, audit_file, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
-from xlsx_kpi.layout import Identity, build_layout  # noqa: E402
-from xlsx_kpi.spec import Catalog  # noqa: E402
-from xlsx_kpi.template import write_template  # noqa: E402
+from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.spec import Catalog  # noqa: E402
+from xlsx_kpi.outputs.annotate_openpyxl import annotate  # noqa: E402
+from xlsx_kpi.outputs.annotate_zip import annotate_fast  # noqa: E402
+from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 VALIDATOR = OpenXmlValidator(max_errors=100)

@@ -14,14 +14,14 @@ from seed_data import CN_IDENTITY, CN_ROWS, GZ_IDENTITY, cn_inputs, gz_inputs
 from test_seed_recalc import _check
 from test_specs import seed_text, squash
 
-from xlsx_kpi.catalog import load_specs
+from xlsx_kpi.audit.recalc import failing_checks, recalculate
 from xlsx_kpi.cli import main
-from xlsx_kpi.dump import dump_workbook
 from xlsx_kpi.errors import SpecError
-from xlsx_kpi.layout import Identity, WorkbookLayout, build_layout
-from xlsx_kpi.recalc import failing_checks, recalculate
-from xlsx_kpi.spec import Catalog, GridBlock, IndicatorsBlock, SheetSpec
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.catalog import load_specs
+from xlsx_kpi.formats.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.formats.spec import Catalog, GridBlock, IndicatorsBlock, SheetSpec
+from xlsx_kpi.outputs.dump import dump_workbook
+from xlsx_kpi.outputs.template import write_template
 
 D = Decimal
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"

@@ -7,13 +7,13 @@ from pathlib import Path
 
 from seed_data import CN_IDENTITY, GZ_IDENTITY, cn_inputs, gz_inputs
 
-from xlsx_kpi.audit import Options, check_file
-from xlsx_kpi.expr import Value
-from xlsx_kpi.findings import Severity
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.report import Report
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.audit.findings import Severity
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.batch.check import Options, check_file
+from xlsx_kpi.formats.expr import Value
+from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
 
 D = Decimal
 

@@ -24,11 +24,11 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from seed_data import DEPT_IDENTITY
 from test_bad_inputs import assert_text_stays_text
 
-from xlsx_kpi import audit
-from xlsx_kpi.audit import Options, check_file
-from xlsx_kpi.layout import WorkbookLayout, build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.batch import check as audit
+from xlsx_kpi.batch.check import Options, check_file
+from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import write_template
 
 ERRORS = ("#REF!", "#DIV/0!", "#N/A", "#VALUE!", "#NAME?", "#NUM!", "#NULL!")
 FORMULAS = ("=1/0", "=SUM(A1:A3)", "=#REF!+1", '="a"&"b"', '=INDIRECT("XFD1048576")', "=NOW()", "=1E+308*10")

@@ -20,14 +20,14 @@ import pytest
 from helpers import fill, recalc_with_libreoffice, soffice
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi import reader
+from xlsx_kpi.audit import reader
+from xlsx_kpi.audit.reader import Filing, RawCell, read_workbook, shift_formula, to_inputs
+from xlsx_kpi.audit.recalc import prefilled
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.expr import ExcelError
-from xlsx_kpi.layout import WorkbookLayout, build_layout
-from xlsx_kpi.reader import Filing, RawCell, read_workbook, shift_formula, to_inputs
-from xlsx_kpi.recalc import prefilled
-from xlsx_kpi.spec import Catalog, col_index, col_letters
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.expr import ExcelError
+from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
+from xlsx_kpi.formats.spec import Catalog, col_index, col_letters
+from xlsx_kpi.outputs.template import write_template
 
 D = Decimal
 needs_libreoffice = pytest.mark.skipif(soffice() is None, reason="LibreOffice (soffice) not installed")

@@ -11,9 +11,9 @@ import pytest
 from helpers import soffice
 from published import corrected_dept_inputs, dept_published
 
-from xlsx_kpi.audit import Options, audit_file
-from xlsx_kpi.reader import read_workbook
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.audit.reader import read_workbook
+from xlsx_kpi.batch.check import Options, audit_file
+from xlsx_kpi.formats.spec import Catalog
 
 
 @pytest.fixture(scope="module")

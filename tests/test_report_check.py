@@ -13,15 +13,15 @@ import pytest
 from published import corrected_dept_inputs, dept_published, kechuang_full_inputs, published
 from seed_data import cn_inputs
 
-from xlsx_kpi.annotate import annotated_name
-from xlsx_kpi.audit import Options, check_file
+from xlsx_kpi.audit.rules import REGISTRY
+from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import SpecError
-from xlsx_kpi.report_check import check_report, evaluate, report_alone
-from xlsx_kpi.report_docx import gather, write_draft
-from xlsx_kpi.report_outline import load_outline, outline_for
-from xlsx_kpi.rules import REGISTRY
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.formats.outline import load_outline, outline_for
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.annotate_openpyxl import annotated_name
+from xlsx_kpi.selfreport.check import check_report, evaluate, report_alone
+from xlsx_kpi.selfreport.draft import gather, write_draft
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_reports import seed_paragraphs, seed_report, write_report  # noqa: E402

@@ -16,8 +16,8 @@ from helpers import soffice
 from published import corrected_dept_inputs, dept_published, kechuang_full_inputs, published
 
 from xlsx_kpi.cli import main
-from xlsx_kpi.report_docx import write_draft
-from xlsx_kpi.spec import Catalog
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.selfreport.draft import write_draft
 
 D = Decimal
 WRITER = Path("/usr/lib/libreoffice/program/libswlo.so")

@@ -14,18 +14,18 @@ from helpers import fill, recalc_with_libreoffice, soffice
 from published import corrected_dept_inputs, dept_published
 from seed_data import DEPT_IDENTITY
 
-from xlsx_kpi.annotate import (
+from xlsx_kpi.batch.check import audit_file, current_submissions, find_workbooks
+from xlsx_kpi.cli import main
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.annotate_openpyxl import (
     ERROR_FILL,
     REVIEW_FILLS,
     annotated_name,
     is_untouched_copy,
     review_round,
 )
-from xlsx_kpi.audit import audit_file, current_submissions, find_workbooks
-from xlsx_kpi.cli import main
-from xlsx_kpi.layout import build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.outputs.template import write_template
 
 needs_lo = pytest.mark.skipif(soffice() is None, reason="LibreOffice is not installed")
 

@@ -13,18 +13,18 @@ import pytest
 from helpers import fill, soffice
 from seed_data import CN_IDENTITY, cn_inputs, kechuang_inputs
 
-from xlsx_kpi.audit import Options, check_file
+from xlsx_kpi.audit.findings import Severity
+from xlsx_kpi.audit.reader import read_workbook, to_inputs
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.audit.rules import Context
+from xlsx_kpi.audit.rules.indicators import indicator_rows
+from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.findings import Severity
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.reader import read_workbook, to_inputs
-from xlsx_kpi.report import Report
-from xlsx_kpi.rules import Context
-from xlsx_kpi.rules.indicators import indicator_rows
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import shaped, write_template
-from xlsx_kpi.units import TargetRow, parse_rows, read_targets
+from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.units import TargetRow, parse_rows, read_targets
+from xlsx_kpi.outputs.template import shaped, write_template
 
 D = Decimal
 DATA = Path(__file__).resolve().parent / "data"

@@ -9,9 +9,9 @@ import pytest
 from helpers import fill, read_values, recalc_with_libreoffice, soffice
 from seed_data import dept_inputs, kechuang_inputs
 
-from xlsx_kpi.expr import excel_round
-from xlsx_kpi.layout import WorkbookLayout
-from xlsx_kpi.recalc import failing_checks, prefilled, recalculate
+from xlsx_kpi.audit.recalc import failing_checks, prefilled, recalculate
+from xlsx_kpi.formats.expr import excel_round
+from xlsx_kpi.formats.layout import WorkbookLayout
 
 D = Decimal
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from xlsx_kpi.dump import dump_workbook
-from xlsx_kpi.layout import Identity, build_layout
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import write_template
+from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.dump import dump_workbook
+from xlsx_kpi.outputs.template import write_template
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "templates"
 FIX = "templates/ 与 sheets/ 不一致：运行 `xlsx-kpi build-templates --year {year}` 重新生成并提交"

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from conftest import SEEDS
 
-from xlsx_kpi.catalog import load_specs
 from xlsx_kpi.errors import SpecError
-from xlsx_kpi.spec import Catalog, IndicatorsBlock, SheetSpec
+from xlsx_kpi.formats.catalog import load_specs
+from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, SheetSpec
 
 # The five project tables of seed 000 (科创会, 科学素质, 社会化工作者, 天府科技云, 院士专家工作站).
 PROJECT_TABLES = [(913, 1149), (1502, 1738), (2109, 2345), (2645, 2881), (3251, 3487)]

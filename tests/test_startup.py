@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from xlsx_kpi import catalog as catalog_module
-from xlsx_kpi.catalog import load_specs
-from xlsx_kpi.spec import Catalog, WorkbookSpec, default_dir
+from xlsx_kpi.formats import catalog as catalog_module
+from xlsx_kpi.formats.catalog import load_specs
+from xlsx_kpi.formats.spec import Catalog, WorkbookSpec, default_dir
 
 HEAVY = ("pandas", "openpyxl", "xlsxwriter", "docx", "numpy")
 SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
@@ -43,7 +43,8 @@ def test_help_builds_no_console_and_no_spec_models(tmp_path: Path) -> None:
         "import sys\n"
         "from xlsx_kpi.cli import main\n"
         "main(['--help'])\n"
-        "print(sorted(m for m in ('rich', 'pydantic', 'yaml', 'xlsx_kpi.spec') if m in sys.modules), file=sys.stderr)\n"
+        "heavy = ('rich', 'pydantic', 'yaml', 'xlsx_kpi.formats.spec')\n"
+        "print(sorted(m for m in heavy if m in sys.modules), file=sys.stderr)\n"
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert run.stderr.strip().splitlines()[-1] == "[]"

@@ -10,9 +10,9 @@ import openpyxl
 import pytest
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.layout import WorkbookLayout, build_layout, display_width
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.template import INPUT_FILL, legacy_password_hash, write_template
+from xlsx_kpi.formats.layout import WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.template import INPUT_FILL, legacy_password_hash, write_template
 
 
 def a1(layout: WorkbookLayout, key: str) -> str:

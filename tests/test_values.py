@@ -1,4 +1,4 @@
-"""Tests for xlsx_kpi.values: numbers, percentages and targets as users really type them."""
+"""Tests for xlsx_kpi.audit.values: numbers, percentages and targets as users really type them."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from xlsx_kpi.values import (
+from xlsx_kpi.audit.values import (
     Parsed,
     Status,
     Target,

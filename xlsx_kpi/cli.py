@@ -14,21 +14,21 @@ from typing import TYPE_CHECKING, Annotated, Any, TextIO, cast
 
 import typer
 
+from xlsx_kpi.audit.findings import Severity, finding_fields
+from xlsx_kpi.audit.report import REPLACED_LABEL, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason
-from xlsx_kpi.findings import Severity, finding_fields
-from xlsx_kpi.history import DB_NAME
-from xlsx_kpi.report import REPLACED_LABEL, replaced_text
 from xlsx_kpi.safe_text import printable
+from xlsx_kpi.store.history import DB_NAME
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xlsx_kpi.audit import Resubmission
-    from xlsx_kpi.collect import Collection
-    from xlsx_kpi.history import Record
-    from xlsx_kpi.report import Report
-    from xlsx_kpi.rules.crossfile import CrossFinding
-    from xlsx_kpi.spec import Catalog, WorkbookSpec
+    from xlsx_kpi.audit.report import Report
+    from xlsx_kpi.audit.rules.crossfile import CrossFinding
+    from xlsx_kpi.batch.check import Resubmission
+    from xlsx_kpi.batch.collect import Collection
+    from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+    from xlsx_kpi.store.history import Record
 
 # Each command imports what it uses: `xlsx-kpi --help` and checking one workbook should not wait for pandas,
 # openpyxl, xlsxwriter, python-docx or rich's progress bars to load (issue 14).
@@ -85,7 +85,7 @@ SpecsDir = Annotated[Path | None, typer.Option("--sheets", help="表种规格目
 
 
 def _catalog(sheets: Path | None) -> Catalog:
-    from xlsx_kpi.catalog import load_specs
+    from xlsx_kpi.formats.catalog import load_specs
 
     return load_specs(sheets)
 
@@ -176,9 +176,9 @@ def template_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """为一个单位（或 --units 清单中的每个单位）生成自评模板。"""
-    from xlsx_kpi.layout import Identity, build_layout
-    from xlsx_kpi.template import check_batch_names, generate, shaped, template_filename, write_template
-    from xlsx_kpi.units import PROJECT_TYPES, parse_rows, read_targets, read_units
+    from xlsx_kpi.formats.layout import Identity, build_layout
+    from xlsx_kpi.formats.units import PROJECT_TYPES, parse_rows, read_targets, read_units
+    from xlsx_kpi.outputs.template import check_batch_names, generate, shaped, template_filename, write_template
 
     catalog = _catalog(sheets)
     wb = _workbook(catalog, kind, spec)
@@ -260,8 +260,8 @@ def build_templates_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """由 sheets/ 重新生成 templates/ 中的空白模板（每个表种一个，覆盖旧文件）。"""
-    from xlsx_kpi.layout import Identity, build_layout
-    from xlsx_kpi.template import write_template
+    from xlsx_kpi.formats.layout import Identity, build_layout
+    from xlsx_kpi.outputs.template import write_template
 
     catalog = _catalog(sheets)
     the_year = _year(year)
@@ -308,9 +308,9 @@ def check_cmd(
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from xlsx_kpi.audit import Options, audit_paths, check_paths, cross_check, current_submissions, find_workbooks
-    from xlsx_kpi.history import History
-    from xlsx_kpi.report_check import find_reports, report_alone, report_titles, unmatched_reports
+    from xlsx_kpi.batch.check import Options, audit_paths, check_paths, cross_check, current_submissions, find_workbooks
+    from xlsx_kpi.selfreport.check import find_reports, report_alone, report_titles, unmatched_reports
+    from xlsx_kpi.store.history import History
 
     catalog = _catalog(sheets)
     docs = find_reports(paths, report_docs or [])
@@ -417,8 +417,8 @@ def collect_cmd(
     """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from xlsx_kpi.collect import collect, write_summary
-    from xlsx_kpi.history import History
+    from xlsx_kpi.batch.collect import collect, write_summary
+    from xlsx_kpi.store.history import History
 
     catalog = _catalog(sheets)
     if not folder.is_dir():
@@ -463,8 +463,8 @@ def history_cmd(
     force: Annotated[bool, typer.Option("--force", help="覆盖已存在的 CSV 文件")] = False,
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
-    from xlsx_kpi.catalog import load_specs
-    from xlsx_kpi.history import History, kind_totals, write_csv
+    from xlsx_kpi.formats.catalog import load_specs
+    from xlsx_kpi.store.history import History, kind_totals, write_csv
 
     kinds = {wid: wb.kind for wid, wb in load_specs().workbooks.items()}
     if csv is not None:
@@ -603,8 +603,8 @@ def report_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
-    from xlsx_kpi.audit import Options, check_file
-    from xlsx_kpi.report_docx import write_draft
+    from xlsx_kpi.batch.check import Options, check_file
+    from xlsx_kpi.selfreport.draft import write_draft
 
     catalog = _catalog(sheets)
     out_path = output or workbook.with_name(f"{workbook.stem}_自评报告.docx")
@@ -626,7 +626,7 @@ def report_cmd(
 @app.command("rules")
 def rules_cmd() -> None:
     """列出全部审核规则（代码、级别、名称、说明），即 docs/RULES.md 的内容。"""
-    from xlsx_kpi.rules.base import catalogue
+    from xlsx_kpi.audit.rules.base import catalogue
 
     sys.stdout.write(catalogue())
 
@@ -833,7 +833,7 @@ def _print_history(records: list[Record]) -> None:
     """Years side by side: one column per year (and kind/project), one row per figure."""
     from rich.table import Table
 
-    from xlsx_kpi.history import FIGURES
+    from xlsx_kpi.store.history import FIGURES
 
     first = records[-1]
     table = Table(title=f"{first.unit_code} {first.unit_name} 历年自评", show_lines=False)

@@ -33,10 +33,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
-from xlsx_kpi import reader  # noqa: E402
-from xlsx_kpi.catalog import load_specs  # noqa: E402
-from xlsx_kpi.layout import WorkbookLayout  # noqa: E402
-from xlsx_kpi.spec import Catalog, col_letters  # noqa: E402
+from xlsx_kpi.audit import reader  # noqa: E402
+from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
+from xlsx_kpi.formats.layout import WorkbookLayout  # noqa: E402
+from xlsx_kpi.formats.spec import Catalog, col_letters  # noqa: E402
 
 MiB = 1024 * 1024
 # A file name in GBK bytes, as unzipping a Windows zip on Linux leaves it: Python holds it with surrogates.
@@ -588,7 +588,7 @@ def make_corpus(folder: Path, catalog: Catalog | None = None) -> list[Case]:
     """Write every case of CASES into `folder` (created) and return CASES."""
     from seed_data import DEPT_IDENTITY  # noqa: PLC0415 - after sys.path is set
 
-    from xlsx_kpi.layout import build_layout  # noqa: PLC0415
+    from xlsx_kpi.formats.layout import build_layout  # noqa: PLC0415
 
     catalog = catalog or load_specs()
     folder.mkdir(parents=True, exist_ok=True)
@@ -747,7 +747,7 @@ FORMULA_TEXT_KEYS = (
 
 def make_round_two(folder: Path, clean: Path, layout: WorkbookLayout, s1: str) -> None:
     """The files of issue 12 (the second corpus), from the clean department workbook."""
-    from xlsx_kpi.template import identity_digest  # noqa: PLC0415
+    from xlsx_kpi.formats.identity import identity_digest  # noqa: PLC0415
 
     texts = {"info.unit_name": "测试单位_xD800_", "s.goal_fit.basis": "依据充分_xDFFF_"}
     edit_cells(clean, folder / "lone_surrogate.xlsx", layout, texts, text=True)

@@ -34,20 +34,20 @@ from starlette.responses import FileResponse, HTMLResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from xlsx_kpi.annotate import annotated_name
-from xlsx_kpi.audit import cross_check, find_workbooks
-from xlsx_kpi.catalog import load_specs
-from xlsx_kpi.checked import Checked
-from xlsx_kpi.collect import KIND_LABELS
+from xlsx_kpi.audit.checked import Checked
+from xlsx_kpi.audit.reader import MAX_MEMBERS
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.audit.rules.crossfile import CrossFinding
+from xlsx_kpi.batch.check import cross_check, find_workbooks
+from xlsx_kpi.batch.collect import KIND_LABELS
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.history import History, decode_value
-from xlsx_kpi.layout import Identity
-from xlsx_kpi.reader import MAX_MEMBERS
-from xlsx_kpi.report import Report
-from xlsx_kpi.rules.crossfile import CrossFinding
-from xlsx_kpi.spec import Catalog, WorkbookSpec
-from xlsx_kpi.template import generate, shaped
-from xlsx_kpi.units import parse_rows, read_targets, read_units, safe_filename
+from xlsx_kpi.formats.catalog import load_specs
+from xlsx_kpi.formats.layout import Identity
+from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+from xlsx_kpi.formats.units import parse_rows, read_targets, read_units, safe_filename
+from xlsx_kpi.outputs.annotate_openpyxl import annotated_name
+from xlsx_kpi.outputs.template import generate, shaped
+from xlsx_kpi.store.history import History, decode_value
 from xlsx_kpi.web.jobs import AuditResult, Jobs, build_summary
 from xlsx_kpi.web.security import (
     MIN_PASSWORD,

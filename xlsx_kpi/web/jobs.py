@@ -18,17 +18,17 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
-from xlsx_kpi.audit import Options, audit_file
-from xlsx_kpi.catalog import load_specs
-from xlsx_kpi.checked import Checked
-from xlsx_kpi.collect import collect, write_summary
+from xlsx_kpi.audit.checked import Checked
+from xlsx_kpi.audit.reader import check_loadable
+from xlsx_kpi.audit.report import Report
+from xlsx_kpi.batch.check import Options, audit_file
+from xlsx_kpi.batch.collect import collect, write_summary
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.history import History, encode_value
-from xlsx_kpi.isolation import can_isolate, run_isolated
-from xlsx_kpi.reader import check_loadable
-from xlsx_kpi.report import Report
-from xlsx_kpi.spec import Catalog
-from xlsx_kpi.units import safe_filename
+from xlsx_kpi.formats.catalog import load_specs
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.units import safe_filename
+from xlsx_kpi.outputs.isolation import can_isolate, run_isolated
+from xlsx_kpi.store.history import History, encode_value
 from xlsx_kpi.web.store import Store
 
 __all__ = ["AuditResult", "Jobs", "build_summary", "cell_contexts"]

@@ -16,8 +16,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from xlsx_kpi.history import DB_NAME
-from xlsx_kpi.units import UnitRow
+from xlsx_kpi.formats.units import UnitRow
+from xlsx_kpi.store.history import DB_NAME
 
 __all__ = ["Store", "SubmissionRow", "UnitLink", "now", "squash"]
 

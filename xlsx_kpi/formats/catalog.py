@@ -1,0 +1,131 @@
+"""Load the sheets/ folder into a validated Catalog: the specs parsed, cross-checked and laid out once (cached)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import pickle
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from xlsx_kpi import __version__
+from xlsx_kpi.errors import SpecError
+from xlsx_kpi.formats.layout import check_catalog
+from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir, load_file
+
+__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_specs"]
+
+
+def load_specs(directory: Path | None = None) -> Catalog:
+    """Load every sheets/*.yaml and check the cross-file references.
+
+    The validated catalog is kept in a cache (cache_dir()) keyed by the specs' bytes, paths and the tool's
+    version: a later run unpickles it instead of validating every spec and laying every workbook out again
+    (0.1-0.5 s, paid by every command). An unreadable or stale cache is ignored and rewritten.
+    """
+    directory = directory or default_dir()
+    paths = sorted(directory.glob("*.yaml"))
+    key, where = _cache_key(directory, paths)
+    if where is not None:
+        cached = _read_cache(where, key)
+        if cached is not None:
+            return cached
+    catalog = _load_specs(directory, paths)
+    if where is not None:
+        _write_cache(where, key, catalog)
+    return catalog
+
+
+CACHE_ENV = "XLSX_KPI_CACHE_DIR"
+# Cached catalogs kept (one per sheets folder); past this the least recently written go.
+CACHE_KEEP = 16
+
+
+def cache_dir() -> Path | None:
+    """Where catalogs are cached: $XLSX_KPI_CACHE_DIR (empty: no cache), else the user's cache folder."""
+    chosen = os.environ.get(CACHE_ENV)
+    if chosen is not None:
+        return Path(chosen) if chosen.strip() else None
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA")
+        return Path(base) / "xlsx-kpi" / "cache" if base else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg) if xdg else Path.home() / ".cache") / "xlsx-kpi"
+
+
+def _cache_key(directory: Path, paths: list[Path]) -> tuple[str, Path | None]:
+    """(the content key, the cache file of this folder); no file when caching is off or a spec is unreadable."""
+    root = cache_dir()
+    h = hashlib.sha256(f"{__version__}\0{sys.version}\0{pickle.HIGHEST_PROTOCOL}\0".encode())
+    # The code that defines and validates the models is part of the key too: an edited checkout (same version
+    # number) must not unpickle objects of a class that has changed since.
+    here = Path(__file__).parent
+    try:
+        for source in ("spec.py", "layout.py", "expr.py", "catalog.py"):
+            h.update(hashlib.sha256((here / source).read_bytes()).digest())
+        for path in paths:
+            h.update(f"{path}\0".encode())
+            h.update(hashlib.sha256(path.read_bytes()).digest())
+    except OSError:
+        return "", None  # load_file names the unreadable spec
+    if root is None:
+        return h.hexdigest(), None
+    name = hashlib.sha256(str(directory.resolve()).encode()).hexdigest()[:24]
+    return h.hexdigest(), root / f"catalog-{name}.pickle"
+
+
+def _read_cache(where: Path, key: str) -> Catalog | None:
+    try:
+        with where.open("rb") as fh:
+            stored_key, catalog = pickle.load(fh)
+    except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache file is only a cache miss
+        return None
+    return catalog if stored_key == key and isinstance(catalog, Catalog) else None
+
+
+def _write_cache(where: Path, key: str, catalog: Catalog) -> None:
+    """Write atomically (a temporary file renamed into place); a cache that cannot be written is skipped."""
+    tmp: str | None = None
+    try:
+        where.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".catalog.", suffix=".tmp", dir=where.parent)
+        with os.fdopen(fd, "wb") as fh:
+            pickle.dump((key, catalog), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(tmp, where)
+        tmp = None
+        old = sorted(where.parent.glob("catalog-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for stale in old[CACHE_KEEP:]:
+            stale.unlink(missing_ok=True)
+    except (OSError, pickle.PicklingError, RecursionError):
+        pass
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
+def _load_specs(directory: Path, paths: list[Path]) -> Catalog:
+    workbooks: dict[str, WorkbookSpec] = {}
+    sheets: dict[str, SheetSpec] = {}
+    for path in paths:
+        spec = load_file(path)
+        target: dict[str, Any] = workbooks if isinstance(spec, WorkbookSpec) else sheets
+        if spec.id in target:
+            raise SpecError(f"规格 id {spec.id!r} 重复：{path.name} 与 {Path(target[spec.id].path).name}")
+        target[spec.id] = spec
+    if not workbooks:
+        raise SpecError(f"目录 {directory} 中没有表种规格（*.yaml）")
+    for wb in workbooks.values():
+        for sid in wb.sheets:
+            if sid not in sheets:
+                raise SpecError(f"{Path(wb.path).name}: sheets 引用了不存在的表 {sid!r}")
+            if sheets[sid].workbook != wb.id:
+                raise SpecError(f"{Path(sheets[sid].path).name}: workbook 应为 {wb.id!r}")
+    workbooks = dict(sorted(workbooks.items(), key=lambda kv: kv[1].order))  # stable: file order within a rank
+    catalog = Catalog(workbooks=workbooks, sheets=sheets)
+    # Lay every workbook out once so a formula naming a missing cell fails now, not mid-run.
+    check_catalog(catalog)
+    return catalog

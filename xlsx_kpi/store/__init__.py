@@ -1,0 +1,1 @@
+"""The history store: every collected submission in an embedded SQLite database."""

@@ -1,0 +1,658 @@
+"""The history store: every collected submission in an embedded SQLite database, and last year's figures."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from xlsx_kpi import __version__
+from xlsx_kpi.audit.findings import Finding
+from xlsx_kpi.errors import XlsxKpiError, os_reason, write_atomically
+from xlsx_kpi.formats.expr import ExcelError, Value
+from xlsx_kpi.safe_text import neutralise, printable
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from xlsx_kpi.audit.checked import Checked
+
+__all__ = [
+    "DB_NAME",
+    "FIGURES",
+    "Figure",
+    "History",
+    "Record",
+    "kind_totals",
+    "record_kind",
+    "to_dataframe",
+    "write_csv",
+]
+
+DB_NAME = "xlsx-kpi.sqlite"
+SCHEMA_VERSION = 2
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS submission (
+    id            INTEGER PRIMARY KEY,
+    sha256        TEXT NOT NULL UNIQUE,
+    unit_code     TEXT NOT NULL,
+    unit_name     TEXT NOT NULL,
+    year          INTEGER NOT NULL,
+    workbook_id   TEXT NOT NULL,
+    project_name  TEXT NOT NULL DEFAULT '',
+    file_name     TEXT NOT NULL,
+    file_mtime    TEXT NOT NULL,
+    collected_at  TEXT NOT NULL,
+    total         TEXT,
+    grade         TEXT NOT NULL DEFAULT '',
+    errors        INTEGER NOT NULL,
+    warnings      INTEGER NOT NULL,
+    explained     INTEGER NOT NULL,
+    infos         INTEGER NOT NULL,
+    inputs        TEXT NOT NULL,
+    "values"      TEXT NOT NULL,
+    written       TEXT NOT NULL,
+    findings      TEXT NOT NULL,
+    tool_version  TEXT NOT NULL DEFAULT '',
+    snapshot      TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS submission_unit ON submission (unit_code, workbook_id, project_name, year);
+CREATE TABLE IF NOT EXISTS finding (
+    submission_id INTEGER NOT NULL REFERENCES submission (id),
+    seq           INTEGER NOT NULL,
+    code          TEXT NOT NULL,
+    severity      TEXT NOT NULL,
+    sheet         TEXT NOT NULL,
+    cell          TEXT NOT NULL,
+    message       TEXT NOT NULL,
+    PRIMARY KEY (submission_id, seq)
+);
+"""
+_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
+_ERRORS = frozenset(["#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#NULL!", "#SPILL!", "#CALC!"])
+
+
+# --- The figures a summary and a unit's history show ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Figure:
+    """One figure of a submission: a stable id (JSON), a Chinese label, the value key, and how to show it."""
+
+    id: str
+    label: str
+    key: str
+    fmt: Literal["score", "amount", "rate"]
+
+
+# Level-1 subtotals are `s.l1.<id>` in every spec; specs without one of these ids (cn-, gz-department)
+# simply leave it blank. Amounts are the 预算执行情况 合计 row of the Sichuan 附件2.
+LEVELS = (
+    Figure("input", "投入", "s.l1.input", "score"),
+    Figure("process", "过程", "s.l1.process", "score"),
+    Figure("output", "产出", "s.l1.output", "score"),
+    Figure("effect", "效果", "s.l1.effect", "score"),
+)
+TOTAL = Figure("total", "合计", "s.total", "score")
+AMOUNTS = (
+    Figure("budget", "预算额", "exec.total.budget", "amount"),
+    Figure("actual", "执行额", "exec.total.actual", "amount"),
+    Figure("carry", "结转结余额", "exec.total.carry", "amount"),
+)
+RATES = (
+    Figure("carry_rate", "结转结余率", "exec.total.carry_rate", "rate"),
+    Figure("carry_change", "结转结余变动率", "exec.total.carry_change", "rate"),
+)
+FIGURES = (*LEVELS, TOTAL, *AMOUNTS, *RATES)
+EXECUTION_RATE = Figure("execution_rate", "执行率", "", "rate")
+
+
+def _shown(value: Value, figure: Figure) -> Value:
+    """A rate to 4 decimals (a percentage to 2) for display; other values unchanged."""
+    if figure.fmt == "rate" and isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20:
+        return value.quantize(Decimal("0.0001")).normalize()  # larger rates are shown as they are
+    return value
+
+
+def execution_rate(values: Mapping[str, Value]) -> Decimal | None:
+    """执行额 ÷ 预算额 of the 合计 row; None without a positive budget."""
+    budget, actual = values.get("exec.total.budget"), values.get("exec.total.actual")
+    if isinstance(budget, Decimal) and isinstance(actual, Decimal) and budget != 0:
+        return actual / budget
+    return None
+
+
+# --- Last year's figures ------------------------------------------------------------------------------
+
+
+# --- Stored values --------------------------------------------------------------------------------------
+
+
+def encode_value(value: Value) -> str | None:
+    """The string form of a value: 95.35, text as written, TRUE/FALSE, #DIV/0!; None for blank."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, ExcelError):
+        return value.code
+    return value
+
+
+def decode_value(text: str | None) -> Value:
+    """Back from encode_value: plain decimal numbers become Decimal (a text "10" too), error codes ExcelError."""
+    if text is None:
+        return None
+    if _NUMBER.match(text):
+        return Decimal(text)
+    if text in _ERRORS:
+        return ExcelError(text)
+    return text
+
+
+def _encode(values: Mapping[str, Value]) -> str:
+    return json.dumps(
+        {k: e for k, v in sorted(values.items()) if (e := encode_value(v)) is not None},
+        ensure_ascii=False,
+        separators=(",", ":"),
+    )
+
+
+def _decode(text: str) -> dict[str, Value]:
+    return {k: decode_value(v) for k, v in json.loads(text).items()}
+
+
+_UPGRADE_1_TO_2 = (
+    "ALTER TABLE submission ADD COLUMN tool_version TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE submission ADD COLUMN snapshot TEXT NOT NULL DEFAULT '';"
+)
+
+
+def tag_value(value: Value) -> Any:
+    """A value as exact JSON: Decimal as {"d": str} (its exponent kept), an error as {"e": code}, else as is."""
+    if isinstance(value, Decimal):
+        return {"d": str(value)}
+    if isinstance(value, ExcelError):
+        return {"e": value.code}
+    return value
+
+
+def untag_value(data: Any) -> Value:
+    if isinstance(data, dict):
+        return Decimal(data["d"]) if "d" in data else ExcelError(data["e"])
+    if data is None or isinstance(data, (str, bool)):
+        return data
+    raise ValueError("not a stored value")
+
+
+def snapshot(checked: Checked) -> dict[str, Any]:
+    """Everything of an audit that collect needs to use it again without reading the file (exact, as JSON)."""
+    r = checked.report
+    return {
+        "report": {
+            "workbook_id": r.workbook_id,
+            "unit_name": r.unit_name,
+            "unit_code": r.unit_code,
+            "year": r.year,
+            "project_name": r.project_name,
+            "total": tag_value(r.total),
+            "grade": r.grade,
+            "replaced": list(r.replaced),
+        },
+        "findings": [{k: getattr(f, k) for k in FINDING_FIELDS} | {"severity": f.severity.value} for f in r.findings],
+        "inputs": {k: tag_value(v) for k, v in checked.inputs.items()},
+        "values": {k: tag_value(v) for k, v in checked.values.items()},
+        "written": {k: tag_value(v) for k, v in checked.written.items()},
+        "places": {k: list(v) for k, v in checked.places.items()},
+    }
+
+
+FINDING_FIELDS = (
+    "code",
+    "severity",
+    "sheet",
+    "cell",
+    "message",
+    "expected",
+    "actual",
+    "indicator",
+    "title",
+    "explained_by",
+    "explanation",
+    "file",
+)
+
+
+def finding_json(f: Finding) -> dict[str, Any]:
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "sheet": f.sheet,
+        "cell": f.cell,
+        "title": f.title,
+        "indicator": f.indicator,
+        "message": f.message,
+        "expected": f.expected,
+        "actual": f.actual,
+        "explained": f.explained,
+        "explanation": f.explanation,
+    }
+
+
+@dataclass
+class Record:
+    """One stored submission."""
+
+    id: int
+    sha256: str
+    unit_code: str
+    unit_name: str
+    year: int
+    workbook_id: str
+    project_name: str
+    file_name: str
+    file_mtime: str
+    collected_at: str
+    total: Decimal | None
+    grade: str
+    counts: dict[str, int]
+    inputs: dict[str, Value] = field(default_factory=dict)
+    values: dict[str, Value] = field(default_factory=dict)
+    written: dict[str, Value] = field(default_factory=dict)
+    findings: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self, kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """The record's headline figures (FIGURES) as JSON-ready strings."""
+        rate = execution_rate(self.values)
+        return {
+            "year": self.year,
+            "workbook": self.workbook_id,
+            "kind": record_kind(self, kinds),
+            "project_name": self.project_name,
+            "unit_name": self.unit_name,
+            "grade": self.grade,
+            **{f.id: encode_value(_shown(self.values.get(f.key), f)) for f in FIGURES},
+            "execution_rate": encode_value(_shown(rate, EXECUTION_RATE)),
+            "counts": self.counts,
+            "file": self.file_name,
+            "sha256": self.sha256,
+            "collected_at": self.collected_at,
+        }
+
+
+def record_kind(record: Record, kinds: Mapping[str, str] | None = None) -> str:
+    """department or project: from the specs' workbook ids when given, else a project name means a project."""
+    if kinds and record.workbook_id in kinds:
+        return kinds[record.workbook_id]
+    return "project" if record.project_name.strip() else "department"
+
+
+def kind_totals(records: Iterable[Record], kinds: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
+    """Amounts added up per year and kind, never across kinds: a project's money is inside its department's.
+
+    Each entry: year, kind, workbooks, then budget/actual/carry (exact Decimal sums as strings; None when
+    no workbook of the kind has the figure) and the execution rate of the sums (4 decimals).
+    """
+    groups: dict[tuple[int, str], list[Record]] = {}
+    for r in records:
+        groups.setdefault((r.year, record_kind(r, kinds)), []).append(r)
+    out: list[dict[str, Any]] = []
+    order = {"department": 0, "project": 1}
+    for (year, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][1])):
+        entry: dict[str, Any] = {"year": year, "kind": kind, "workbooks": len(rs)}
+        sums: dict[str, Decimal | None] = {}
+        for f in AMOUNTS:
+            figures = [v for r in rs if isinstance(v := r.values.get(f.key), Decimal)]
+            sums[f.id] = sum(figures, Decimal(0)) if figures else None
+            entry[f.id] = encode_value(sums[f.id])
+        budget, actual = sums["budget"], sums["actual"]
+        rate = actual / budget if budget and actual is not None else None
+        entry["execution_rate"] = encode_value(_shown(rate, EXECUTION_RATE))
+        out.append(entry)
+    return out
+
+
+_COLUMNS = (
+    "id, sha256, unit_code, unit_name, year, workbook_id, project_name, file_name, file_mtime, collected_at, "
+    'total, grade, errors, warnings, explained, infos, inputs, "values", written, findings'
+)
+
+
+def _record(row: sqlite3.Row) -> Record:
+    return Record(
+        id=row["id"],
+        sha256=row["sha256"],
+        unit_code=row["unit_code"],
+        unit_name=row["unit_name"],
+        year=row["year"],
+        workbook_id=row["workbook_id"],
+        project_name=row["project_name"],
+        file_name=row["file_name"],
+        file_mtime=row["file_mtime"],
+        collected_at=row["collected_at"],
+        total=None if row["total"] is None else Decimal(row["total"]),
+        grade=row["grade"],
+        counts={"错误": row["errors"], "警告": row["warnings"], "已说明": row["explained"], "提示": row["infos"]},
+        inputs=_decode(row["inputs"]),
+        values=_decode(row["values"]),
+        written=_decode(row["written"]),
+        findings=json.loads(row["findings"]),
+    )
+
+
+def _year(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() else None
+
+
+class History:
+    """The database of collected submissions. `collect` writes it; `check --db` only reads (readonly=True).
+
+    A History can be handed to worker processes: it pickles as its path and reopens there read-only
+    (workers only look up last year's figures; the collecting process alone writes).
+    """
+
+    def __init__(self, path: Path, *, readonly: bool = False) -> None:
+        self.path = Path(path)
+        self.readonly = readonly
+        self._conn: sqlite3.Connection | None = None
+        self._open()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_reopen, (self.path, True))
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _fail(self, message: str) -> XlsxKpiError:
+        return XlsxKpiError(message, file=str(self.path))
+
+    def _open(self) -> None:
+        existed = self.path.exists()
+        try:
+            self._connect()
+        except XlsxKpiError:
+            if not existed:
+                # A database that could not even be set up (a full disk) is not left behind as a 0-byte file.
+                for leftover in (self.path, self.path.with_name(self.path.name + "-journal")):
+                    with contextlib.suppress(OSError):
+                        leftover.unlink()
+            raise
+
+    def _connect(self) -> None:
+        if self.path.is_dir():
+            raise self._fail("历史数据库路径是一个文件夹，请指定 .sqlite 文件")
+        if self.readonly and not self.path.exists():
+            raise self._fail("历史数据库不存在；请先用 xlsx-kpi collect 汇总上一年度的报送")
+        try:
+            if self.readonly:
+                conn = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, timeout=30)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30)
+            conn.row_factory = sqlite3.Row
+            # Autocommit mode: every write below opens its own explicit transaction.
+            conn.isolation_level = None
+            version = conn.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                conn.close()
+                raise self._fail(f"历史数据库版本（{version}）比本工具新，请升级 xlsx-kpi")
+            if not self.readonly and version < SCHEMA_VERSION:
+                # One script, one transaction: executescript would commit a transaction begun outside it.
+                # Version 1 lacks the audit snapshot (collect's skip of files already stored, issue 14).
+                upgrade = _UPGRADE_1_TO_2 if version == 1 else ""
+                conn.executescript(f"BEGIN IMMEDIATE;{SCHEMA}{upgrade}PRAGMA user_version = {SCHEMA_VERSION};COMMIT;")
+            elif version < 1:
+                conn.close()
+                raise self._fail("不是 xlsx-kpi 的历史数据库（缺少数据表）")
+        except sqlite3.DatabaseError as e:
+            if _is_full(e):
+                raise self._fail(f"无法创建或打开历史数据库：磁盘空间不足（{e}），请清理磁盘后重试") from None
+            raise self._fail(f"无法打开历史数据库（{e}），请确认它是 xlsx-kpi 生成的 .sqlite 文件") from None
+        except OSError as e:
+            raise self._fail(f"无法创建或打开历史数据库：{os_reason(e)}") from None
+        self._conn = conn
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        if self._conn is None:
+            self._open()
+        assert self._conn is not None
+        return self._conn
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception: nothing half-written is ever visible."""
+        conn = self.conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    # --- reading -------------------------------------------------------------------------------------
+
+    def previous(self, meta: Mapping[str, str]) -> dict[str, Value] | None:
+        """Last year's stored values for the same unit, workbook kind and project; None when not stored."""
+        year = _year(meta.get("year", ""))
+        code = meta.get("unit_code", "").strip()
+        if year is None or not code:
+            return None
+        record = self.latest(code, meta.get("workbook_id", ""), meta.get("project_name", "").strip(), year - 1)
+        return None if record is None else record.values
+
+    def latest(self, unit_code: str, workbook_id: str, project_name: str, year: int) -> Record | None:
+        """The newest stored submission (by file time, then by collection) of one unit, kind, project, year."""
+        try:
+            row = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM submission WHERE unit_code = ? AND workbook_id = ? AND project_name = ? "
+                "AND year = ? ORDER BY file_mtime DESC, id DESC LIMIT 1",
+                (unit_code, workbook_id, project_name, year),
+            ).fetchone()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"读取历史数据库失败（{e}）") from None
+        return None if row is None else _record(row)
+
+    def records(self, unit_code: str | None = None) -> list[Record]:
+        """Every stored submission (of one unit), ordered by unit, kind, project, year, then storage order."""
+        where, args = ("WHERE unit_code = ?", (unit_code,)) if unit_code is not None else ("", ())
+        try:
+            rows = self.conn.execute(
+                f"SELECT {_COLUMNS} FROM submission {where} "
+                "ORDER BY unit_code, workbook_id, project_name, year, file_mtime, id",
+                args,
+            ).fetchall()
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"读取历史数据库失败（{e}）") from None
+        return [_record(r) for r in rows]
+
+    def unit_years(self, unit_code: str) -> list[Record]:
+        """One record per year (and kind, project) of a unit: the newest of each, oldest year first."""
+        latest: dict[tuple[str, str, int], Record] = {}
+        for r in self.records(unit_code):
+            latest[(r.workbook_id, r.project_name, r.year)] = r  # records() ends with the newest of each
+        return list(latest.values())
+
+    def has(self, sha256: str) -> bool:
+        return self.conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone() is not None
+
+    def snapshot(self, sha256: str) -> dict[str, Any] | None:
+        """The audit stored for this file content by this version of the tool (snapshot()); None otherwise.
+
+        A database written before version 2 of the schema, or by another version of xlsx-kpi (other rules,
+        other messages), has none: collect then checks the file again.
+        """
+        try:
+            row = self.conn.execute(
+                "SELECT snapshot FROM submission WHERE sha256 = ? AND tool_version = ?", (sha256, __version__)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # a read-only database of schema version 1: no such columns
+        if row is None or not row[0]:
+            return None
+        try:
+            data = json.loads(row[0])
+        except ValueError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    def count(self) -> int:
+        return int(self.conn.execute("SELECT COUNT(*) FROM submission").fetchone()[0])
+
+    # --- writing -------------------------------------------------------------------------------------
+
+    def store(
+        self, checked: Checked, *, sha256: str, file_mtime: datetime, collected_at: datetime | None = None
+    ) -> bool:
+        """Store one usable submission in one transaction; False when this exact file is already stored."""
+        if self.readonly:
+            raise self._fail("历史数据库以只读方式打开，不能写入")
+        report = checked.report
+        if not report.usable:
+            raise ValueError("an unusable file has nothing to store")
+        year = _year(report.year)
+        if year is None:
+            raise self._fail(f"文件 {report.file.name} 的年度“{report.year}”不是数字，未写入历史数据库")
+        counts = report.counts
+        row = (
+            sha256,
+            report.unit_code.strip(),
+            report.unit_name.strip(),
+            year,
+            report.workbook_id,
+            report.project_name.strip(),
+            printable(report.file.name),  # SQLite text must be UTF-8: a GBK name is decoded
+            file_mtime.isoformat(timespec="seconds"),
+            (collected_at or datetime.now()).isoformat(timespec="seconds"),
+            None if report.total is None else encode_value(report.total),
+            report.grade,
+            counts["错误"],
+            counts["警告"],
+            counts["已说明"],
+            counts["提示"],
+            _encode(checked.inputs),
+            _encode(checked.values),
+            _encode(checked.written),
+            json.dumps([finding_json(f) for f in report.findings], ensure_ascii=False),
+            __version__,
+            json.dumps(snapshot(checked), ensure_ascii=False, separators=(",", ":")),
+        )
+        try:
+            with self._transaction() as conn:
+                if conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone():
+                    return False
+                cur = conn.execute(
+                    f"INSERT INTO submission ({_COLUMNS.removeprefix('id, ')}, tool_version, snapshot) "
+                    f"VALUES ({', '.join('?' * len(row))})",
+                    row,
+                )
+                assert cur.lastrowid is not None
+                self._insert_findings(conn, cur.lastrowid, report.findings)
+        except sqlite3.DatabaseError as e:
+            if _is_full(e):
+                raise self._fail(f"写入历史数据库失败：磁盘空间不足（{e}），本次未存入的报送不受影响") from None
+            raise self._fail(f"写入历史数据库失败（{e}）") from None
+        return True
+
+    def _insert_findings(self, conn: sqlite3.Connection, submission_id: int, findings: list[Finding]) -> None:
+        # One row per finding as well as the JSON, so that SQL can ask "which units had rate-mismatch?".
+        conn.executemany(
+            "INSERT INTO finding (submission_id, seq, code, severity, sheet, cell, message) VALUES (?,?,?,?,?,?,?)",
+            [
+                (submission_id, n, f.code, f.severity.value, f.sheet, f.cell, f.message)
+                for n, f in enumerate(findings, start=1)
+            ],
+        )
+
+
+def _is_full(e: sqlite3.DatabaseError) -> bool:
+    return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+
+
+def _reopen(path: Path, readonly: bool) -> History:
+    return History(path, readonly=readonly)
+
+
+def to_dataframe(
+    db_path: str | Path, *, unit_code: str | None = None, kinds: Mapping[str, str] | None = None
+) -> pd.DataFrame:
+    """Every stored submission as one row: identity, kind, counts, then one column per value key (s.total, …).
+
+    `kind` (department / project) lets a pivot add amounts per kind: a project's money is already inside its
+    department's 政策和项目支出, so a sum over both kinds counts it twice.
+
+    Numbers are Decimal (exact, as stored); `df[col].astype(float)` for plotting.
+    """
+    import pandas as pd
+
+    with History(Path(db_path), readonly=True) as history:
+        records = history.records(unit_code)
+    rows: list[dict[str, Any]] = []
+    for r in records:
+        rows.append(
+            {
+                "unit_code": r.unit_code,
+                "unit_name": r.unit_name,
+                "year": r.year,
+                "workbook_id": r.workbook_id,
+                "kind": record_kind(r, kinds),
+                "project_name": r.project_name,
+                "total": r.total,
+                "grade": r.grade,
+                "errors": r.counts["错误"],
+                "warnings": r.counts["警告"],
+                "explained": r.counts["已说明"],
+                "infos": r.counts["提示"],
+                "file_name": r.file_name,
+                "file_mtime": r.file_mtime,
+                "collected_at": r.collected_at,
+                "sha256": r.sha256,
+                **r.values,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def write_csv(
+    db_path: Path,
+    csv_path: Path,
+    *,
+    unit_code: str | None = None,
+    force: bool = False,
+    kinds: Mapping[str, str] | None = None,
+) -> int:
+    """to_dataframe written as CSV with a BOM (Excel opens it as UTF-8); returns the number of rows."""
+    if csv_path.exists() and not force:
+        raise XlsxKpiError("文件已存在；如需覆盖请加 --force", file=str(csv_path))
+    df = to_dataframe(db_path, unit_code=unit_code, kinds=kinds)
+    # Text a unit typed (=HYPERLINK(…), +1+1) would run as a formula when Excel opens the CSV.
+    for col in df.columns:  # whatever the dtype (pandas 3 holds text as "str", older ones as object)
+        df[col] = df[col].map(lambda v: neutralise(v) if isinstance(v, str) else v)
+    df.columns = [neutralise(str(c)) for c in df.columns]
+
+    def write(tmp: Path) -> None:
+        # CRLF rows (as Excel writes CSV): a CR inside a text is then quoted, never read as a row break.
+        df.to_csv(tmp, index=False, encoding="utf-8-sig", lineterminator="\r\n")
+
+    write_atomically(csv_path, write, suffix=".tmp.csv")
+    return len(df)
