@@ -18,7 +18,7 @@ from starlette.testclient import TestClient
 
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.web import Limits, create_app
-from xlsx_kpi.web.app import expand_upload
+from xlsx_kpi.web.uploads import expand_upload
 from xlsx_kpi.web.security import hash_password, hash_token, verify_password
 from xlsx_kpi.web.store import Store
 

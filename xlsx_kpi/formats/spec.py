@@ -25,7 +25,9 @@ InputType = Literal["amount", "count", "percent", "score", "text", "longtext", "
 class Strict(BaseModel):
     """Base: unknown keys in a spec are mistakes, so they fail at load time."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # defer_build: a catalog unpickled from the cache (issue 14) never validates, so the check path need not build
+    # every model's validator at import (~70 ms); load_file builds them on first use.
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 def col_index(letters: str) -> int:

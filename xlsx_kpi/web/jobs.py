@@ -11,39 +11,28 @@ from collections.abc import Callable
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from openpyxl import load_workbook
-from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
-
-from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.reader import check_loadable
-from xlsx_kpi.audit.report import Report
-from xlsx_kpi.batch.check import Options, audit_file
-from xlsx_kpi.batch.collect import collect, write_summary
+from xlsx_kpi import api
+from xlsx_kpi.api import Checked, History, Report
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.formats.catalog import load_specs
-from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.formats.units import safe_filename
-from xlsx_kpi.outputs.isolation import can_isolate, run_isolated
-from xlsx_kpi.store.history import History, encode_value
 from xlsx_kpi.web.store import Store
 
-__all__ = ["AuditResult", "Jobs", "build_summary", "cell_contexts"]
+if TYPE_CHECKING:
+    from xlsx_kpi.formats.spec import Catalog
+
+__all__ = ["AuditResult", "Jobs", "build_summary"]
 
 AUDIT_TIMEOUT = 120.0  # seconds for reading, checking and annotating one upload; a filled template needs ~0.3 s
 AUDIT_MEMORY = 1536 * 1024 * 1024  # bytes of address space the audit may add
-CONTEXT_ROWS = 3  # rows shown above and below a finding's cell
-CONTEXT_COLS = 8  # columns shown at least (from A), at most 14
 
 _catalog: Catalog | None = None
 
 
 def _init(sheets: str | None) -> None:
     global _catalog
-    _catalog = load_specs(Path(sheets) if sheets else None)
+    _catalog = api.load_catalog(Path(sheets) if sheets else None)
 
 
 def _ready() -> bool:
@@ -59,102 +48,11 @@ class AuditResult:
     annotated: bytes | None = None
 
 
-def _display(value: Any, number_format: str) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "是" if value else "否"
-    if isinstance(value, int | float):
-        if "%" in number_format:
-            return f"{value * 100:.2f}%"
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return f"{value:.10g}"
-    if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d")
-    return str(value)
-
-
-def cell_contexts(path: Path, report: Report) -> list[dict[str, Any]]:
-    """Each finding's cell in its sheet: a few rows around it, its row and column labels, its shown value.
-
-    Read with openpyxl (read-only, cached values: what Excel shows) after the reader's load budget passed.
-    """
-    check_loadable(path)
-    wanted: dict[str, list[tuple[int, int]]] = {}
-    for f in report.findings:
-        try:
-            letters, row = coordinate_from_string(f.cell)
-            wanted.setdefault(f.sheet, []).append((row, column_index_from_string(letters)))
-        except ValueError:
-            continue
-    grids: dict[str, dict[tuple[int, int], str]] = {}
-    wb = load_workbook(path, read_only=True, data_only=True)
-    try:
-        for sheet, cells in wanted.items():
-            if sheet not in wb.sheetnames:
-                continue
-            ws = wb[sheet]
-            ws.reset_dimensions()
-            last_row = max(r for r, _ in cells) + CONTEXT_ROWS
-            last_col = min(max(max(c for _, c in cells) + 2, CONTEXT_COLS), 16384)
-            cells_seen: dict[tuple[int, int], str] = {}
-            for row in ws.iter_rows(min_row=1, max_row=last_row, max_col=last_col):
-                for cell in row:
-                    value = getattr(cell, "value", None)
-                    if value is not None and hasattr(cell, "row"):
-                        cells_seen[(cell.row, cell.column)] = _display(value, cell.number_format or "")
-            grids[sheet] = cells_seen
-    finally:
-        wb.close()
-    out: list[dict[str, Any]] = []
-    for f in report.findings:
-        grid: dict[tuple[int, int], str] | None = grids.get(f.sheet)
-        try:
-            letters, r = coordinate_from_string(f.cell)
-            c = column_index_from_string(letters)
-        except ValueError:
-            grid = None
-        if grid is None:
-            out.append({"sheet": f.sheet, "cell": f.cell, "rows": [], "cols": []})
-            continue
-        first_col = 1 if c <= 12 else c - 6
-        last_col = min(max(c + 1, first_col + CONTEXT_COLS - 1), first_col + 13)
-        cols = list(range(first_col, last_col + 1))
-        rows = list(range(max(1, r - CONTEXT_ROWS), r + CONTEXT_ROWS + 1))
-        row_label = " · ".join(
-            t for k in range(1, c) if (t := grid.get((r, k), "")) and not _numeric(t) and len(t) < 60
-        )
-        if not row_label:
-            row_label = next((grid[(k, 1)] for k in range(r, 0, -1) if grid.get((k, 1))), "")
-        col_label = next(
-            (t for k in range(r - 1, max(0, r - 25), -1) if (t := grid.get((k, c), "")) and not _numeric(t)), ""
-        )
-        out.append(
-            {
-                "sheet": f.sheet,
-                "cell": f.cell,
-                "row": r,
-                "col": c,
-                "value": grid.get((r, c), ""),
-                "row_label": row_label,
-                "col_label": col_label,
-                "cols": [get_column_letter(k) for k in cols],
-                "rows": [[k, [grid.get((k, j), "") for j in cols]] for k in rows],
-            }
-        )
-    return out
-
-
-def _numeric(text: str) -> bool:
-    return text.replace(".", "", 1).replace("%", "").replace("-", "", 1).isdigit()
-
-
 def _audit(source: Path, out_dir: Path, history_path: Path | None) -> AuditResult:
     assert _catalog is not None
     history = History(history_path, readonly=True) if history_path is not None and history_path.exists() else None
     try:
-        checked = audit_file(source, _catalog, Options(out_dir=out_dir, annotate=True, force=True), history=history)
+        checked = api.audit_file(source, _catalog, out_dir=out_dir, annotate=True, force=True, history=history)
     finally:
         if history is not None:
             history.close()
@@ -162,7 +60,7 @@ def _audit(source: Path, out_dir: Path, history_path: Path | None) -> AuditResul
     report = checked.report
     if report.usable and report.findings:
         try:
-            result.contexts = cell_contexts(source, report)
+            result.contexts = api.finding_contexts(source, report)
         except XlsxKpiError:
             result.contexts = []
     if report.annotated is not None:
@@ -179,7 +77,7 @@ def audit_upload(blob: str, name: str, work: str, history_path: str | None) -> A
     folder = Path(work)
     shutil.rmtree(folder, ignore_errors=True)
     (folder / "out").mkdir(parents=True)
-    stem = safe_filename(Path(name).stem or "报送")[:80].lstrip(".") or "报送"
+    stem = api.safe_filename(Path(name).stem or "报送")[:80].lstrip(".") or "报送"
     source = folder / f"{stem}.xlsx"
     try:
         try:
@@ -188,8 +86,8 @@ def audit_upload(blob: str, name: str, work: str, history_path: str | None) -> A
             shutil.copyfile(blob, source)
         hist = Path(history_path) if history_path else None
         try:
-            if can_isolate():
-                return run_isolated(lambda: _audit(source, folder / "out", hist), AUDIT_TIMEOUT, AUDIT_MEMORY)
+            if api.can_isolate():
+                return api.run_isolated(lambda: _audit(source, folder / "out", hist), AUDIT_TIMEOUT, AUDIT_MEMORY)
             return _audit(source, folder / "out", hist)
         except TimeoutError:
             message = f"审核超过 {AUDIT_TIMEOUT:.0f} 秒仍未完成，已停止；请检查该文件"
@@ -206,14 +104,14 @@ def audit_upload(blob: str, name: str, work: str, history_path: str | None) -> A
 def build_summary(folder: str, out: str, units: str | None, history_path: str | None) -> dict[str, int]:
     """collect + write_summary over an exported folder (runs in a pool worker), as `xlsx-kpi collect` does."""
     assert _catalog is not None
-    hist = Path(history_path) if history_path and Path(history_path).exists() else None
-    history = History(hist, readonly=True) if hist is not None else None
-    try:
-        c = collect([Path(folder)], _catalog, units=Path(units) if units else None, history=history)
-    finally:
-        if history is not None:
-            history.close()
-    write_summary(c, Path(out), force=True)
+    c = api.collect(
+        Path(folder),
+        _catalog,
+        units=Path(units) if units else None,
+        db=Path(history_path) if history_path else None,
+        store=False,  # read for last year's figures, when it exists; the server stores each upload itself
+    )
+    api.write_summary(c, Path(out), force=True)
     return {"submissions": len(c.submissions), "missing": len(c.missing), "duplicates": len(c.duplicates)}
 
 
@@ -326,15 +224,7 @@ class Jobs:
                 "report": json.dumps(data, ensure_ascii=False),
                 "contexts": json.dumps(result.contexts, ensure_ascii=False),
                 # What the cross-workbook rules need, so the 回收 page can run them without reading files again.
-                "figures": json.dumps(
-                    {
-                        "values": {
-                            k: e for k, v in result.checked.values.items() if (e := encode_value(v)) is not None
-                        },
-                        "places": result.checked.places,
-                    },
-                    ensure_ascii=False,
-                ),
+                "figures": json.dumps(api.figures_of(result.checked), ensure_ascii=False),
             },
         )
         if saved and self.on_done is not None:

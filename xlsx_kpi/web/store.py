@@ -16,8 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from xlsx_kpi.formats.units import UnitRow
-from xlsx_kpi.store.history import DB_NAME
+from xlsx_kpi.api import DB_NAME, UnitRow
 
 __all__ = ["Store", "SubmissionRow", "UnitLink", "now", "squash"]
 
