@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import CASES, Case, make_corpus  # noqa: E402
 from published import dept_published  # noqa: E402
 
-from xlsx_kpi import cli
+from xlsx_kpi import api
 from xlsx_kpi.audit import reader  # noqa: E402
 from xlsx_kpi.batch import check as audit
 from xlsx_kpi.batch.check import Options, check_file  # noqa: E402
@@ -64,7 +64,7 @@ def hashes(corpus: Path) -> dict[str, str]:
 @pytest.fixture()
 def quick_cli(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
     """`main` without reloading the specs on every call (0.25 s each); everything else is the real command."""
-    monkeypatch.setattr(cli, "_catalog", lambda sheets: catalog)
+    monkeypatch.setattr(api, "load_catalog", lambda sheets=None: catalog)
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -203,11 +203,11 @@ def test_a_batch_of_all_of_them_still_checks_the_good_files(
 MEASURE = """
 import json, os, sys, time
 from pathlib import Path
-from xlsx_kpi import cli
+from xlsx_kpi import api, cli
 from xlsx_kpi.formats.catalog import load_specs
 
 catalog = load_specs()
-cli._catalog = lambda sheets: catalog
+api.load_catalog = lambda sheets=None: catalog
 corpus, out = Path(sys.argv[1]), sys.argv[2]
 result = {}
 for name in sys.argv[3:]:

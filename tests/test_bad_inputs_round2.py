@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent / "bad_inputs"))
 from make_corpus import NON_UTF8_NAME, expected_json, make_corpus  # noqa: E402
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
-from xlsx_kpi import cli
+from xlsx_kpi import api
 from xlsx_kpi.audit.reader import read_workbook, to_inputs  # noqa: E402
 from xlsx_kpi.audit.values import parse_percent  # noqa: E402
 from xlsx_kpi.batch import check as audit
@@ -56,7 +56,7 @@ def corpus(tmp_path_factory: pytest.TempPathFactory, catalog: Catalog) -> Path:
 
 @pytest.fixture(autouse=True)
 def quick_cli(monkeypatch: pytest.MonkeyPatch, catalog: Catalog) -> None:
-    monkeypatch.setattr(cli, "_catalog", lambda sheets: catalog)
+    monkeypatch.setattr(api, "load_catalog", lambda sheets=None: catalog)
 
 
 def run(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

@@ -198,9 +198,10 @@ def test_the_graph_sees_the_layers_it_guards() -> None:
     assert "xlsx_kpi.batch.check" not in graph["xlsx_kpi.store.history"]
     assert graph["xlsx_kpi.formats.catalog"] >= {"xlsx_kpi.formats.spec", "xlsx_kpi.formats.layout"}
     assert "xlsx_kpi.formats.layout" not in graph["xlsx_kpi.formats.spec"]
-    # Imports inside a function count (cli imports lazily), and subpackage modules are nodes of their own.
-    assert "xlsx_kpi.formats.catalog" in graph["xlsx_kpi.cli"]
-    assert "xlsx_kpi.audit.rules.crossfile" in graph["xlsx_kpi.web.app"]
+    # Imports inside a function count (the API imports its stages lazily), and subpackage modules are nodes.
+    assert "xlsx_kpi.formats.catalog" in graph["xlsx_kpi.api"]
+    assert "xlsx_kpi.audit.rules.crossfile" in graph["xlsx_kpi.api"]  # under TYPE_CHECKING
+    assert "xlsx_kpi.api" in graph["xlsx_kpi.cli.check"] and "xlsx_kpi.api" in graph["xlsx_kpi.web.reviewer"]
 
 
 def write_tree(root: Path, files: dict[str, str]) -> Path:
@@ -255,7 +256,8 @@ def test_every_import_goes_down_the_layers() -> None:
 def test_every_module_is_in_a_layer() -> None:
     ranks = {name: layer_of(name, LAYERS)[0] for name in modules_of(PACKAGE_DIR)}
     assert ranks["xlsx_kpi.formats.spec"] == 1 and ranks["xlsx_kpi.audit.rules.scores"] == 2
-    assert ranks["xlsx_kpi.cli"] == len(LAYERS) - 1
+    assert ranks["xlsx_kpi.cli"] == ranks["xlsx_kpi.cli.check"] == len(LAYERS) - 1
+    assert ranks["xlsx_kpi.api"] == ranks["xlsx_kpi.web.app"] - 1
 
 
 def test_layer_check_fails_on_an_upward_import_added_to_the_real_package(tmp_path: Path) -> None:
@@ -283,3 +285,52 @@ def test_layer_check_fails_on_a_sideways_import_between_siblings(tmp_path: Path)
         upward_imports(write_tree(tmp_path / "clean", CLEAN), [("pkg",), ("pkg.low",), ("pkg.sub",), ("pkg.high",)])
         == []
     )
+
+
+# The front ends reach the library through its documented API only (issue 13): besides their own modules, the
+# version, the errors and safe_text. `serve` (the CLI) starting the web app is one front end calling the other.
+FRONT_ENDS = ("xlsx_kpi.cli", "xlsx_kpi.web")
+FRONT_END_MAY_IMPORT = ("xlsx_kpi", "xlsx_kpi.api", "xlsx_kpi.errors", "xlsx_kpi.safe_text")
+
+
+def front_end_violations(package_dir: Path) -> list[str]:
+    """Imports by a front end of anything but the API, the base modules and the front ends, as 'module:line target'."""
+
+    def is_front(module: str) -> bool:
+        return any(module == f or module.startswith(f + ".") for f in FRONT_ENDS)
+
+    return sorted(
+        f"{imp.module}:{imp.line} {imp.target}"
+        for imp in all_imports(package_dir)
+        if is_front(imp.module) and not is_front(imp.target) and imp.target not in FRONT_END_MAY_IMPORT
+    )
+
+
+def test_front_ends_import_only_the_api() -> None:
+    assert front_end_violations(PACKAGE_DIR) == []
+
+
+def test_front_end_check_fails_on_a_front_end_reaching_past_the_api(tmp_path: Path) -> None:
+    # A copy of the real package where the web app's unit pages import the history store directly, in a function,
+    # and the CLI's rendering reads the spec types under TYPE_CHECKING: both are reported, nothing else.
+    copy = tmp_path / "xlsx_kpi"
+    shutil.copytree(PACKAGE_DIR, copy, ignore=shutil.ignore_patterns("__pycache__", "sheets"))
+    unit = copy / "web" / "unit.py"
+    unit.write_text(
+        unit.read_text(encoding="utf-8") + "\n\ndef later() -> None:\n    from xlsx_kpi.store.history import History\n"
+    )
+    render = copy / "cli" / "render.py"
+    text = render.read_text(encoding="utf-8")
+    render.write_text(
+        text.replace("if TYPE_CHECKING:\n", "if TYPE_CHECKING:\n    from xlsx_kpi.formats.spec import Catalog\n", 1)
+    )
+    unit_line = unit.read_text(encoding="utf-8").count("\n")
+    render_line = 1 + render.read_text(encoding="utf-8").split("\n").index(
+        "    from xlsx_kpi.formats.spec import Catalog"
+    )
+    assert front_end_violations(copy) == [
+        f"xlsx_kpi.cli.render:{render_line} xlsx_kpi.formats.spec",
+        f"xlsx_kpi.web.unit:{unit_line} xlsx_kpi.store.history",
+    ]
+    # The API itself may import any stage; the layer test still guards its direction.
+    assert upward_imports(copy, LAYERS) == []

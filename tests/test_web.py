@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.web import Limits, create_app
-from xlsx_kpi.web.uploads import expand_upload
 from xlsx_kpi.web.security import hash_password, hash_token, verify_password
 from xlsx_kpi.web.store import Store
+from xlsx_kpi.web.uploads import expand_upload
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted((ROOT / "examples").glob("*.xlsx"))

@@ -38,11 +38,14 @@ from xlsx_kpi.formats.units import (
 from xlsx_kpi.store.history import DB_NAME, FIGURES, Figure, History, Record, decode_value, encode_value, kind_totals
 
 if TYPE_CHECKING:
-    from xlsx_kpi.audit.rules.crossfile import CrossFinding
-    from xlsx_kpi.batch.check import Resubmission
-    from xlsx_kpi.batch.collect import Collection
-    from xlsx_kpi.formats.layout import Identity
-    from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+    # The types of what the functions below return, for annotations (`from xlsx_kpi.api import Catalog` under
+    # TYPE_CHECKING): importing them at run time would load the stages this module keeps lazy.
+    from xlsx_kpi.audit.rules.crossfile import CrossFinding as CrossFinding
+    from xlsx_kpi.batch.check import Resubmission as Resubmission
+    from xlsx_kpi.batch.collect import Collection as Collection
+    from xlsx_kpi.formats.layout import Identity as Identity
+    from xlsx_kpi.formats.spec import Catalog as Catalog
+    from xlsx_kpi.formats.spec import WorkbookSpec as WorkbookSpec
 
 __all__ = [
     "DB_NAME",

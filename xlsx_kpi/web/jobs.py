@@ -20,7 +20,7 @@ from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.web.store import Store
 
 if TYPE_CHECKING:
-    from xlsx_kpi.formats.spec import Catalog
+    from xlsx_kpi.api import Catalog
 
 __all__ = ["AuditResult", "Jobs", "build_summary"]
 

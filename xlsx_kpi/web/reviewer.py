@@ -32,9 +32,7 @@ from xlsx_kpi.web.store import SubmissionRow, UnitLink, squash
 from xlsx_kpi.web.uploads import load_targets, load_unit_list
 
 if TYPE_CHECKING:
-    from xlsx_kpi.audit.rules.crossfile import CrossFinding
-    from xlsx_kpi.formats.layout import Identity
-    from xlsx_kpi.formats.spec import WorkbookSpec
+    from xlsx_kpi.api import CrossFinding, Identity, WorkbookSpec
 
 __all__ = ["ReviewerPages"]
 

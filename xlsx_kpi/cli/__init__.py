@@ -1,0 +1,54 @@
+"""The xlsx-kpi command line: parse options, call the library (xlsx_kpi.api), print, exit (0 ok, 1 findings, 2 bad
+input). Commands by stage: cli/templates.py (specs, template, build-templates), cli/check.py (check, collect),
+cli/history.py (history, report, rules, serve); cli/render.py prints and writes the JSON."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import typer
+
+from xlsx_kpi.cli import check, history, templates
+from xlsx_kpi.cli.common import app, err
+from xlsx_kpi.cli.render import JsonFiles, JsonLines, batch_json
+from xlsx_kpi.errors import XlsxKpiError
+
+__all__ = ["JsonFiles", "JsonLines", "app", "batch_json", "check", "history", "main", "templates"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
+    args = sys.argv[1:] if argv is None else argv
+    for stream in (sys.stdout, sys.stderr):
+        # A file name that is not UTF-8 (GBK bytes from a Windows zip) is held as lone surrogates: printed
+        # as \udcxx escapes, which inside a JSON string are valid escapes that decode to the same name.
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
+    try:
+        # Without standalone mode, an Exit(code) raised by a command comes back as the return value.
+        result = app(args=args or ["--help"], standalone_mode=False, prog_name="xlsx-kpi")
+        if isinstance(result, int):
+            return result
+    except XlsxKpiError as e:
+        err.print(f"错误：{e.render()}")
+        return e.exit_code
+    except typer.Abort:
+        err.print("已取消")
+        return 2
+    except typer.Exit as e:
+        return int(e.exit_code)
+    except Exception as e:
+        # Usage errors come from the click layer (vendored in newer typer): recognise them by shape.
+        if getattr(e, "exit_code", None) == 2 and hasattr(e, "format_message"):
+            name = getattr(e, "option_name", None)
+            text = f"没有选项 {name}" if type(e).__name__ == "NoSuchOption" and name else e.format_message()
+            err.print(f"参数错误：{text}；运行 xlsx-kpi --help 查看用法")
+            return 2
+        if type(e).__name__ in ("Exit",) and hasattr(e, "exit_code"):
+            return int(e.exit_code)
+        raise
+    except KeyboardInterrupt:
+        err.print("已中断")
+        return 130
+    return 0
