@@ -316,10 +316,14 @@ def find_inputs(paths: Sequence[Path], reports: Sequence[Path] = (), *, skip: It
     XlsxKpiError when there is nothing to check.
     """
     from xlsx_kpi.batch.check import current_submissions
-    from xlsx_kpi.selfreport.check import find_reports, report_titles
 
     paths = list(paths)
-    docs = find_reports(paths, list(reports))
+    docs: list[Path] = []
+    if reports or any(p.is_dir() or p.suffix.lower() == ".docx" for p in paths):
+        # Only then can there be a report: checking workbooks alone does not load the report reader (issue 14).
+        from xlsx_kpi.selfreport.check import find_reports
+
+        docs = find_reports(paths, list(reports))
     workbooks = find_workbooks([p for p in paths if p.suffix.lower() != ".docx"], skip=skip)
     files, resubmitted = current_submissions(workbooks)
     if not files and not docs:
@@ -327,7 +331,12 @@ def find_inputs(paths: Sequence[Path], reports: Sequence[Path] = (), *, skip: It
         raise XlsxKpiError(
             f"在 {given} 中没有找到要审核的 .xlsx 文件（Excel 的 ~$ 锁文件和本工具刚生成、未经修改的审核副本不审核）"
         )
-    titled, unreadable = report_titles(docs)
+    titled: list[tuple[Path, str]] = []
+    unreadable: list[Report] = []
+    if docs:
+        from xlsx_kpi.selfreport.check import report_titles
+
+        titled, unreadable = report_titles(docs)
     return CheckInputs(
         workbooks=files,
         resubmitted=resubmitted,
@@ -360,7 +369,6 @@ def check_inputs(
     """
     from xlsx_kpi.batch.check import Options, audit_paths, check_paths
     from xlsx_kpi.batch.check import cross_check as cross_files
-    from xlsx_kpi.selfreport.check import report_alone, unmatched_reports
 
     catalog = _catalog(catalog, sheets)
     options = Options(
@@ -386,8 +394,12 @@ def check_inputs(
         cross = cross_files(checked, catalog)
     else:
         reports = check_paths(inputs.workbooks, catalog, options, **run)
-    alone = unmatched_reports(inputs.titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
-    documents = inputs.unreadable + [report_alone(p) for p in alone]
+    documents = list(inputs.unreadable)
+    if inputs.titled:
+        from xlsx_kpi.selfreport.check import report_alone, unmatched_reports
+
+        alone = unmatched_reports(inputs.titled, reports, lambda w: catalog.workbook(w).kind, options.match_any)
+        documents += [report_alone(p) for p in alone]
     return CheckRun(reports, cross, list(inputs.resubmitted), documents)
 
 

@@ -6,7 +6,6 @@ import os
 import sys
 from collections import deque
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -30,7 +29,6 @@ from xlsx_kpi.outputs.annotate_zip import annotate_fast
 from xlsx_kpi.outputs.isolation import annotate_isolated, can_isolate
 from xlsx_kpi.outputs.review import annotated_name, is_untouched_copy, review_round
 from xlsx_kpi.outputs.template import STYLES
-from xlsx_kpi.selfreport.check import pick_report, workbook_report_findings
 from xlsx_kpi.store.history import History
 
 T = TypeVar("T")
@@ -214,6 +212,8 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
     own = values if previous is None else recalculate(filing.layout, read)
     shown = {**printed_mismatches(filing, dict(own)), **written_values(filing)}
     if options.reports:
+        from xlsx_kpi.selfreport.check import pick_report, workbook_report_findings  # only with reports (startup)
+
         meta = filing.meta
         doc = pick_report(
             options.reports,
@@ -408,6 +408,8 @@ def _map(
             out.append(shrink(result) if shrink else result)
         return out
     workers = min(workers, os.cpu_count() or 1, len(files))
+    from concurrent.futures import ProcessPoolExecutor  # here: one file's check need not load multiprocessing
+
     with ProcessPoolExecutor(max_workers=workers, initializer=_init_worker, initargs=(sheets,)) as pool:
         # Submitted up front (a crashed worker fails its own file only); each future is dropped once read, so
         # only the results still to come are held, not every full report (check --json stays flat, issue 14).

@@ -25,7 +25,7 @@ PLACEHOLDER = re.compile(r"\{(\w+)\}")
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)  # built when a report is drafted
 
 
 class Figure(_Strict):
