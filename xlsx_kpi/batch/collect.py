@@ -19,6 +19,7 @@ from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi.audit.checked import Checked
+from xlsx_kpi.audit.figures import AMOUNTS, LEVELS, TOTAL, execution_rate
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules.crossfile import CrossFinding
@@ -30,7 +31,7 @@ from xlsx_kpi.formats.layout import Identity, build_layout
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import UnitRow, read_units
 from xlsx_kpi.safe_text import looks_like_formula, printable
-from xlsx_kpi.store.history import AMOUNTS, LEVELS, TOTAL, History, execution_rate, untag_value
+from xlsx_kpi.store.history import History, untag_value
 
 __all__ = ["Collection", "Submission", "collect", "write_summary"]
 

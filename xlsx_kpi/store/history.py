@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from xlsx_kpi import __version__
+from xlsx_kpi.audit.figures import AMOUNTS, EXECUTION_RATE, FIGURES, Figure, execution_rate, shown_value
 from xlsx_kpi.audit.findings import Finding
 from xlsx_kpi.errors import XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.formats.expr import ExcelError, Value
@@ -78,59 +79,6 @@ CREATE TABLE IF NOT EXISTS finding (
 """
 _NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
 _ERRORS = frozenset(["#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#NULL!", "#SPILL!", "#CALC!"])
-
-
-# --- The figures a summary and a unit's history show ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One figure of a submission: a stable id (JSON), a Chinese label, the value key, and how to show it."""
-
-    id: str
-    label: str
-    key: str
-    fmt: Literal["score", "amount", "rate"]
-
-
-# Level-1 subtotals are `s.l1.<id>` in every spec; specs without one of these ids (cn-, gz-department)
-# simply leave it blank. Amounts are the 预算执行情况 合计 row of the Sichuan 附件2.
-LEVELS = (
-    Figure("input", "投入", "s.l1.input", "score"),
-    Figure("process", "过程", "s.l1.process", "score"),
-    Figure("output", "产出", "s.l1.output", "score"),
-    Figure("effect", "效果", "s.l1.effect", "score"),
-)
-TOTAL = Figure("total", "合计", "s.total", "score")
-AMOUNTS = (
-    Figure("budget", "预算额", "exec.total.budget", "amount"),
-    Figure("actual", "执行额", "exec.total.actual", "amount"),
-    Figure("carry", "结转结余额", "exec.total.carry", "amount"),
-)
-RATES = (
-    Figure("carry_rate", "结转结余率", "exec.total.carry_rate", "rate"),
-    Figure("carry_change", "结转结余变动率", "exec.total.carry_change", "rate"),
-)
-FIGURES = (*LEVELS, TOTAL, *AMOUNTS, *RATES)
-EXECUTION_RATE = Figure("execution_rate", "执行率", "", "rate")
-
-
-def _shown(value: Value, figure: Figure) -> Value:
-    """A rate to 4 decimals (a percentage to 2) for display; other values unchanged."""
-    if figure.fmt == "rate" and isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20:
-        return value.quantize(Decimal("0.0001")).normalize()  # larger rates are shown as they are
-    return value
-
-
-def execution_rate(values: Mapping[str, Value]) -> Decimal | None:
-    """执行额 ÷ 预算额 of the 合计 row; None without a positive budget."""
-    budget, actual = values.get("exec.total.budget"), values.get("exec.total.actual")
-    if isinstance(budget, Decimal) and isinstance(actual, Decimal) and budget != 0:
-        return actual / budget
-    return None
-
-
-# --- Last year's figures ------------------------------------------------------------------------------
 
 
 # --- Stored values --------------------------------------------------------------------------------------
@@ -281,8 +229,8 @@ class Record:
             "project_name": self.project_name,
             "unit_name": self.unit_name,
             "grade": self.grade,
-            **{f.id: encode_value(_shown(self.values.get(f.key), f)) for f in FIGURES},
-            "execution_rate": encode_value(_shown(rate, EXECUTION_RATE)),
+            **{f.id: encode_value(shown_value(self.values.get(f.key), f)) for f in FIGURES},
+            "execution_rate": encode_value(shown_value(rate, EXECUTION_RATE)),
             "counts": self.counts,
             "file": self.file_name,
             "sha256": self.sha256,
@@ -317,7 +265,7 @@ def kind_totals(records: Iterable[Record], kinds: Mapping[str, str] | None = Non
             entry[f.id] = encode_value(sums[f.id])
         budget, actual = sums["budget"], sums["actual"]
         rate = actual / budget if budget and actual is not None else None
-        entry["execution_rate"] = encode_value(_shown(rate, EXECUTION_RATE))
+        entry["execution_rate"] = encode_value(shown_value(rate, EXECUTION_RATE))
         out.append(entry)
     return out
 
