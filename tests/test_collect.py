@@ -23,14 +23,16 @@ from helpers import recalc_with_libreoffice, soffice
 from published import DEPT_WRITTEN, KECHUANG_WRITTEN, corrected_dept_inputs
 from seed_data import CN_IDENTITY, GZ_IDENTITY, PROJECT_IDENTITY, cn_inputs, dept_inputs, gz_inputs, kechuang_inputs
 
+from xlsx_kpi.audit.collection import Collection
 from xlsx_kpi.audit.figures import FIGURES, shown_value
 from xlsx_kpi.batch.check import Options, audit_file, check_file
-from xlsx_kpi.batch.collect import Collection, collect, write_summary
+from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.layout import Identity, build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.summary import write_summary
 from xlsx_kpi.outputs.template import write_template
 from xlsx_kpi.store.history import History, to_dataframe
 
