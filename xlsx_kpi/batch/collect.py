@@ -8,21 +8,19 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
 from xlsx_kpi.audit.checked import Checked
 from xlsx_kpi.audit.collection import KIND_LABELS, Collection, Submission, without_spaces
 from xlsx_kpi.audit.figures import AMOUNTS
-from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
 from xlsx_kpi.errors import XlsxKpiError, os_reason
-from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.layout import Identity, build_layout
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import UnitRow, read_units
 from xlsx_kpi.outputs.summary import is_summary, write_summary
-from xlsx_kpi.store.history import History, untag_value
+from xlsx_kpi.store.encoding import from_snapshot
+from xlsx_kpi.store.history import History
 
 # Collection, Submission, KIND_LABELS and write_summary live in audit.collection and outputs.summary; they are
 # offered here too because the front ends import them from here.
@@ -151,42 +149,6 @@ def collect(
     _units_and_amounts(out, catalog, unit_rows)
     out.cross = cross_check([s.checked for s in used], catalog)
     return out
-
-
-def from_snapshot(file: Path, data: dict[str, Any]) -> Checked | None:
-    """The audit of `file` as History.snapshot stored it; None when the stored form is not one we wrote."""
-    try:
-        r = data["report"]
-        report = Report(
-            file=file,
-            findings=[
-                Finding(**{k: v for k, v in f.items() if k != "severity"}, severity=Severity(f["severity"]))
-                for f in data["findings"]
-            ],
-            workbook_id=r["workbook_id"],
-            unit_name=r["unit_name"],
-            unit_code=r["unit_code"],
-            year=r["year"],
-            project_name=r["project_name"],
-            total=_decimal_or_none(untag_value(r["total"])),
-            grade=r["grade"],
-            replaced=list(r["replaced"]),
-        )
-        return Checked(
-            report=report,
-            inputs={k: untag_value(v) for k, v in data["inputs"].items()},
-            values={k: untag_value(v) for k, v in data["values"].items()},
-            written={k: untag_value(v) for k, v in data["written"].items()},
-            places={k: (s, a1, label) for k, (s, a1, label) in data["places"].items()},
-        )
-    except (KeyError, TypeError, ValueError, ArithmeticError):
-        return None
-
-
-def _decimal_or_none(value: Value) -> Decimal | None:
-    if value is None or isinstance(value, Decimal):
-        return value
-    raise ValueError("total")
 
 
 def _store(used: list[Submission], catalog: Catalog, history: History, out: Collection) -> None:
