@@ -15,7 +15,8 @@ from xlsx_kpi.audit.figures import AMOUNTS
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
 from xlsx_kpi.errors import XlsxKpiError, os_reason
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import UnitRow, read_units
 from xlsx_kpi.outputs.summary import is_summary, write_summary
