@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import unicodedata
 import zipfile
-from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import xlsxwriter
-from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
 from xlsx_kpi.audit.collection import KIND_LABELS, KIND_ORDER, Collection
@@ -21,9 +17,10 @@ from xlsx_kpi.audit.findings import Severity
 from xlsx_kpi.audit.values import Status, parse_number
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.formats.expr import ExcelError, Value
-from xlsx_kpi.safe_text import looks_like_formula, printable
+from xlsx_kpi.outputs.table_writer import FONT, TableWriter, row_height, text_width
+from xlsx_kpi.safe_text import printable
 
-__all__ = ["SUMMARY_MARK", "SummaryWriter", "is_summary", "row_height", "text_width", "write_summary"]
+__all__ = ["SUMMARY_MARK", "SummaryWriter", "is_summary", "write_summary"]
 
 GRADES = ("优", "良", "中", "差")
 # Fill / font colours of Excel's built-in "good / neutral / bad" styles, and a blue for 良.
@@ -35,10 +32,8 @@ GRADE_COLOURS = {
 }
 KIND_COLOURS = {"department": "#4A7EBB", "project": "#E0A526"}
 CHART_COLOURS = {"优": "#4E9A5B", "良": "#4A7EBB", "中": "#E0A526", "差": "#C0504D", "": "#A6A6A6"}
-FONT = "宋体"
 SUMMARY_MARK = "xlsx_kpi_summary"
 VISIBLE = "可见"  # header of the hidden helper column: 1 while a filter shows the row
-MAX_LINKS = 60_000  # Excel allows 65,530 hyperlinks per worksheet; the rest are written as plain text
 
 
 def is_summary(path: Path) -> bool:
@@ -49,22 +44,6 @@ def is_summary(path: Path) -> bool:
             return info.file_size < 65536 and SUMMARY_MARK.encode() in z.read(info)
     except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError):
         return False
-
-
-def text_width(text: str) -> int:
-    """Columns a text needs: a CJK (wide) character counts 2 (XlsxWriter's autofit counts 1)."""
-    longest = 0
-    for line in str(text).splitlines() or [""]:
-        longest = max(longest, sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line))
-    return longest
-
-
-def row_height(text: str, width: int, *, line: float = 13.5) -> float:
-    """Points a row needs to show `text` wrapped in a column `width` characters wide."""
-    lines = 0
-    for part in text.splitlines() or [""]:
-        lines += max(1, -(-text_width(part) // max(1, width - 1)))
-    return max(15.0, line * lines + 2)
 
 
 def _number(value: Value) -> Decimal | str | None:
@@ -90,45 +69,12 @@ def _col(n: int) -> str:
     return letters
 
 
-def _link_target(file: Path, base: Path, sheet: str = "", cell: str = "") -> str | None:
-    """An external: hyperlink to `file` relative to the summary's folder (the pair can move together)."""
-    try:
-        rel = os.path.relpath(file.resolve(), base.resolve())
-    except ValueError:  # another drive on Windows
-        rel = str(file.resolve())
-    if "#" in rel or len(rel) > 1500 or printable(rel) != rel:
-        return None  # a name that is not UTF-8 (GBK bytes from a Windows zip) cannot be a link target
-    target = "external:" + rel
-    if sheet and cell:
-        target += "#'" + sheet.replace("'", "''") + "'!" + cell
-    return target
-
-
-class SummaryWriter:
+class SummaryWriter(TableWriter):
     """Writes 汇总.xlsx with XlsxWriter: 汇总, 未报送, 重复报送, 问题清单 and 图表."""
 
     def __init__(self, collection: Collection, path: Path) -> None:
+        super().__init__(path)
         self.c = collection
-        self.path = path
-        self.formats: dict[str, Any] = {}
-        self.props: dict[str, dict[str, Any]] = {}
-        self.links = 0
-        self.wb: Workbook
-
-    def fmt(self, name: str, **props: Any) -> Any:
-        if name not in self.formats:
-            base: dict[str, Any] = {"font_name": FONT, "font_size": 10, "valign": "vcenter"}
-            self.props[name] = {**base, **props}
-            self.formats[name] = self.wb.add_format(self.props[name])
-        return self.formats[name]
-
-    def quoted(self, name: str) -> Any:
-        """Format `name` with Excel's leading apostrophe (quotePrefix): text that looks like a formula
-        (safe_text.looks_like_formula) shows as typed and stays text when the cell is edited."""
-        key = f"{name}/quoted"
-        if key not in self.formats:
-            self.formats[key] = self.wb.add_format({**self.props[name], "quote_prefix": True})
-        return self.formats[key]
 
     def write(self, target: Path) -> None:
         self.wb = xlsxwriter.Workbook(
@@ -179,70 +125,6 @@ class SummaryWriter:
         self.fmt("warn", bg_color="#FFEB9C", font_color="#9C5700")
         self.fmt("note", bg_color="#DDEBF7", font_color="#1F4E78")
         self.fmt("differs", bg_color="#F8CBAD", font_color="#843C0C", bold=True)
-
-    # --- helpers ---
-
-    def cell(self, ws: Worksheet, row: int, col: int, value: object, fmt: str) -> None:
-        """Text is always written as text, and formula-looking text neutralised (safe_text.neutralise)."""
-        f = self.formats[fmt]
-        if value is None or value == "":
-            ws.write_blank(row, col, None, f)
-        elif isinstance(value, bool):
-            ws.write_string(row, col, "TRUE" if value else "FALSE", f)
-        elif isinstance(value, Decimal | int | float):
-            ws.write_number(row, col, float(value), f)
-        elif isinstance(value, datetime):
-            ws.write_datetime(row, col, value, f)
-        else:
-            text = printable(str(value))
-            ws.write_string(row, col, text, self.quoted(fmt) if looks_like_formula(text) else f)
-
-    def link(self, ws: Worksheet, row: int, col: int, file: Path, text: str, sheet: str = "", a1: str = "") -> None:
-        target = _link_target(file, self.path.parent, sheet, a1) if self.links < MAX_LINKS else None
-        text = printable(text)
-        tip = printable(str(file))
-        if looks_like_formula(text):
-            target = None  # a link's text cannot carry the apostrophe: written as quoted text
-        if target is None or ws.write_url(row, col, target, self.formats["link"], text, tip) < 0:
-            ws.write_string(row, col, text, self.quoted("text") if looks_like_formula(text) else self.formats["text"])
-        else:
-            self.links += 1
-
-    def table(
-        self,
-        ws: Worksheet,
-        title: str,
-        info: str,
-        headers: list[tuple[str, int]],
-        *,
-        header_height: float = 30,
-    ) -> None:
-        """Title (row 1), a line of context (row 2), headers (row 3), frozen; widths in character units."""
-        self.links = 0
-        ws.hide_gridlines(2)
-        ws.write_string(0, 0, title, self.formats["title"])
-        ws.write_string(1, 0, info, self.formats["info"])
-        ws.set_row(0, 24)
-        for col, (text, width) in enumerate(headers):
-            ws.write_string(2, col, text, self.formats["header"])
-            ws.set_column(col, col, width)
-        ws.set_row(2, header_height)
-        ws.freeze_panes(3, 1)
-        ws.set_landscape()
-        ws.set_paper(9)  # A4
-        ws.fit_to_pages(1, 0)
-        ws.repeat_rows(2)
-        ws.set_margins(left=0.4, right=0.4, top=0.6, bottom=0.6)
-        ws.set_footer("&C第 &P 页，共 &N 页")
-
-    @staticmethod
-    def widths(rows: Iterable[Sequence[object]], headers: list[tuple[str, int]], cap: int = 40) -> None:
-        """Widen columns to their longest text (CJK counted double), up to `cap`."""
-        for row in rows:
-            for col, value in enumerate(row):
-                if isinstance(value, str) and col < len(headers):
-                    text, width = headers[col]
-                    headers[col] = (text, min(cap, max(width, text_width(value) + 2)))
 
     # --- 汇总 ---
 
