@@ -1,4 +1,4 @@
-"""Tests for xlsx_kpi.audit.values and .targets: numbers, percentages and targets as users really type them."""
+"""Tests for xlsx_kpi.audit.values: numbers, percentages and targets as users really type them."""
 
 from __future__ import annotations
 
@@ -7,8 +7,17 @@ from decimal import Decimal
 
 import pytest
 
-from xlsx_kpi.audit.targets import Target, meets, parse_target, parse_targets
-from xlsx_kpi.audit.values import Parsed, Status, parse_number, parse_percent, to_decimal
+from xlsx_kpi.audit.values import (
+    Parsed,
+    Status,
+    Target,
+    meets,
+    parse_number,
+    parse_percent,
+    parse_target,
+    parse_targets,
+    to_decimal,
+)
 
 D = Decimal
 

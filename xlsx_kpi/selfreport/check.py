@@ -22,8 +22,7 @@ from xlsx_kpi.audit.rules.report_rules import (
     ReportIndicatorMismatch,
     ReportScoreMismatch,
 )
-from xlsx_kpi.audit.targets import parse_targets
-from xlsx_kpi.audit.values import NUMBER_PATTERN
+from xlsx_kpi.audit.values import NUMBER_PATTERN, parse_targets
 from xlsx_kpi.errors import SpecError, XlsxKpiError
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.outline import AMOUNT_UNITS, Outline, fmt_figure, fmt_score, half_up, outline_for

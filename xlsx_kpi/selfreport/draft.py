@@ -18,8 +18,7 @@ from docx.text.paragraph import Paragraph
 from xlsx_kpi.audit.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.audit.recalc import recalculate
 from xlsx_kpi.audit.rules.quality import no_deviation, placeholder
-from xlsx_kpi.audit.targets import meets, parse_target, parse_targets
-from xlsx_kpi.audit.values import Status, parse_number
+from xlsx_kpi.audit.values import Status, meets, parse_number, parse_target, parse_targets
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, write_atomically
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.outline import (

@@ -10,7 +10,7 @@ from decimal import Decimal
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.indicators import IndicatorRow, full_marks, indicator_rows, quality_data
-from xlsx_kpi.audit.targets import Target, parse_targets
+from xlsx_kpi.audit.values import Target, parse_targets
 from xlsx_kpi.formats.spec import GridBlock, TextBlock
 
 YEAR = re.compile(r"((?:19|20)\d{2})\s*年")

@@ -12,8 +12,7 @@ from typing import Literal
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.targets import missed
-from xlsx_kpi.audit.targets import parse_targets
-from xlsx_kpi.audit.values import Status, parse_number, parse_percent
+from xlsx_kpi.audit.values import Status, parse_number, parse_percent, parse_targets
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.spec import Indicator, IndicatorsBlock, Measure
 

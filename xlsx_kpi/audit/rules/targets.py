@@ -10,8 +10,7 @@ from decimal import Decimal
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.indicators import indicator_rows
-from xlsx_kpi.audit.targets import meets, parse_targets
-from xlsx_kpi.audit.values import Status, parse_percent
+from xlsx_kpi.audit.values import Status, meets, parse_percent, parse_targets
 from xlsx_kpi.formats.spec import InputsBlock
 
 # Text that claims there is no deviation.
