@@ -11,7 +11,7 @@ from pathlib import Path
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.rules.base import REGISTRY, Context, Rule, register
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.plan import WorkbookLayout
+from xlsx_kpi.formats.layout import WorkbookLayout
 
 __all__ = [
     "CrossFinding",
