@@ -1,8 +1,4 @@
-"""Check the figures a 自评报告 (.docx) states against its workbook and against themselves.
-
-The statements are read by xlsx_kpi/selfreport/statements.py; every comparison here is in Decimal with a stated
-tolerance.
-"""
+"""Check the figures a 自评报告 (.docx) states against its workbook and themselves (Decimal, stated tolerances)."""
 
 from __future__ import annotations
 

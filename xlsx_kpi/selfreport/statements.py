@@ -1,9 +1,4 @@
-"""Read the figures a 自评报告 (.docx) states: its text in reading order, the patterns, and each Statement.
-
-Extraction is rule-based: the text is normalised (full-width forms folded, 千分位 commas dropped), cut into
-sentences and clauses, and read with the regular expressions of sheets/reports/report-patterns.yaml over the
-number grammar of xlsx_kpi/audit/values.py. Arithmetic a sentence writes out is checked as it is read.
-"""
+"""Read the figures a 自评报告 (.docx) states: its text in reading order, the patterns, and each Statement."""
 
 from __future__ import annotations
 
@@ -261,7 +256,12 @@ def _statement(q_id: str, kind: Kind, m: re.Match[str], where: str, sentence: st
 
 
 class StatementReader:
-    """Reads Statements sentence by sentence, and checks the arithmetic a sentence writes out as it goes."""
+    """Reads Statements sentence by sentence, and checks the arithmetic a sentence writes out as it goes.
+
+    Extraction is rule-based: the text is normalised (full-width forms folded, 千分位 commas dropped), cut into
+    sentences and clauses, and read with the regular expressions of sheets/reports/report-patterns.yaml over the
+    number grammar of xlsx_kpi/audit/values.py.
+    """
 
     def __init__(self, compiled: Compiled, indicator_names: list[str]) -> None:
         self.c = compiled
