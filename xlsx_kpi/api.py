@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from xlsx_kpi.audit.checked import Checked
+from xlsx_kpi.audit.figures import FIGURES, Figure
 from xlsx_kpi.audit.findings import Finding, Severity, finding_fields
 from xlsx_kpi.audit.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
@@ -35,15 +36,17 @@ from xlsx_kpi.formats.units import (
     read_units,
     safe_filename,
 )
-from xlsx_kpi.store.history import DB_NAME, FIGURES, Figure, History, Record, decode_value, encode_value, kind_totals
+from xlsx_kpi.store.encoding import decode_value, encode_value
+from xlsx_kpi.store.history import DB_NAME, History
+from xlsx_kpi.store.records import Record, kind_totals
 
 if TYPE_CHECKING:
     # The types of what the functions below return, for annotations (`from xlsx_kpi.api import Catalog` under
     # TYPE_CHECKING): importing them at run time would load the stages this module keeps lazy.
+    from xlsx_kpi.audit.collection import Collection as Collection
     from xlsx_kpi.audit.rules.crossfile import CrossFinding as CrossFinding
     from xlsx_kpi.batch.check import Resubmission as Resubmission
-    from xlsx_kpi.batch.collect import Collection as Collection
-    from xlsx_kpi.formats.layout import Identity as Identity
+    from xlsx_kpi.formats.plan import Identity as Identity
     from xlsx_kpi.formats.spec import Catalog as Catalog
     from xlsx_kpi.formats.spec import WorkbookSpec as WorkbookSpec
 
@@ -155,7 +158,7 @@ def workbook_spec(catalog: Catalog, kind: str | None = None, spec: str | None = 
 
 def kind_labels() -> dict[str, str]:
     """Workbook kind -> its Chinese name ("department" -> "部门整体"), as the summary workbook writes it."""
-    from xlsx_kpi.batch.collect import KIND_LABELS
+    from xlsx_kpi.audit.collection import KIND_LABELS
 
     return dict(KIND_LABELS)
 
@@ -186,7 +189,7 @@ def make_identity(
     contact: str = "",
 ) -> Identity:
     """Who a template is for (blank names: a blank template); recognised again when the workbook comes back."""
-    from xlsx_kpi.formats.layout import Identity
+    from xlsx_kpi.formats.plan import Identity
 
     return Identity(
         year=year,
@@ -585,7 +588,7 @@ def collect(
 
 def write_summary(collection: Collection, path: Path, *, force: bool = False) -> Path:
     """The summary workbook (汇总.xlsx) of a collection; an existing file is kept unless `force`."""
-    from xlsx_kpi.batch.collect import write_summary as write
+    from xlsx_kpi.outputs.summary import write_summary as write
 
     if path.exists() and not force:
         raise OutputExistsError("文件已存在；如需覆盖请加 --force", file=str(path))
