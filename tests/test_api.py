@@ -141,3 +141,22 @@ def test_build_templates_writes_one_blank_template_per_spec(tmp_path: Path) -> N
         "sc-project.xlsx",
     ]
     assert all(p.stat().st_size > 10_000 for p in paths)
+
+
+def test_help_lists_the_commands_in_the_order_of_a_round(capsys: pytest.CaptureFixture[str]) -> None:
+    from xlsx_kpi.cli import main
+
+    assert main(["--help"]) == 0
+    commands = capsys.readouterr().out.split("Commands:\n", 1)[1]
+    listed = [line.split()[0] for line in commands.splitlines() if line.strip()]
+    assert listed == [
+        "specs",
+        "template",
+        "build-templates",
+        "check",
+        "collect",
+        "history",
+        "serve",
+        "report",
+        "rules",
+    ]

@@ -14,7 +14,22 @@ from xlsx_kpi.cli.common import app, err
 from xlsx_kpi.cli.render import JsonFiles, JsonLines, batch_json
 from xlsx_kpi.errors import XlsxKpiError
 
-__all__ = ["JsonFiles", "JsonLines", "app", "batch_json", "check", "history", "main", "templates"]
+__all__ = ["JsonFiles", "JsonLines", "app", "batch_json", "main"]
+
+# The commands in the order --help lists them: a round from its set-up to what it leaves behind.
+COMMANDS = (
+    ("specs", templates.specs_cmd),
+    ("template", templates.template_cmd),
+    ("build-templates", templates.build_templates_cmd),
+    ("check", check.check_cmd),
+    ("collect", check.collect_cmd),
+    ("history", history.history_cmd),
+    ("serve", history.serve_cmd),
+    ("report", history.report_cmd),
+    ("rules", history.rules_cmd),
+)
+for _name, _command in COMMANDS:
+    app.command(_name)(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, app, err, out, real
+from xlsx_kpi.cli.common import SpecsDir, err, out, real
 from xlsx_kpi.cli.render import (
     JsonFiles,
     JsonLines,
@@ -48,7 +48,6 @@ def progress(label: str, total: int | None, *, shown: bool = True) -> Iterator[C
         yield lambda: bar.advance(task)
 
 
-@app.command("check")
 def check_cmd(
     paths: Annotated[
         list[Path],
@@ -129,7 +128,6 @@ def check_cmd(
     raise typer.Exit(max([r.exit_code for r in reports] + [1 if cross_errors else 0]))
 
 
-@app.command("collect")
 def collect_cmd(
     folder: Annotated[Path, typer.Argument(help="回收工作簿所在的文件夹（含子文件夹）", show_default=False)],
     units: Annotated[

@@ -10,14 +10,13 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, app, err, out
+from xlsx_kpi.cli.common import SpecsDir, err, out
 from xlsx_kpi.cli.render import print_history, print_units
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 
 __all__ = ["history_cmd", "report_cmd", "rules_cmd", "serve_cmd"]
 
 
-@app.command("history")
 def history_cmd(
     unit: Annotated[str | None, typer.Option("--unit", "-u", help="预算单位编码；不指定时列出库中的全部单位")] = None,
     db: Annotated[Path, typer.Option("--db", help="历史数据库")] = Path(api.DB_NAME),
@@ -59,7 +58,6 @@ def history_cmd(
         print_history(years)
 
 
-@app.command("serve")
 def serve_cmd(
     host: Annotated[
         str, typer.Option("--host", help="监听地址（默认只供本机访问；办公室内共用时设为 0.0.0.0）")
@@ -149,7 +147,6 @@ def serve_cmd(
     )
 
 
-@app.command("report")
 def report_cmd(
     workbook: Annotated[Path, typer.Argument(help="已审核的部门整体或项目支出工作簿 .xlsx", show_default=False)],
     output: Annotated[
@@ -175,7 +172,6 @@ def report_cmd(
         )
 
 
-@app.command("rules")
 def rules_cmd() -> None:
     """列出全部审核规则（代码、级别、名称、说明），即 docs/RULES.md 的内容。"""
     sys.stdout.write(api.list_rules())

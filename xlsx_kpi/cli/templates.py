@@ -8,13 +8,12 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, app, out, parse_year
+from xlsx_kpi.cli.common import SpecsDir, out, parse_year
 from xlsx_kpi.errors import XlsxKpiError
 
 __all__ = ["build_templates_cmd", "specs_cmd", "template_cmd"]
 
 
-@app.command("specs")
 def specs_cmd(sheets: SpecsDir = None) -> None:
     """列出已知的表种和表格（地区、来源）。"""
     catalog = api.load_catalog(sheets)
@@ -26,7 +25,6 @@ def specs_cmd(sheets: SpecsDir = None) -> None:
             out.print(f"    {s.sheet}：{s.name}（{s.id}）{src}")
 
 
-@app.command("template")
 def template_cmd(
     kind: Annotated[
         str | None, typer.Option("--kind", "-k", help="表种：department（部门整体）或 project（项目支出）")
@@ -142,7 +140,6 @@ def template_cmd(
     out.print(f"已生成模板：{path}")
 
 
-@app.command("build-templates")
 def build_templates_cmd(
     out_dir: Annotated[Path, typer.Option("--out-dir", help="输出文件夹")] = Path("templates"),
     year: Annotated[str | None, typer.Option("--year", "-y", help="模板年度（默认上一年）")] = None,
