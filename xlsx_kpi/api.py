@@ -11,7 +11,7 @@ A typical round, in the order the CLI runs it::
     make_template(catalog, workbook_spec(catalog, kind="project"), make_identity(2025, "某单位", "101001",
                   project_name="某项目"), Path("模板.xlsx"))
     report = check_file(Path("回收/某单位.xlsx"))          # a Report: findings, counts, exit_code
-    collection = collect(Path("回收"), output=Path("汇总.xlsx"))
+    write_summary(collect(Path("回收")), Path("汇总.xlsx"))  # and the history database 回收/xlsx-kpi.sqlite
 """
 
 from __future__ import annotations
@@ -607,9 +607,9 @@ def unit_records(db: Path) -> list[Record]:
 
 
 def unit_years(db: Path, unit_code: str) -> list[Record]:
-    """One unit's stored submissions, year by year ([] when the database has no such unit)."""
+    """One unit's stored submissions, year by year ([] when the database has no such unit code)."""
     with History(db, readonly=True) as history:
-        return history.unit_years(unit_code.strip())
+        return history.unit_years(unit_code)
 
 
 def history_kinds(sheets: Path | None = None) -> dict[str, str]:
