@@ -390,13 +390,17 @@ def check_inputs(
         "keep_findings": keep_findings,
     }
     cross: list[CrossFinding] = []
-    if inputs.folder:
-        # A folder holds a unit's workbooks together: check them against each other too (跨表).
-        checked = audit_paths(inputs.workbooks, catalog, options, **run)
-        reports = [c.report for c in checked]
-        cross = cross_files(checked, catalog)
-    else:
-        reports = check_paths(inputs.workbooks, catalog, options, **run)
+    try:
+        if inputs.folder:
+            # A folder holds a unit's workbooks together: check them against each other too (跨表).
+            checked = audit_paths(inputs.workbooks, catalog, options, **run)
+            reports = [c.report for c in checked]
+            cross = cross_files(checked, catalog)
+        else:
+            reports = check_paths(inputs.workbooks, catalog, options, **run)
+    finally:
+        if history is not None:
+            history.close()
     documents = list(inputs.unreadable)
     if inputs.titled:
         from xlsx_kpi.selfreport.check import report_alone, unmatched_reports
