@@ -18,10 +18,11 @@ import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
 
 from xlsx_kpi.audit.findings import Finding, Severity
-from xlsx_kpi.audit.reader import REVIEW_SHEET, read_core
+from xlsx_kpi.audit.reader import REVIEW_SHEET
 from xlsx_kpi.audit.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.formats.layout import display_width, text_lines
+from xlsx_kpi.ooxml.parts import read_core
 from xlsx_kpi.safe_text import printable
 
 # The characters openpyxl refuses in a cell (openpyxl.cell.cell.ILLEGAL_CHARACTERS_RE), without importing it.

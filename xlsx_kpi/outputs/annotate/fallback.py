@@ -1,4 +1,4 @@
-"""Write the reviewer's annotated copy of a returned workbook (openpyxl): fills, 批注 and a 审核结果 sheet."""
+"""The fallback annotator: the reviewer's copy written by openpyxl from the whole workbook (see __init__)."""
 
 from __future__ import annotations
 
@@ -22,9 +22,9 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xlsx_kpi import __version__
 from xlsx_kpi.audit.findings import Finding
-from xlsx_kpi.audit.reader import check_loadable
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
+from xlsx_kpi.ooxml.load import check_loadable
 from xlsx_kpi.outputs.review import (
     AUTHOR,
     COMMENT_SEPARATOR,
@@ -78,7 +78,7 @@ __all__ = [
     "SUFFIX",
     "WARNING_FILL",
     "WIDTHS",
-    "annotate",
+    "annotate_openpyxl",
     "annotated_name",
     "clean",
     "comment_size",
@@ -379,7 +379,7 @@ def save_marked(wb: Workbook, path: Path) -> None:
             out.writestr(info, core if info.filename == CORE_PART else parts[info.filename])
 
 
-def annotate(
+def annotate_openpyxl(
     source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
 ) -> Path:
     """Write a copy of `source` with every finding marked (fill + 批注) and a first sheet 审核结果.
