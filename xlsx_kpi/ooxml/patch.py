@@ -185,7 +185,7 @@ class Row:
 
 
 def _check_encoding(data: bytes) -> None:
-    """Offsets are bytes and inserted text is UTF-8: anything but a UTF-8 part is left to openpyxl."""
+    """Offsets are bytes and inserted text is UTF-8: anything but a UTF-8 part is Unpatchable."""
     if data[:2] in (b"\xff\xfe", b"\xfe\xff"):
         raise Unpatchable
     m = _ENCODING.match(data[3:] if data.startswith(b"\xef\xbb\xbf") else data)

@@ -126,7 +126,7 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
     styles_data = read_part(pkg, styles_part)
     styles = Styles(styles_data)
 
-    # Which cell each finding names, on which worksheet (annotate._anchor's rules).
+    # Which cell each finding names, on which worksheet (fallback._anchor's rules).
     wanted: dict[str, list[tuple[int, Finding, tuple[int, int]]]] = {}
     for i, f in enumerate(report.findings):
         sheet = sheets.get(f.sheet)

@@ -49,7 +49,7 @@ class ResultSheet:
 
 
 def result_sheet(report: Report, source: Path, targets: dict[int, str], styles: Styles) -> ResultSheet:
-    """annotate.write_result_sheet, written as XML: same rows, merges, widths, styles, links and print setup."""
+    """fallback.write_result_sheet, written as XML: same rows, merges, widths, styles, links and print setup."""
     table = result_rows(report)
     widths = column_widths(table)
     cells: dict[int, dict[int, bytes]] = {}
@@ -71,7 +71,7 @@ def result_sheet(report: Report, source: Path, targets: dict[int, str], styles: 
         quote = False
         if isinstance(value, str):
             value = clean(value)
-            quote = looks_like_formula(value)  # annotate.put_text: Excel's leading apostrophe
+            quote = looks_like_formula(value)  # fallback.put_text: Excel's leading apostrophe
         s = styles.result(font, align, fill, border, numfmt, quote)
         if value is None or value == "":
             xml = f'<c r="{ref}" s="{s}"/>'
@@ -79,7 +79,7 @@ def result_sheet(report: Report, source: Path, targets: dict[int, str], styles: 
             space = ' xml:space="preserve"' if value != value.strip() else ""
             xml = f'<c r="{ref}" s="{s}" t="inlineStr"><is><t{space}>{xml_text(value)}</t></is></c>'
         elif isinstance(value, bool) or not isinstance(value, int | float):
-            raise Unpatchable  # annotate.py writes only text and numbers here
+            raise Unpatchable  # the fallback writes only text and numbers here
         else:
             xml = f'<c r="{ref}" s="{s}"><v>{value if isinstance(value, int) else _num(value)}</v></c>'
         cells.setdefault(r, {})[c] = xml.encode()

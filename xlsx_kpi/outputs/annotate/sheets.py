@@ -90,7 +90,7 @@ class SheetPart:
 
 
 def finding_cell(cell: str) -> tuple[int, int] | None:
-    """(row, col) of a finding's cell as annotate._anchor reads it; None where openpyxl finds no cell."""
+    """(row, col) of a finding's cell as fallback._anchor reads it; None where openpyxl finds no cell."""
     try:
         letters, row = coordinate_from_string(cell.split(":")[0].replace("$", "").strip().upper())
         col = column_index_from_string(letters)
@@ -128,7 +128,7 @@ class Marks:
 def resolve_marks(
     findings: list[tuple[int, Finding, tuple[int, int]]], merges: list[tuple[int, int, int, int]]
 ) -> tuple[Marks, dict[int, tuple[int, int]]]:
-    """annotate.mark_cells on one sheet: the anchor of each finding (a merge's top-left cell), the most
+    """fallback.mark_cells on one sheet: the anchor of each finding (a merge's top-left cell), the most
     severe fill over the anchor's whole merge, one comment per anchor."""
     by_anchor: dict[tuple[int, int], list[Finding]] = {}
     ranges: dict[tuple[int, int], tuple[int, int, int, int]] = {}
@@ -262,7 +262,7 @@ def patch_sheet(data: bytes, root: Element, rows: list[Row], marks: Marks, style
         edits += _widen(data, dimension, added)
 
     # The template's self-check colours a cell through a conditional format, which paints over the fill
-    # we give it: formats whose whole range we mark are dropped (annotate.unshadow).
+    # we give it: formats whose whole range we mark are dropped (fallback.unshadow).
     for child in root.kids("conditionalFormatting"):
         covered = _sqref_cells(child.attrs.get("sqref", ""), len(marks.fills))
         if covered is not None and covered <= marks.fills.keys():

@@ -21,7 +21,7 @@ from xlsx_kpi.outputs.review import (
 )
 
 _FONTS = {
-    # key: (bold, size, rgb colour or None, underlined): annotate.py's _BODY/_BOLD/_NOTE/_TITLE/_LINK fonts
+    # key: (bold, size, rgb colour or None, underlined): fallback.py's _BODY/_BOLD/_NOTE/_TITLE/_LINK fonts
     "body": (False, 10, None, False),
     "bold": (True, 10, None, False),
     "note": (False, 9, "595959", False),
