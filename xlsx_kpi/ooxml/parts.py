@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
+from xml.etree import ElementTree
 
 import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
@@ -24,14 +25,17 @@ from xlsx_kpi.ooxml.package import (
 )
 
 __all__ = [
+    "CORE_PART",
     "CoreProperties",
     "check_kind",
     "content_types",
+    "member_sums",
     "parse_w3cdtf",
     "read_core",
     "relationships",
     "rels_of",
     "resolve_target",
+    "stamp_core",
 ]
 
 MSG_DOCX = "这是 Word 文档（.docx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
@@ -132,9 +136,17 @@ def check_kind(pkg: Package) -> None:
 
 # --- Core properties ------------------------------------------------------------------------------------
 
+CORE_PART = "docProps/core.xml"
 MAX_CORE_BYTES = 64 * 1024  # docProps/core.xml holds a dozen short fields (~1 KB)
 _DC_TERMS = "{http://purl.org/dc/terms/}"
 _CORE_PROPS = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
+_CORE_NS = {
+    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
+    "dc": "http://purl.org/dc/elements/1.1/",
+    "dcterms": "http://purl.org/dc/terms/",
+    "dcmitype": "http://purl.org/dc/dcmitype/",
+    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
+}
 
 
 @dataclass(frozen=True)
@@ -195,4 +207,48 @@ def _core_tree(data: bytes) -> Any:
     try:
         return defused_tree.fromstring(data, forbid_dtd=True)
     except defused_tree.ParseError:
+        return None
+
+
+def stamp_core(data: bytes, last_modified_by: str, content_status: str) -> bytes:
+    """docProps/core.xml as saved now: modified (UTC, now), lastModifiedBy and contentStatus set, the rest kept.
+
+    Raises ValueError when the part is not core properties XML.
+    """
+    try:
+        root = defused_tree.fromstring(data, forbid_dtd=True)
+    except (defused_tree.ParseError, DefusedXmlException):
+        raise ValueError("core.xml") from None
+    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
+        raise ValueError("core.xml")
+    now = datetime.now(UTC).replace(microsecond=0)
+    values = {
+        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        ("cp", "lastModifiedBy"): last_modified_by,
+        ("cp", "contentStatus"): content_status,
+    }
+    for (prefix, local), text in values.items():
+        tag = f"{{{_CORE_NS[prefix]}}}{local}"
+        el = root.find(tag)
+        if el is None:
+            el = ElementTree.SubElement(root, tag)
+        el.text = text
+        if local == "modified":
+            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
+    for prefix, uri in _CORE_NS.items():
+        ElementTree.register_namespace(prefix, uri)
+    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
+    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body
+
+
+def member_sums(path: Path) -> dict[str, tuple[int, int]] | None:
+    """(CRC-32, size) of every member by item name, from the zip's directory; None when not a zip we may list."""
+    try:
+        with path.open("rb") as fh:
+            declared = zip_directory(fh)
+            if declared is None or declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES:
+                return None
+            with zipfile.ZipFile(fh) as zf:
+                return {i.filename: (i.CRC, i.file_size) for i in zf.infolist()}
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
         return None

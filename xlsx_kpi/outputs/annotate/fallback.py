@@ -25,10 +25,11 @@ from xlsx_kpi.audit.findings import Finding
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
 from xlsx_kpi.ooxml.load import check_loadable
+from xlsx_kpi.ooxml.parts import CORE_PART
+from xlsx_kpi.ooxml.patch import open_patchable, read_part, write_zip
 from xlsx_kpi.outputs.review import (
     AUTHOR,
     COMMENT_SEPARATOR,
-    CORE_PART,
     ERROR_FILL,
     EXPLAINED_FILL,
     FONT,
@@ -370,13 +371,11 @@ def _load(source: Path) -> Workbook:
 def save_marked(wb: Workbook, path: Path) -> None:
     """wb.save, then the core properties that mark the file as our untouched copy (is_untouched_copy)."""
     wb.save(path)
-    with zipfile.ZipFile(path) as saved:
-        infos = saved.infolist()
-        parts = {i.filename: saved.read(i) for i in infos}
-    core = mark_core(parts[CORE_PART], package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
-        for info in infos:
-            out.writestr(info, core if info.filename == CORE_PART else parts[info.filename])
+    with open_patchable(path) as pkg:
+        sums = {i.filename: (i.CRC, i.file_size) for i in pkg.infos}
+        core = mark_core(read_part(pkg, CORE_PART), package_digest(sums))
+        data = write_zip(pkg, {CORE_PART: core}, [])  # every other member copied as openpyxl compressed it
+    path.write_bytes(data)
 
 
 def annotate_openpyxl(
