@@ -163,9 +163,9 @@ def test_a_returned_copy_takes_the_fallback_which_strips_the_earlier_round(
 # Modules outside xlsx_kpi/ooxml that still import a zip or XML library, and why; anything else must go through
 # the layer. (zipfile for an exception class or a .docx/upload check is not reading an xlsx package's parts.)
 OUTSIDE = {
-    "batch/collect.py": {"zipfile"},  # is_summary: our own summary's custom property
+    "outputs/summary.py": {"zipfile"},  # is_summary: our own summary's custom property
     "outputs/template.py": {"zipfile"},  # lock_structure: the template XlsxWriter just wrote
-    "selfreport/check.py": {"zipfile"},  # is_zipfile on a .docx before python-docx opens it
+    "selfreport/statements.py": {"zipfile"},  # is_zipfile on a .docx before python-docx opens it
     "web/app.py": {"zipfile"},  # uploaded .zip archives of workbooks
     "outputs/annotate/fallback.py": {"zipfile"},  # zipfile.BadZipFile from openpyxl.load_workbook
     "outputs/annotate/patcher.py": {"zlib"},  # CRC-32 of the changed parts, for the copy's digest
