@@ -501,14 +501,14 @@ def check_report(document: Path) -> Report:
 
 def check_loadable(path: Path) -> None:
     """Raise XlsxKpiError unless `path` is an .xlsx within the reader's bounds (type, zip members, sizes)."""
-    from xlsx_kpi.audit.reader import check_loadable as check
+    from xlsx_kpi.ooxml.load import check_loadable as check
 
     check(path)
 
 
 def zip_member_limit() -> int:
     """The most zip members a workbook may have before the reader refuses it."""
-    from xlsx_kpi.audit.reader import MAX_MEMBERS
+    from xlsx_kpi.ooxml.package import MAX_MEMBERS
 
     return MAX_MEMBERS
 

@@ -9,8 +9,8 @@ from typing import Any
 from openpyxl import load_workbook
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
-from xlsx_kpi.audit.reader import check_loadable
 from xlsx_kpi.audit.report import Report
+from xlsx_kpi.ooxml.load import check_loadable
 
 __all__ = ["CONTEXT_COLS", "CONTEXT_ROWS", "cell_contexts"]
 
