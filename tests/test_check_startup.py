@@ -1,0 +1,47 @@
+"""Checking one workbook loads only what it uses (issue 14): no spec model is built from a valid cache, and
+neither the report reader, the progress bar, the process pool nor typer's pydantic coercion is imported."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
+
+NOT_LOADED = (
+    "xlsx_kpi.selfreport.check",  # only with a .docx report to read
+    "xlsx_kpi.formats.outline",
+    "rich.progress",  # only for two files or more
+    "multiprocessing",  # only with --workers and four files or more
+    "concurrent.futures.process",
+    "typer._adapters",  # typer >= 0.29 builds a pydantic TypeAdapter per option
+)
+
+
+def check_in_a_fresh_interpreter(out: Path, env: dict[str, str]) -> tuple[int, list[str], list[str]]:
+    """(exit code, spec models built, NOT_LOADED modules imported) of `xlsx-kpi check SAMPLE --out-dir out`."""
+    code = (
+        "import json, sys\n"
+        "from xlsx_kpi.cli import main\n"
+        f"rc = main(['check', {str(SAMPLE)!r}, '--out-dir', {str(out)!r}])\n"
+        "from xlsx_kpi.formats import spec\n"
+        "models = ('Catalog', 'WorkbookSpec', 'SheetSpec')\n"
+        "built = sorted(n for n in models if getattr(spec, n).__pydantic_complete__)\n"
+        f"loaded = sorted(m for m in {NOT_LOADED!r} if m in sys.modules)\n"
+        "print(json.dumps([rc, built, loaded]), file=sys.stderr)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    rc, built, loaded = json.loads(run.stderr.strip().splitlines()[-1])
+    return rc, built, loaded
+
+
+def test_checking_one_workbook_builds_no_spec_model_and_loads_no_unused_stage(tmp_path: Path) -> None:
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    # The first run validates the specs (models built) and writes the cache; the second unpickles it.
+    first = check_in_a_fresh_interpreter(tmp_path / "first", env)
+    assert first[0] == 1 and first[1] == ["Catalog", "SheetSpec", "WorkbookSpec"]
+    assert check_in_a_fresh_interpreter(tmp_path / "out", env) == (1, [], [])
+    assert [p.name for p in (tmp_path / "out").iterdir()] == ["cn_inserted_lo_审核.xlsx"]
