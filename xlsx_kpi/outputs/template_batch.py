@@ -1,0 +1,384 @@
+"""Templates for many units: each shape written once by XlsxWriter, every unit's file patched from it.
+
+A shape is what decides a template's layout: workbook kind, year, project type, contact, indicator rows,
+approved targets, which identity fields are empty, and the row heights the texts need. For each shape the
+template is written once by the ordinary writer (`write_template`) for a *probe* identity whose unit name,
+code and project name are tokens of private-use characters as wide as the first unit's values (so the
+probe's rows are as tall). A unit's file is then the probe's zip with the tokens (and the identity digest)
+replaced by the unit's values in the few parts that hold them (shared strings, core and custom properties,
+the cached results of formulas that print them); every other member is copied still compressed.
+
+Nothing is assumed, each unit is checked: its own layout and recalculated values must equal the probe's
+with the tokens replaced, its shared strings must stay distinct, and its values must be plain text that
+XlsxWriter writes as is. Then the patched file is byte for byte the one `write_template` writes for the
+unit (tests/test_template_batch.py compares them); any other unit is written by `write_template` itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import re
+import struct
+import tempfile
+import unicodedata
+import zipfile
+import zlib
+from collections.abc import Callable, Hashable, Mapping
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+from xlsx_kpi.audit.recalc import prefilled, recalculate
+from xlsx_kpi.errors import XlsxKpiError, os_reason
+from xlsx_kpi.formats import expr
+from xlsx_kpi.formats.identity import identity_rows
+from xlsx_kpi.formats.layout import Identity, SheetLayout, WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+
+# The identity fields that differ from unit to unit within one shape; every other field is part of the shape.
+FIELDS = ("unit_name", "unit_code", "project_name")
+MAX_VALUE = 100  # longer values are written directly (a token as wide stays under the 255-character property limit)
+POOL_MIN = 200  # fewer templates than this are written in this process: starting workers costs ~1 s
+MAX_WORKERS = 4
+CHUNK = 25  # units handed to a worker at a time
+PAD = "\ue0ff"  # a token is a private-use head character (one per field) padded to the value's display width
+# XlsxWriter escapes a literal "_x0041_" in a shared string as "_x005F_x0041_": a value must not form one.
+ESCAPE_LIKE = re.compile(rb"_x[0-9A-Fa-f]{4}_")
+
+# Writes the template of a layout to a path, as `write_template(layout, path, password=..., force=True)` does.
+DirectWriter = Callable[[WorkbookLayout, Path], object]
+
+
+def plain(value: str) -> bool:
+    """A value XlsxWriter writes unchanged but for &amp;: no control, private-use or surrogate character,
+    no < or > (a shared string "<r>…</r>" is taken as rich text), no space at either end, not too long."""
+    if not value or len(value) > MAX_VALUE or value != value.strip() or "<" in value or ">" in value:
+        return False
+    return not any(unicodedata.category(ch) in ("Cc", "Cf", "Co", "Cs") for ch in value)
+
+
+def escaped(value: str) -> bytes:
+    """A plain value as XlsxWriter writes it in a text node (its `_escape_data`)."""
+    return value.replace("&", "&amp;").encode("utf-8")
+
+
+def with_fields(ident: Identity, values: Mapping[str, str]) -> Identity:
+    """The identity with some of FIELDS replaced."""
+    return dataclasses.replace(
+        ident,
+        unit_name=values.get("unit_name", ident.unit_name),
+        unit_code=values.get("unit_code", ident.unit_code),
+        project_name=values.get("project_name", ident.project_name),
+    )
+
+
+def heights(layout: WorkbookLayout) -> tuple[tuple[tuple[int, float], ...], ...]:
+    return tuple(tuple(sorted(sl.row_heights.items())) for sl in layout.sheets)
+
+
+def shape_key(ident: Identity, layout: WorkbookLayout) -> Hashable:
+    """Units with the same key can share a probe: every identity field but the varying ones, which of those are
+    empty, and the row heights of the unit's own layout."""
+    blanked = with_fields(ident, {f: "*" if getattr(ident, f) else "" for f in FIELDS})
+    return (blanked, heights(layout))
+
+
+@dataclass
+class Member:
+    """One zip member of the probe: its local header and compressed bytes, or its text when a unit patches it."""
+
+    local: bytes
+    raw: bytes
+    central: int  # where its entry starts in the central directory
+    text: bytes | None = None
+
+
+class Probe:
+    """The template of one shape, written once with tokens, and what a unit's file changes in it."""
+
+    def __init__(self, layout: WorkbookLayout, values: Mapping[str, expr.Value], data: bytes, tokens: dict[str, str]):
+        self.layout = layout
+        self.values = values
+        self.tokens = tokens  # token -> field
+        self.text_pattern = re.compile("|".join(re.escape(t) for t in tokens))
+        self.rows = identity_rows(layout)
+        digest = self.rows[-1][1]
+        assert self.rows[-1][0] == "identity"
+        self.digest = digest.encode()
+        self.byte_keys = [t.encode("utf-8") for t in tokens] + [self.digest]
+        self.byte_pattern = re.compile(b"|".join(re.escape(k) for k in self.byte_keys))
+        self.token_cells = [
+            {i for i, c in enumerate(sl.cells) if c.text and self.text_pattern.search(c.text)} for sl in layout.sheets
+        ]
+        self.token_values = {k for k, v in values.items() if isinstance(v, str) and self.text_pattern.search(v)}
+        self.members, self.central, self.end = self.parse(data)
+        self.check_parts()
+        sst = self.texts.get("xl/sharedStrings.xml", b"")
+        entries = re.findall(rb"<si>(.*?)</si>", sst)
+        self.varying_strings = [e for e in entries if self.byte_pattern.search(e)]
+        self.fixed_strings = {e for e in entries if not self.byte_pattern.search(e)}
+        if len(entries) != len(set(entries)):
+            raise ValueError("shared strings repeat")
+
+    @property
+    def texts(self) -> dict[str, bytes]:
+        return {name: m.text for name, m in self.members.items() if m.text is not None}
+
+    def parse(self, data: bytes) -> tuple[dict[str, Member], bytes, bytes]:
+        """The members of the probe's zip, read from its own headers (no data descriptors, no zip64, no comment)."""
+        end = data[-22:]
+        sig, _, _, count, total, cd_size, cd_offset, comment = struct.unpack("<4s4H2LH", end)
+        if sig != b"PK\x05\x06" or comment or count != total or cd_offset + cd_size != len(data) - 22:
+            raise ValueError("unexpected zip end record")
+        central = data[cd_offset : cd_offset + cd_size]
+        members: dict[str, Member] = {}
+        with zipfile.ZipFile(BytesIO(data)) as zf:
+            infos = zf.infolist()
+            pos = 0
+            for info in infos:
+                if central[pos : pos + 4] != b"PK\x01\x02":
+                    raise ValueError("unexpected central directory")
+                name_len, extra_len, comment_len = struct.unpack_from("<3H", central, pos + 28)
+                offset = struct.unpack_from("<L", central, pos + 42)[0]
+                if info.flag_bits & 0x08 or info.compress_type != zipfile.ZIP_DEFLATED or offset != info.header_offset:
+                    raise ValueError("unexpected zip member")
+                local_len = 30 + sum(struct.unpack_from("<2H", data, offset + 26))
+                local = data[offset : offset + local_len]
+                raw = data[offset + local_len : offset + local_len + info.compress_size]
+                text = zf.read(info)
+                members[info.filename] = Member(local, raw, pos, text if self.byte_pattern.search(text) else None)
+                pos += 46 + name_len + extra_len + comment_len
+        return members, central, end
+
+    def check_parts(self) -> None:
+        """Tokens only in text nodes (never in an attribute or a name), the digest only as the identity row's value."""
+        for name, text in self.texts.items():
+            for m in self.byte_pattern.finditer(text):
+                before = text[: m.start()]
+                if before.rfind(b"<") > before.rfind(b">"):
+                    raise ValueError(f"a token inside a tag of {name}")
+        digest_places = sum(text.count(self.digest) for text in self.texts.values())
+        custom = self.texts.get("docProps/custom.xml", b"")
+        sst = self.texts.get("xl/sharedStrings.xml", b"")
+        expected = custom.count(b">" + self.digest + b"<") + sst.count(b"<t>" + self.digest + b"</t>")
+        if digest_places != expected or expected == 0:
+            raise ValueError("the identity digest also appears elsewhere")
+
+    # -- a unit --------------------------------------------------------------------------------
+    def patch(self, ident: Identity, layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> bytes | None:
+        """The unit's file, or None when it is not the probe's template with the tokens replaced."""
+        real = {t: getattr(ident, f) for t, f in self.tokens.items()}
+
+        def sub(text: str) -> str:
+            return self.text_pattern.sub(lambda m: real[m.group()], text)
+
+        if not self.same_layout(layout, sub) or not self.same_values(values, sub):
+            return None
+        rows = identity_rows(layout)
+        if len(rows) != len(self.rows):
+            return None
+        for (kp, vp), (kr, vr) in zip(self.rows, rows, strict=True):
+            if kp != kr or (kp != "identity" and sub(vp) != vr):
+                return None
+        replace = {t.encode("utf-8"): escaped(v) for t, v in real.items()}
+        replace[self.digest] = rows[-1][1].encode()
+
+        def sub_bytes(data: bytes) -> bytes:
+            return self.byte_pattern.sub(lambda m: replace[m.group()], data)
+
+        strings = [sub_bytes(e) for e in self.varying_strings]
+        if len(set(strings)) != len(strings) or not self.fixed_strings.isdisjoint(strings):
+            return None  # XlsxWriter would have merged two shared strings: another string table
+        if any(ESCAPE_LIKE.search(s) for s in strings):
+            return None
+        return self.assemble(sub_bytes)
+
+    def same_layout(self, layout: WorkbookLayout, sub: Callable[[str], str]) -> bool:
+        probe = self.layout
+        if (
+            layout.spec is not probe.spec
+            or len(layout.sheets) != len(probe.sheets)
+            or layout.refs != probe.refs
+            or layout.readings != probe.readings
+            or layout.groups != probe.groups
+        ):
+            return False
+        return all(
+            self.same_sheet(sp, sr, marked, sub)
+            for sp, sr, marked in zip(probe.sheets, layout.sheets, self.token_cells, strict=True)
+        )
+
+    @staticmethod
+    def same_sheet(sp: SheetLayout, sr: SheetLayout, marked: set[int], sub: Callable[[str], str]) -> bool:
+        if (
+            sp.spec is not sr.spec
+            or sp.name != sr.name
+            or sp.row_heights != sr.row_heights
+            or sp.checks != sr.checks
+            or sp.repeat_rows != sr.repeat_rows
+            or sp.last_row != sr.last_row
+            or sp.groups != sr.groups
+            or len(sp.cells) != len(sr.cells)
+        ):
+            return False
+        for i, (cp, cr) in enumerate(zip(sp.cells, sr.cells, strict=True)):
+            if i in marked:
+                if dataclasses.replace(cp, text=sub(cp.text or "")) != cr:
+                    return False
+            elif cp != cr:
+                return False
+        return True
+
+    def same_values(self, values: Mapping[str, expr.Value], sub: Callable[[str], str]) -> bool:
+        if values.keys() != self.values.keys():
+            return False
+        for key, vp in self.values.items():
+            vr = values[key]
+            if key in self.token_values:
+                if not isinstance(vr, str) or sub(str(vp)) != vr:
+                    return False
+            elif type(vp) is not type(vr) or vp != vr:
+                return False
+        return True
+
+    def assemble(self, sub_bytes: Callable[[bytes], bytes]) -> bytes:
+        """The probe's zip with the patched members recompressed as zipfile does; the rest copied as they are."""
+        chunks: list[bytes] = []
+        central = bytearray(self.central)
+        pos = 0
+        for m in self.members.values():
+            local, raw = m.local, m.raw
+            if m.text is not None:
+                text = sub_bytes(m.text)
+                packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
+                raw = packer.compress(text) + packer.flush()
+                sizes = (zlib.crc32(text), len(raw), len(text))
+                header = bytearray(local)
+                struct.pack_into("<3L", header, 14, *sizes)
+                struct.pack_into("<3L", central, m.central + 16, *sizes)
+                local = bytes(header)
+            struct.pack_into("<L", central, m.central + 42, pos)
+            chunks += (local, raw)
+            pos += len(local) + len(raw)
+        end = bytearray(self.end)
+        struct.pack_into("<L", end, 16, pos)
+        return b"".join([*chunks, central, end])
+
+
+class BatchWriter:
+    """Writes the templates of one workbook kind for many units, each shape's through one probe."""
+
+    def __init__(self, catalog: Catalog, wb: WorkbookSpec, write: DirectWriter) -> None:
+        self.catalog = catalog
+        self.wb = wb
+        self.direct = write
+        self.probes: dict[Hashable, Probe | None] = {}
+        self.patched = 0  # units whose file was patched from a probe (the rest were written directly)
+
+    def write(self, ident: Identity, path: Path) -> None:
+        layout = build_layout(self.catalog, self.wb, ident)
+        data = self.render(ident, layout, path.parent)
+        if data is None:
+            self.direct(layout, path)
+            return
+        with open(path, "wb") as fh:
+            fh.write(data)
+        self.patched += 1
+
+    def render(self, ident: Identity, layout: WorkbookLayout, scratch: Path) -> bytes | None:
+        if not all(plain(getattr(ident, f)) for f in FIELDS if getattr(ident, f)):
+            return None
+        key = shape_key(ident, layout)
+        if key not in self.probes:
+            self.probes[key] = self.probe(ident, scratch)
+        probe = self.probes[key]
+        if probe is None:
+            return None
+        return probe.patch(ident, layout, recalculate(layout, prefilled(layout)))
+
+    def probe(self, ident: Identity, scratch: Path) -> Probe | None:
+        """The shape's template written for tokens as wide as this unit's values; None if it cannot be patched."""
+        tokens: dict[str, str] = {}
+        changes: dict[str, str] = {}
+        for i, f in enumerate(FIELDS):
+            value = getattr(ident, f)
+            if value:
+                token = chr(0xE000 + i) + PAD * (display_width(value) - 1)
+                tokens[token] = f
+                changes[f] = token
+        if not tokens:
+            return None  # nothing varies: a direct write is as fast
+        probe_ident = with_fields(ident, changes)
+        probe_layout = build_layout(self.catalog, self.wb, probe_ident)
+        values = recalculate(probe_layout, prefilled(probe_layout))
+        with tempfile.TemporaryDirectory(prefix=".xlsx-kpi-probe-", dir=scratch) as tmp:
+            target = Path(tmp) / "probe.xlsx"
+            self.direct(probe_layout, target)
+            data = target.read_bytes()
+        try:
+            return Probe(probe_layout, values, data, tokens)
+        except ValueError:
+            return None
+
+
+# -- many units, in a pool of processes when there are many ---------------------------------------
+_worker: BatchWriter | None = None
+
+
+def _start(catalog: Catalog, wb: WorkbookSpec, write: DirectWriter) -> None:
+    global _worker
+    _worker = BatchWriter(catalog, wb, write)
+
+
+def _write_chunk(jobs: list[tuple[Identity, Path, str]]) -> tuple[str, str | None, str | None] | None:
+    """Write a chunk of templates in a worker; an error the user can act on comes back as its parts."""
+    assert _worker is not None
+    try:
+        for ident, path, shown in jobs:
+            write_one(_worker, ident, path, shown)
+    except XlsxKpiError as e:
+        return (e.message, e.file, e.cell)
+    return None
+
+
+def write_one(writer: BatchWriter, ident: Identity, path: Path, shown: str) -> None:
+    """One unit's template; a failing disk is reported with the file the user will look for (`shown`)."""
+    try:
+        writer.write(ident, path)
+    except OSError as e:
+        raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=shown) from None
+
+
+def workers_for(count: int) -> int:
+    if count < POOL_MIN:
+        return 1
+    return max(1, min(MAX_WORKERS, os.cpu_count() or 1))
+
+
+def write_batch(
+    catalog: Catalog, wb: WorkbookSpec, jobs: list[tuple[Identity, Path, str]], write: DirectWriter
+) -> None:
+    """Write each (identity, path) job's template; `shown` is the path named in a message. Stops at the first error."""
+    workers = workers_for(len(jobs))
+    if workers == 1:
+        writer = BatchWriter(catalog, wb, write)
+        for ident, path, shown in jobs:
+            write_one(writer, ident, path, shown)
+        return
+    chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
+    pool = ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(catalog, wb, write)
+    )
+    try:
+        futures: list[Future[tuple[str, str | None, str | None] | None]] = [
+            pool.submit(_write_chunk, chunk) for chunk in chunks
+        ]
+        for future in futures:
+            error = future.result()
+            if error is not None:
+                raise XlsxKpiError(*error)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
