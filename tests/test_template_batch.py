@@ -101,7 +101,9 @@ def test_project_units_with_rows_and_targets_go_through_their_own_shapes(catalog
         Identity(year=2021, unit_name="资阳市科学技术协会", unit_code="156001", project_name="“科创会”专项经费"),
         Identity(year=2021, unit_name="资阳市农业农村局", unit_code="301002", project_name="高标准农田建设"),
     ]
-    rows = Identity(year=2021, unit_name="资阳市水务局", unit_code="301007", project_name="河湖治理")
+    rows = Identity(
+        year=2021, unit_name="资阳市水务局", unit_code="301007", project_name="河湖治理", project_type="民生保障"
+    )
     with_targets = Identity(year=2021, unit_name="资阳市科学技术协会", unit_code="015001", project_name="天府科技云")
     idents = [
         *(shaped(catalog, wb, i, [], approved) for i in plain),

@@ -34,14 +34,21 @@ from pathlib import Path
 from xlsx_kpi.audit.recalc import prefilled, recalculate
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.identity import identity_rows
-from xlsx_kpi.formats.layout import Identity, SheetLayout, WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.identity import identity_digest, identity_rows
+from xlsx_kpi.formats.layout import (
+    Identity,
+    SheetBuilder,
+    SheetLayout,
+    WorkbookLayout,
+    build_layout,
+    display_width,
+)
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
 
 # The identity fields that differ from unit to unit within one shape; every other field is part of the shape.
 FIELDS = ("unit_name", "unit_code", "project_name")
 MAX_VALUE = 100  # longer values are written directly (a token as wide stays under the 255-character property limit)
-POOL_MIN = 200  # fewer templates than this are written in this process: starting workers costs ~1 s
+POOL_MIN = 3000  # fewer are written in this process (~2 ms each): two workers cost ~1.2 s of CPU to start
 MAX_WORKERS = 4
 CHUNK = 25  # units handed to a worker at a time
 PAD = "\ue0ff"  # a token is a private-use head character (one per field) padded to the value's display width
@@ -79,11 +86,14 @@ def heights(layout: WorkbookLayout) -> tuple[tuple[tuple[int, float], ...], ...]
     return tuple(tuple(sorted(sl.row_heights.items())) for sl in layout.sheets)
 
 
+def blanked(ident: Identity) -> Identity:
+    """The identity with each varying field reduced to whether it is filled: what units of one shape share."""
+    return with_fields(ident, {f: "*" if getattr(ident, f) else "" for f in FIELDS})
+
+
 def shape_key(ident: Identity, layout: WorkbookLayout) -> Hashable:
-    """Units with the same key can share a probe: every identity field but the varying ones, which of those are
-    empty, and the row heights of the unit's own layout."""
-    blanked = with_fields(ident, {f: "*" if getattr(ident, f) else "" for f in FIELDS})
-    return (blanked, heights(layout))
+    """Units with the same key share a probe: the blanked identity and the row heights of the unit's layout."""
+    return (blanked(ident), heights(layout))
 
 
 @dataclass
@@ -94,6 +104,7 @@ class Member:
     raw: bytes
     central: int  # where its entry starts in the central directory
     text: bytes | None = None
+    parts: list[bytes] | None = None  # the text split around its tokens
 
 
 class Probe:
@@ -109,16 +120,18 @@ class Probe:
         assert self.rows[-1][0] == "identity"
         self.digest = digest.encode()
         self.byte_keys = [t.encode("utf-8") for t in tokens] + [self.digest]
-        self.byte_pattern = re.compile(b"|".join(re.escape(k) for k in self.byte_keys))
+        self.byte_pattern = re.compile(b"(" + b"|".join(re.escape(k) for k in self.byte_keys) + b")")
         self.token_cells = [
-            {i for i, c in enumerate(sl.cells) if c.text and self.text_pattern.search(c.text)} for sl in layout.sheets
+            [i for i, c in enumerate(sl.cells) if c.text and self.text_pattern.search(c.text)] for sl in layout.sheets
         ]
         self.token_values = {k for k, v in values.items() if isinstance(v, str) and self.text_pattern.search(v)}
         self.members, self.central, self.end = self.parse(data)
         self.check_parts()
         sst = self.texts.get("xl/sharedStrings.xml", b"")
         entries = re.findall(rb"<si>(.*?)</si>", sst)
-        self.varying_strings = [e for e in entries if self.byte_pattern.search(e)]
+        self.varying_strings = [self.byte_pattern.split(e) for e in entries if self.byte_pattern.search(e)]
+        for m in self.members.values():
+            m.parts = self.byte_pattern.split(m.text) if m.text is not None else None
         self.fixed_strings = {e for e in entries if not self.byte_pattern.search(e)}
         if len(entries) != len(set(entries)):
             raise ValueError("shared strings repeat")
@@ -168,26 +181,46 @@ class Probe:
             raise ValueError("the identity digest also appears elsewhere")
 
     # -- a unit --------------------------------------------------------------------------------
-    def patch(self, ident: Identity, layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> bytes | None:
-        """The unit's file, or None when it is not the probe's template with the tokens replaced."""
-        real = {t: getattr(ident, f) for t, f in self.tokens.items()}
-
-        def sub(text: str) -> str:
-            return self.text_pattern.sub(lambda m: real[m.group()], text)
-
+    def matches(self, ident: Identity, layout: WorkbookLayout, values: Mapping[str, expr.Value]) -> bool:
+        """Whether the unit's own layout, values and identity rows are the probe's with the tokens replaced."""
+        sub = self.substitution(ident)
         if not self.same_layout(layout, sub) or not self.same_values(values, sub):
-            return None
+            return False
         rows = identity_rows(layout)
-        if len(rows) != len(self.rows):
-            return None
-        for (kp, vp), (kr, vr) in zip(self.rows, rows, strict=True):
-            if kp != kr or (kp != "identity" and sub(vp) != vr):
-                return None
-        replace = {t.encode("utf-8"): escaped(v) for t, v in real.items()}
-        replace[self.digest] = rows[-1][1].encode()
+        if len(rows) != len(self.rows) or rows[-1][1] != self.digest_of(sub):
+            return False
+        pairs = zip(self.rows, rows, strict=True)
+        return all(kp == kr and (kp == "identity" or sub(vp) == vr) for (kp, vp), (kr, vr) in pairs)
 
-        def sub_bytes(data: bytes) -> bytes:
-            return self.byte_pattern.sub(lambda m: replace[m.group()], data)
+    def substitution(self, ident: Identity) -> Callable[[str], str]:
+        real = {t: getattr(ident, f) for t, f in self.tokens.items()}
+        return lambda text: self.text_pattern.sub(lambda m: real[m.group()], text)
+
+    def digest_of(self, sub: Callable[[str], str]) -> str:
+        """The unit's identity digest: the probe's identity rows with the tokens replaced, hashed."""
+        return identity_digest({k: sub(v) for k, v in self.rows[:-1]})
+
+    def needs(self, ident: Identity) -> Hashable:
+        """The row heights the unit's own texts ask for, per sheet: the probe's cells that hold a token, with the
+        unit's values, sized by the layout's own `heights` (every other cell is the same for every unit)."""
+        sub = self.substitution(ident)
+        out = []
+        for sl, marked in zip(self.layout.sheets, self.token_cells, strict=True):
+            builder = SheetBuilder(sl.spec, self.layout.spec, self.layout.identity)
+            builder.layout = SheetLayout(spec=sl.spec, name=sl.name)
+            builder.layout.cells = [dataclasses.replace(sl.cells[i], text=sub(sl.cells[i].text or "")) for i in marked]
+            builder.heights()
+            out.append(tuple(sorted(builder.layout.row_heights.items())))
+        return tuple(out)
+
+    def patch(self, ident: Identity) -> bytes | None:
+        """The unit's file; None when its shared strings would not keep the probe's numbering."""
+        replace = {t.encode("utf-8"): escaped(getattr(ident, f)) for t, f in self.tokens.items()}
+        replace[self.digest] = self.digest_of(self.substitution(ident)).encode()
+
+        def sub_bytes(parts: list[bytes]) -> bytes:
+            # parts: fixed text, a token, fixed text, ... (re.split with the token group), so no search per unit
+            return b"".join(replace[p] if i % 2 else p for i, p in enumerate(parts))
 
         strings = [sub_bytes(e) for e in self.varying_strings]
         if len(set(strings)) != len(strings) or not self.fixed_strings.isdisjoint(strings):
@@ -212,7 +245,7 @@ class Probe:
         )
 
     @staticmethod
-    def same_sheet(sp: SheetLayout, sr: SheetLayout, marked: set[int], sub: Callable[[str], str]) -> bool:
+    def same_sheet(sp: SheetLayout, sr: SheetLayout, marked: list[int], sub: Callable[[str], str]) -> bool:
         if (
             sp.spec is not sr.spec
             or sp.name != sr.name
@@ -224,8 +257,9 @@ class Probe:
             or len(sp.cells) != len(sr.cells)
         ):
             return False
+        tokens = set(marked)
         for i, (cp, cr) in enumerate(zip(sp.cells, sr.cells, strict=True)):
-            if i in marked:
+            if i in tokens:
                 if dataclasses.replace(cp, text=sub(cp.text or "")) != cr:
                     return False
             elif cp != cr:
@@ -244,15 +278,15 @@ class Probe:
                 return False
         return True
 
-    def assemble(self, sub_bytes: Callable[[bytes], bytes]) -> bytes:
+    def assemble(self, sub_bytes: Callable[[list[bytes]], bytes]) -> bytes:
         """The probe's zip with the patched members recompressed as zipfile does; the rest copied as they are."""
         chunks: list[bytes] = []
         central = bytearray(self.central)
         pos = 0
         for m in self.members.values():
             local, raw = m.local, m.raw
-            if m.text is not None:
-                text = sub_bytes(m.text)
+            if m.parts is not None:
+                text = sub_bytes(m.parts)
                 packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
                 raw = packer.compress(text) + packer.flush()
                 sizes = (zlib.crc32(text), len(raw), len(text))
@@ -269,35 +303,61 @@ class Probe:
 
 
 class BatchWriter:
-    """Writes the templates of one workbook kind for many units, each shape's through one probe."""
+    """Writes the templates of one workbook kind for many units, each shape's through one probe.
+
+    A unit's own layout is built and checked against the probe only for the first unit of each *class*: the
+    blanked identity and the row heights the unit's texts ask for (Probe.needs). build_layout puts the unit
+    name, code and project name into cells only as text, and that text changes nothing but the rows' heights,
+    so units of one class have the probe's layout with their own texts. The rest of a class is patched directly.
+    """
 
     def __init__(self, catalog: Catalog, wb: WorkbookSpec, write: DirectWriter) -> None:
         self.catalog = catalog
         self.wb = wb
         self.direct = write
-        self.probes: dict[Hashable, Probe | None] = {}
+        self.probes: dict[Hashable, Probe | None] = {}  # by shape
+        self.first: dict[Identity, Probe] = {}  # a probe of each blanked identity: which cells hold tokens
+        self.classes: dict[Hashable, Probe | None] = {}  # the probe the first unit of a class matched
+        self.layouts = 0  # units' layouts built (first of a class, or written directly)
         self.patched = 0  # units whose file was patched from a probe (the rest were written directly)
 
     def write(self, ident: Identity, path: Path) -> None:
-        layout = build_layout(self.catalog, self.wb, ident)
-        data = self.render(ident, layout, path.parent)
+        layout: WorkbookLayout | None = None
+        probe: Probe | None = None
+        if all(plain(getattr(ident, f)) for f in FIELDS if getattr(ident, f)):
+            shape = blanked(ident)
+            first = self.first.get(shape)
+            cls = (shape, first.needs(ident)) if first is not None else None
+            if cls is not None and cls in self.classes:
+                probe = self.classes[cls]
+            else:
+                layout = self.layout(ident)
+                probe = self.matching(ident, layout, path.parent)
+                if probe is not None:
+                    first = self.first.setdefault(shape, probe)
+                if first is not None:
+                    self.classes[(shape, first.needs(ident))] = probe
+        data = probe.patch(ident) if probe is not None else None
         if data is None:
-            self.direct(layout, path)
+            self.direct(layout or self.layout(ident), path)
             return
         with open(path, "wb") as fh:
             fh.write(data)
         self.patched += 1
 
-    def render(self, ident: Identity, layout: WorkbookLayout, scratch: Path) -> bytes | None:
-        if not all(plain(getattr(ident, f)) for f in FIELDS if getattr(ident, f)):
-            return None
+    def layout(self, ident: Identity) -> WorkbookLayout:
+        self.layouts += 1
+        return build_layout(self.catalog, self.wb, ident)
+
+    def matching(self, ident: Identity, layout: WorkbookLayout, scratch: Path) -> Probe | None:
+        """The probe of the unit's shape if the unit's layout, values and identity rows are the probe's."""
         key = shape_key(ident, layout)
         if key not in self.probes:
             self.probes[key] = self.probe(ident, scratch)
         probe = self.probes[key]
-        if probe is None:
+        if probe is None or not probe.matches(ident, layout, recalculate(layout, prefilled(layout))):
             return None
-        return probe.patch(ident, layout, recalculate(layout, prefilled(layout)))
+        return probe
 
     def probe(self, ident: Identity, scratch: Path) -> Probe | None:
         """The shape's template written for tokens as wide as this unit's values; None if it cannot be patched."""
