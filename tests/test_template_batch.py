@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import random
 import sys
 from pathlib import Path
 
@@ -50,7 +51,8 @@ def meta(path: Path) -> dict[str, str]:
 def test_two_units_of_one_shape_are_patched_to_exactly_the_direct_templates(catalog: Catalog, tmp_path: Path) -> None:
     second = Identity(year=2021, unit_name="资阳市安岳县农业农村局", unit_code="301002")
     writer, made = batch(catalog, "sc-department", [DEPT_IDENTITY, second], tmp_path / "batch")
-    assert (writer.patched, len(writer.probes)) == (2, 1)  # one XlsxWriter write (the probe) for both units
+    # One XlsxWriter write (the probe) for both units; only the first unit's own layout is built and compared.
+    assert (writer.patched, len(writer.probes), writer.layouts) == (2, 1, 1)
     for i, ident in enumerate([DEPT_IDENTITY, second]):
         assert made[i] == direct(catalog, ident, "sc-department", tmp_path / f"direct{i}.xlsx")
     a, b = (dump_workbook(tmp_path / "batch" / f"{i}.xlsx") for i in range(2))
@@ -84,6 +86,9 @@ def test_names_that_wrap_other_years_and_odd_names_still_match_the_direct_write(
     # are written directly (XlsxWriter would have numbered their shared strings differently).
     assert writer.patched == 4
     assert len([p for p in writer.probes.values() if p is not None]) == 3
+    # Layouts built: the first unit of each class (甲, the long name, 2022; 甲's serves its direct write too)
+    # and the other two written directly.
+    assert writer.layouts == 5
     assert meta(tmp_path / "batch" / "1.xlsx")["unit_name"] == "研究所&合作社"
 
 
@@ -158,3 +163,20 @@ def test_a_large_batch_is_written_by_a_pool_of_processes(
     for i, (ident, path) in enumerate(zip(idents, paths, strict=True)):
         assert path.read_bytes() == direct(catalog, ident, "cn-department", tmp_path / f"direct{i}.xlsx")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
+
+
+def test_random_names_of_every_width_match_the_direct_write(catalog: Catalog, tmp_path: Path) -> None:
+    """Names and project names from 1 to 60 characters, CJK and Latin, with spaces, & and quotes inside."""
+    rng = random.Random(14)
+    alphabet = "资阳市安岳县乐至农业科技局中心（）“”·& AbcXYZ0123456789-_."
+    idents = []
+    for _ in range(12):
+        name = "".join(rng.choice(alphabet) for _c in range(rng.randint(1, 60))).strip() or "甲"
+        project = "".join(rng.choice(alphabet) for _c in range(rng.randint(1, 40))).strip() or "乙"
+        idents.append(
+            Identity(year=2021, unit_name=name, unit_code=f"{rng.randint(0, 999999):06d}", project_name=project)
+        )
+    writer, made = batch(catalog, "sc-project", idents, tmp_path / "batch")
+    for i, ident in enumerate(idents):
+        assert made[i] == direct(catalog, ident, "sc-project", tmp_path / f"direct{i}.xlsx"), ident
+    assert writer.patched == 12 and writer.layouts < 12
