@@ -8,16 +8,17 @@ probe's rows are as tall). A unit's file is then the probe's zip with the tokens
 replaced by the unit's values in the few parts that hold them (shared strings, core and custom properties,
 the cached results of formulas that print them); every other member is copied still compressed.
 
-Nothing is assumed, each unit is checked: its own layout and recalculated values must equal the probe's
-with the tokens replaced, its shared strings must stay distinct, and its values must be plain text that
-XlsxWriter writes as is. Then the patched file is byte for byte the one `write_template` writes for the
-unit (tests/test_template_batch.py compares them); any other unit is written by `write_template` itself.
+What is checked: the first unit of each class (same shape, same row heights asked for by its texts) has its
+own layout built, recalculated and compared with the probe's, cell by cell, with the tokens replaced; every
+unit's shared strings must stay distinct (else XlsxWriter would have numbered them differently) and its
+values must be plain text that XlsxWriter writes as is. The patched file is then byte for byte the one
+`write_template` writes for the unit (tests/test_template_batch.py compares them, names of every width
+included); any other unit is written by `write_template` itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import os
 import re
 import struct
@@ -26,7 +27,6 @@ import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Hashable, Mapping
-from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -128,7 +128,10 @@ class Probe:
         self.members, self.central, self.end = self.parse(data)
         self.check_parts()
         sst = self.texts.get("xl/sharedStrings.xml", b"")
-        entries = re.findall(rb"<si>(.*?)</si>", sst)
+        entries = re.findall(rb"<si>(.*?)</si>", sst, re.DOTALL)
+        unique = re.search(rb'<sst [^>]*uniqueCount="(\d+)"', sst)
+        if unique is None or int(unique.group(1)) != len(entries):
+            raise ValueError("shared strings not as XlsxWriter writes them")
         self.varying_strings = [self.byte_pattern.split(e) for e in entries if self.byte_pattern.search(e)]
         for m in self.members.values():
             m.parts = self.byte_pattern.split(m.text) if m.text is not None else None
@@ -204,8 +207,11 @@ class Probe:
         """The row heights the unit's own texts ask for, per sheet: the probe's cells that hold a token, with the
         unit's values, sized by the layout's own `heights` (every other cell is the same for every unit)."""
         sub = self.substitution(ident)
-        out = []
+        out: list[tuple[tuple[int, float], ...]] = []
         for sl, marked in zip(self.layout.sheets, self.token_cells, strict=True):
+            if not marked:
+                out.append(())
+                continue
             builder = SheetBuilder(sl.spec, self.layout.spec, self.layout.identity)
             builder.layout = SheetLayout(spec=sl.spec, name=sl.name)
             builder.layout.cells = [dataclasses.replace(sl.cells[i], text=sub(sl.cells[i].text or "")) for i in marked]
@@ -428,6 +434,9 @@ def write_batch(
         for ident, path, shown in jobs:
             write_one(writer, ident, path, shown)
         return
+    import multiprocessing  # only for a batch this large: `check` imports this module (styles) but no pool
+    from concurrent.futures import Future, ProcessPoolExecutor
+
     chunks = [jobs[i : i + CHUNK] for i in range(0, len(jobs), CHUNK)]
     pool = ProcessPoolExecutor(
         workers, mp_context=multiprocessing.get_context("spawn"), initializer=_start, initargs=(catalog, wb, write)
