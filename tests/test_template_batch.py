@@ -7,6 +7,7 @@ import json
 import os
 import random
 import sys
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -31,9 +32,9 @@ from xlsx_kpi.outputs.template import generate, shaped, template_filename, write
 from xlsx_kpi.outputs.template_batch import BatchWriter  # noqa: E402
 
 
-def direct(catalog: Catalog, ident: Identity, wid: str, path: Path) -> bytes:
+def direct(catalog: Catalog, ident: Identity, wid: str, path: Path, password: str | None = None) -> bytes:
     """The template XlsxWriter writes for the unit on its own (the path before batches were patched)."""
-    return write_template(build_layout(catalog, catalog.workbook(wid), ident), path).read_bytes()
+    return write_template(build_layout(catalog, catalog.workbook(wid), ident), path, password=password).read_bytes()
 
 
 def batch(catalog: Catalog, wid: str, idents: list[Identity], folder: Path) -> tuple[BatchWriter, list[bytes]]:
@@ -159,9 +160,10 @@ def test_a_large_batch_is_written_by_a_pool_of_processes(
     monkeypatch.setattr(template_batch, "MAX_WORKERS", 2)
     idents = [Identity(year=2021, unit_name=f"资阳市第{i}中学", unit_code=f"30{i:04d}") for i in range(5)]
     assert template_batch.workers_for(len(idents)) == min(2, os.cpu_count() or 1)
-    paths = generate(catalog, catalog.workbook("cn-department"), idents, tmp_path / "out")
+    paths = generate(catalog, catalog.workbook("cn-department"), idents, tmp_path / "out", password="绩效科")
     for i, (ident, path) in enumerate(zip(idents, paths, strict=True)):
-        assert path.read_bytes() == direct(catalog, ident, "cn-department", tmp_path / f"direct{i}.xlsx")
+        assert path.read_bytes() == direct(catalog, ident, "cn-department", tmp_path / f"d{i}.xlsx", "绩效科")
+    assert b'workbookPassword="' in zipfile.ZipFile(paths[4]).read("xl/workbook.xml")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(p.name for p in paths)
 
 
