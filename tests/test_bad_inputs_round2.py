@@ -285,6 +285,8 @@ def test_full_disk_during_a_units_batch_leaves_nothing_and_the_rerun_needs_no_fo
         _Disk(m, out, 45_000)  # room for one template and a half
         code, _, err = run(args, capsys)
     assert code == 2 and "磁盘空间不足" in err
+    # The file named is the unit's, not the staging folder's copy or the probe written in it.
+    assert str(out / "2021_100000_单位0_部门整体支出绩效自评.xlsx") in err.replace("\n", "")
     assert list(out.iterdir()) == []  # neither templates nor the staging folder
     assert run(args, capsys)[0] == 0
     assert len(list(out.glob("*.xlsx"))) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import os
@@ -22,6 +23,7 @@ from seed_data import DEPT_IDENTITY  # noqa: E402
 from xlsx_kpi.audit.reader import read_workbook  # noqa: E402
 from xlsx_kpi.batch.check import Options, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
+from xlsx_kpi.errors import XlsxKpiError  # noqa: E402
 from xlsx_kpi.formats.identity import fingerprint, identity_digest  # noqa: E402
 from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
@@ -182,3 +184,23 @@ def test_random_names_of_every_width_match_the_direct_write(catalog: Catalog, tm
     for i, ident in enumerate(idents):
         assert made[i] == direct(catalog, ident, "sc-project", tmp_path / f"direct{i}.xlsx"), ident
     assert writer.patched == 12 and writer.layouts < 12
+
+
+def test_one_unit_is_written_directly_and_a_full_disk_names_the_units_file(
+    catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wb = catalog.workbook("sc-department")
+    [one] = generate(catalog, wb, [DEPT_IDENTITY], tmp_path / "one")
+    assert one.read_bytes() == direct(catalog, DEPT_IDENTITY, "sc-department", tmp_path / "direct.xlsx")
+
+    def full_disk(file: object, mode: str = "r", *args: object, **kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(template_batch, "open", full_disk, raising=False)  # the patched files' writes only
+    second = Identity(year=2021, unit_name="资阳市安岳县农业农村局", unit_code="301002")
+    out = tmp_path / "out"
+    with pytest.raises(XlsxKpiError) as caught:
+        generate(catalog, wb, [DEPT_IDENTITY, second], out)
+    name = template_filename(wb, DEPT_IDENTITY)
+    assert caught.value.render() == f"文件 {out / name}：无法写入：磁盘空间不足（No space left on device）"
+    assert list(out.iterdir()) == []  # no staging folder, no probe

@@ -384,6 +384,13 @@ class BatchWriter:
             return None
 
 
+class DirectOnly(BatchWriter):
+    """Writes every template with XlsxWriter (one unit alone: a probe would only add work)."""
+
+    def write(self, ident: Identity, path: Path) -> None:
+        self.direct(self.layout(ident), path)
+
+
 # -- many units, in a pool of processes when there are many ---------------------------------------
 _worker: BatchWriter | None = None
 
@@ -410,6 +417,11 @@ def write_one(writer: BatchWriter, ident: Identity, path: Path, shown: str) -> N
         writer.write(ident, path)
     except OSError as e:
         raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=shown) from None
+    except XlsxKpiError as e:
+        if e.file is None or not Path(e.file).is_relative_to(path.parent):
+            raise
+        # The staging folder's copy (or the shape's probe in it) is not a file the user knows about.
+        raise type(e)(e.message, file=shown, cell=e.cell) from None
 
 
 def workers_for(count: int) -> int:
@@ -422,6 +434,10 @@ def write_batch(
     catalog: Catalog, wb: WorkbookSpec, jobs: list[tuple[Identity, Path, str]], write: DirectWriter
 ) -> None:
     """Write each (identity, path) job's template; `shown` is the path named in a message. Stops at the first error."""
+    if len(jobs) == 1:  # a probe pays off from the second unit on
+        ident, path, shown = jobs[0]
+        write_one(DirectOnly(catalog, wb, write), ident, path, shown)
+        return
     workers = workers_for(len(jobs))
     if workers == 1:
         writer = BatchWriter(catalog, wb, write)
