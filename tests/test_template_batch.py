@@ -24,6 +24,7 @@ from xlsx_kpi.audit.reader import read_workbook  # noqa: E402
 from xlsx_kpi.batch.check import Options, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.errors import XlsxKpiError  # noqa: E402
+from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 from xlsx_kpi.formats.identity import fingerprint, identity_digest  # noqa: E402
 from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
@@ -204,3 +205,28 @@ def test_one_unit_is_written_directly_and_a_full_disk_names_the_units_file(
     name = template_filename(wb, DEPT_IDENTITY)
     assert caught.value.render() == f"文件 {out / name}：无法写入：磁盘空间不足（No space left on device）"
     assert list(out.iterdir()) == []  # no staging folder, no probe
+
+
+def test_a_formula_that_reads_the_units_code_is_recalculated_for_every_unit(tmp_path: Path) -> None:
+    """Specs are data: a formula may test a unit's code, not just print it. Each unit's results are checked."""
+    specs = tmp_path / "sheets"
+    specs.mkdir()
+    for f in Path(load_specs().sheets["sc-dept-score"].path).parent.glob("*.yaml"):
+        (specs / f.name).write_text(f.read_text(encoding="utf-8"), encoding="utf-8")
+    score = specs / "sc-dept-score.yaml"
+    printed = "expr: '\"预算单位编码：\"&info.unit_code'"
+    tested = 'expr: \'IF(info.unit_code="156001","预算单位编码：本级","预算单位编码："&info.unit_code)\''
+    assert printed in score.read_text(encoding="utf-8")
+    score.write_text(score.read_text(encoding="utf-8").replace(printed, tested), encoding="utf-8")
+    catalog = load_specs(specs)
+    idents = [
+        Identity(year=2021, unit_name="资阳市安岳县农业局", unit_code="301002"),  # the class's first: compared whole
+        Identity(year=2021, unit_name="资阳市科学技术协会", unit_code="156001"),  # same class: its results differ
+        Identity(year=2021, unit_name="资阳市乐至县水务局", unit_code="301003"),
+    ]
+    writer, made = batch(catalog, "sc-department", idents, tmp_path / "batch")
+    for i, ident in enumerate(idents):
+        assert made[i] == direct(catalog, ident, "sc-department", tmp_path / f"direct{i}.xlsx"), ident
+    assert (writer.patched, writer.layouts) == (2, 2)  # 156001 written directly, with its own layout
+    cached = openpyxl.load_workbook(tmp_path / "batch" / "1.xlsx", data_only=True)["附件1"]["E3"].value
+    assert cached == "预算单位编码：本级"  # patched from the probe, it would have said 预算单位编码：156001

@@ -10,8 +10,9 @@ the cached results of formulas that print them); every other member is copied st
 
 What is checked: the first unit of each class (same shape, same row heights asked for by its texts) has its
 own layout built, recalculated and compared with the probe's, cell by cell, with the tokens replaced; every
-unit's shared strings must stay distinct (else XlsxWriter would have numbered them differently) and its
-values must be plain text that XlsxWriter writes as is. The patched file is then byte for byte the one
+other unit's formula results are recalculated on the probe's layout and compared the same way; every unit's
+shared strings must stay distinct (else XlsxWriter would have numbered them differently) and its values
+must be plain text that XlsxWriter writes as is. The patched file is then byte for byte the one
 `write_template` writes for the unit (tests/test_template_batch.py compares them, names of every width
 included); any other unit is written by `write_template` itself.
 """
@@ -119,6 +120,16 @@ class Probe:
             [i for i, c in enumerate(sl.cells) if c.text and self.text_pattern.search(c.text)] for sl in layout.sheets
         ]
         self.token_values = {k for k, v in values.items() if isinstance(v, str) and self.text_pattern.search(v)}
+        # The inputs holding a token and the formulas that read them, directly or not, in evaluation order.
+        inputs = prefilled(layout)
+        self.token_inputs = {k: v for k, v in inputs.items() if isinstance(v, str) and self.text_pattern.search(v)}
+        self.touched = set(self.token_inputs)
+        self.dependent = []
+        for cell in layout.formulas():
+            assert cell.key is not None and cell.expr is not None
+            if expr.parse(cell.expr).names() & self.touched:
+                self.touched.add(cell.key)
+                self.dependent.append((cell.key, cell.expr))
         self.members, self.central, self.end = self.parse(data)
         self.check_parts()
         sst = self.texts.get("xl/sharedStrings.xml", b"")
@@ -197,6 +208,18 @@ class Probe:
         """The unit's identity digest: the probe's identity rows with the tokens replaced, hashed."""
         return identity_digest({k: sub(v) for k, v in self.rows[:-1]})
 
+    def same_results(self, ident: Identity) -> bool:
+        """Whether the unit's inputs give the probe's formula results with the tokens replaced: a spec may compute
+        from the unit's name or code (a length check, a count of problems), which no layout comparison sees."""
+        sub = self.substitution(ident)
+        values = dict(self.values)  # recalculate(), but only for what the unit's texts can change
+        for key, text in self.token_inputs.items():
+            values[key] = sub(text)
+        lookup = values.get
+        for key, source in self.dependent:
+            values[key] = expr.evaluate(expr.parse(source), lookup)
+        return all(self.same_value(key, values[key], sub) for key in self.touched)
+
     def needs(self, ident: Identity) -> Hashable:
         """The row heights the unit's own texts ask for, per sheet: the probe's cells that hold a token, with the
         unit's values, sized by the layout's own `heights` (every other cell is the same for every unit)."""
@@ -267,16 +290,14 @@ class Probe:
         return True
 
     def same_values(self, values: Mapping[str, expr.Value], sub: Callable[[str], str]) -> bool:
-        if values.keys() != self.values.keys():
-            return False
-        for key, vp in self.values.items():
-            vr = values[key]
-            if key in self.token_values:
-                if not isinstance(vr, str) or sub(str(vp)) != vr:
-                    return False
-            elif type(vp) is not type(vr) or vp != vr:
-                return False
-        return True
+        return values.keys() == self.values.keys() and all(self.same_value(k, v, sub) for k, v in values.items())
+
+    def same_value(self, key: str, value: expr.Value, sub: Callable[[str], str]) -> bool:
+        """The unit's value of `key` is the probe's, with the tokens replaced in a text that holds one."""
+        probe = self.values[key]
+        if key in self.token_values:
+            return isinstance(value, str) and sub(str(probe)) == value
+        return type(probe) is type(value) and probe == value
 
     def assemble(self, sub_bytes: Callable[[list[bytes]], bytes]) -> bytes:
         """The probe's zip with the patched members recompressed as zipfile does; the rest copied as they are."""
@@ -330,6 +351,8 @@ class BatchWriter:
             cls = (shape, first.needs(ident)) if first is not None else None
             if cls is not None and cls in self.classes:
                 probe = self.classes[cls]
+                if probe is not None and not probe.same_results(ident):
+                    probe = None
             else:
                 layout = self.layout(ident)
                 probe = self.matching(ident, layout, path.parent)
