@@ -230,3 +230,7 @@ def test_a_formula_that_reads_the_units_code_is_recalculated_for_every_unit(tmp_
     assert (writer.patched, writer.layouts) == (2, 2)  # 156001 written directly, with its own layout
     cached = openpyxl.load_workbook(tmp_path / "batch" / "1.xlsx", data_only=True)["附件1"]["E3"].value
     assert cached == "预算单位编码：本级"  # patched from the probe, it would have said 预算单位编码：156001
+    # 156001 first: it does not match the probe, so the next unit of its class is compared whole and patched.
+    writer, made = batch(catalog, "sc-department", [idents[1], idents[0], idents[2]], tmp_path / "again")
+    assert made == [(tmp_path / f"direct{i}.xlsx").read_bytes() for i in (1, 0, 2)]
+    assert (writer.patched, writer.layouts) == (2, 2)

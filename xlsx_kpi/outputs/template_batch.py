@@ -338,7 +338,7 @@ class BatchWriter:
         self.direct = write
         self.probes: dict[Hashable, Probe | None] = {}  # by shape
         self.first: dict[Identity, Probe] = {}  # a probe of each blanked identity: which cells hold tokens
-        self.classes: dict[Hashable, Probe | None] = {}  # the probe the first unit of a class matched
+        self.classes: dict[Hashable, Probe] = {}  # the probe the first matching unit of a class matched
         self.layouts = 0  # units' layouts built (first of a class, or written directly)
         self.patched = 0  # units whose file was patched from a probe (the rest were written directly)
 
@@ -351,14 +351,13 @@ class BatchWriter:
             cls = (shape, first.needs(ident)) if first is not None else None
             if cls is not None and cls in self.classes:
                 probe = self.classes[cls]
-                if probe is not None and not probe.same_results(ident):
+                if not probe.same_results(ident):
                     probe = None
             else:
                 layout = self.layout(ident)
                 probe = self.matching(ident, layout, path.parent)
-                if probe is not None:
+                if probe is not None:  # a unit that does not match leaves its class to the next one to try
                     first = self.first.setdefault(shape, probe)
-                if first is not None:
                     self.classes[(shape, first.needs(ident))] = probe
         data = probe.patch(ident) if probe is not None else None
         if data is None:
