@@ -9,6 +9,7 @@ import os
 import random
 import sys
 import zipfile
+from io import BytesIO
 from pathlib import Path
 
 import openpyxl
@@ -29,6 +30,7 @@ from xlsx_kpi.formats.identity import fingerprint, identity_digest  # noqa: E402
 from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
 from xlsx_kpi.formats.units import parse_rows, read_targets  # noqa: E402
+from xlsx_kpi.ooxml.splice import Spliceable  # noqa: E402
 from xlsx_kpi.outputs import template_batch  # noqa: E402
 from xlsx_kpi.outputs.dump import dump_workbook  # noqa: E402
 from xlsx_kpi.outputs.template import generate, shaped, template_filename, write_template  # noqa: E402
@@ -234,3 +236,20 @@ def test_a_formula_that_reads_the_units_code_is_recalculated_for_every_unit(tmp_
     writer, made = batch(catalog, "sc-department", [idents[1], idents[0], idents[2]], tmp_path / "again")
     assert made == [(tmp_path / f"direct{i}.xlsx").read_bytes() for i in (1, 0, 2)]
     assert (writer.patched, writer.layouts) == (2, 2)
+
+
+def test_the_splice_copies_a_zipfile_zip_exactly_and_refuses_other_zips(dept_template: Path) -> None:
+    data = dept_template.read_bytes()
+    package = Spliceable(data)
+    assert package.replaced({}) == data  # nothing replaced: the very same bytes
+    sheet = package.texts["xl/worksheets/sheet1.xml"]
+    copy = package.replaced({"xl/worksheets/sheet1.xml": sheet.replace(b"</worksheet>", b" </worksheet>")})
+    with zipfile.ZipFile(BytesIO(copy)) as zf:
+        assert zf.testzip() is None and zf.read("xl/worksheets/sheet1.xml").endswith(b" </worksheet>")
+        assert zf.namelist() == zipfile.ZipFile(dept_template).namelist()
+    commented = BytesIO()
+    with zipfile.ZipFile(commented, "w") as zf:
+        zf.comment = b"written elsewhere"
+        zf.writestr("a.xml", b"<a/>")
+    with pytest.raises(ValueError, match="end record"):
+        Spliceable(commented.getvalue())

@@ -22,14 +22,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
-import struct
 import tempfile
 import unicodedata
-import zipfile
-import zlib
 from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
 
 from xlsx_kpi.audit.recalc import prefilled, recalculate
@@ -39,6 +34,7 @@ from xlsx_kpi.formats.identity import identity_digest, identity_rows
 from xlsx_kpi.formats.layout import Identity, SheetLayout, WorkbookLayout, build_layout, display_width
 from xlsx_kpi.formats.sheet_builder import SheetBuilder
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+from xlsx_kpi.ooxml.splice import Spliceable
 
 # The identity fields that differ from unit to unit within one shape; every other field is part of the shape.
 FIELDS = ("unit_name", "unit_code", "project_name")
@@ -91,17 +87,6 @@ def shape_key(ident: Identity, layout: WorkbookLayout) -> Hashable:
     return (blanked(ident), heights(layout))
 
 
-@dataclass
-class Member:
-    """One zip member of the probe: its local header and compressed bytes, or its text when a unit patches it."""
-
-    local: bytes
-    raw: bytes
-    central: int  # where its entry starts in the central directory
-    text: bytes | None = None
-    parts: list[bytes] | None = None  # the text split around its tokens
-
-
 class Probe:
     """The template of one shape, written once with tokens, and what a unit's file changes in it."""
 
@@ -130,7 +115,13 @@ class Probe:
             if expr.parse(cell.expr).names() & self.touched:
                 self.touched.add(cell.key)
                 self.dependent.append((cell.key, cell.expr))
-        self.members, self.central, self.end = self.parse(data)
+        self.package = Spliceable(data)
+        # The members that hold a token or the digest, split around them: fixed text, key, fixed text, ...
+        self.parts = {
+            name: self.byte_pattern.split(text)
+            for name, text in self.package.texts.items()
+            if self.byte_pattern.search(text)
+        }
         self.check_parts()
         sst = self.texts.get("xl/sharedStrings.xml", b"")
         entries = re.findall(rb"<si>(.*?)</si>", sst, re.DOTALL)
@@ -138,41 +129,14 @@ class Probe:
         if unique is None or int(unique.group(1)) != len(entries):
             raise ValueError("shared strings not as XlsxWriter writes them")
         self.varying_strings = [self.byte_pattern.split(e) for e in entries if self.byte_pattern.search(e)]
-        for m in self.members.values():
-            m.parts = self.byte_pattern.split(m.text) if m.text is not None else None
         self.fixed_strings = {e for e in entries if not self.byte_pattern.search(e)}
         if len(entries) != len(set(entries)):
             raise ValueError("shared strings repeat")
 
     @property
     def texts(self) -> dict[str, bytes]:
-        return {name: m.text for name, m in self.members.items() if m.text is not None}
-
-    def parse(self, data: bytes) -> tuple[dict[str, Member], bytes, bytes]:
-        """The members of the probe's zip, read from its own headers (no data descriptors, no zip64, no comment)."""
-        end = data[-22:]
-        sig, _, _, count, total, cd_size, cd_offset, comment = struct.unpack("<4s4H2LH", end)
-        if sig != b"PK\x05\x06" or comment or count != total or cd_offset + cd_size != len(data) - 22:
-            raise ValueError("unexpected zip end record")
-        central = data[cd_offset : cd_offset + cd_size]
-        members: dict[str, Member] = {}
-        with zipfile.ZipFile(BytesIO(data)) as zf:
-            infos = zf.infolist()
-            pos = 0
-            for info in infos:
-                if central[pos : pos + 4] != b"PK\x01\x02":
-                    raise ValueError("unexpected central directory")
-                name_len, extra_len, comment_len = struct.unpack_from("<3H", central, pos + 28)
-                offset = struct.unpack_from("<L", central, pos + 42)[0]
-                if info.flag_bits & 0x08 or info.compress_type != zipfile.ZIP_DEFLATED or offset != info.header_offset:
-                    raise ValueError("unexpected zip member")
-                local_len = 30 + sum(struct.unpack_from("<2H", data, offset + 26))
-                local = data[offset : offset + local_len]
-                raw = data[offset + local_len : offset + local_len + info.compress_size]
-                text = zf.read(info)
-                members[info.filename] = Member(local, raw, pos, text if self.byte_pattern.search(text) else None)
-                pos += 46 + name_len + extra_len + comment_len
-        return members, central, end
+        """The members a unit patches, as the probe has them."""
+        return {name: self.package.texts[name] for name in self.parts}
 
     def check_parts(self) -> None:
         """Tokens only in text nodes (never in an attribute or a name), the digest only as the identity row's value."""
@@ -250,7 +214,7 @@ class Probe:
             return None  # XlsxWriter would have merged two shared strings: another string table
         if any(ESCAPE_LIKE.search(s) for s in strings):
             return None
-        return self.assemble(sub_bytes)
+        return self.package.replaced({name: sub_bytes(parts) for name, parts in self.parts.items()})
 
     def same_layout(self, layout: WorkbookLayout, sub: Callable[[str], str]) -> bool:
         probe = self.layout
@@ -298,29 +262,6 @@ class Probe:
         if key in self.token_values:
             return isinstance(value, str) and sub(str(probe)) == value
         return type(probe) is type(value) and probe == value
-
-    def assemble(self, sub_bytes: Callable[[list[bytes]], bytes]) -> bytes:
-        """The probe's zip with the patched members recompressed as zipfile does; the rest copied as they are."""
-        chunks: list[bytes] = []
-        central = bytearray(self.central)
-        pos = 0
-        for m in self.members.values():
-            local, raw = m.local, m.raw
-            if m.parts is not None:
-                text = sub_bytes(m.parts)
-                packer = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED, -15)
-                raw = packer.compress(text) + packer.flush()
-                sizes = (zlib.crc32(text), len(raw), len(text))
-                header = bytearray(local)
-                struct.pack_into("<3L", header, 14, *sizes)
-                struct.pack_into("<3L", central, m.central + 16, *sizes)
-                local = bytes(header)
-            struct.pack_into("<L", central, m.central + 42, pos)
-            chunks += (local, raw)
-            pos += len(local) + len(raw)
-        end = bytearray(self.end)
-        struct.pack_into("<L", end, 16, pos)
-        return b"".join([*chunks, central, end])
 
 
 class BatchWriter:
@@ -402,7 +343,7 @@ class BatchWriter:
             data = target.read_bytes()
         try:
             return Probe(probe_layout, values, data, tokens)
-        except ValueError:
+        except ValueError:  # a zip or a shared string table not as expected: every unit written directly
             return None
 
 
