@@ -20,10 +20,10 @@ __all__ = ["SharedStrings", "read_plain"]
 _DECLARATION = re.compile(rb"<\?xml[^>]*?\?>")
 _ENCODING = re.compile(rb"encoding\s*=\s*[\"']([^\"']*)[\"']")
 _PREFIX = re.compile(rb"xmlns:([A-Za-z_][\w.-]*)\s*=")
-_ATTRIBUTES = rb'(?:\s+[A-Za-z_][\w.:-]*\s*=\s*"[^"<]*")*\s*'
+_ATTRIBUTES = rb'(?:\s+[A-Za-z_][\w.:-]*\s*=\s*"[^"<>]*")*\s*'
 # A text run: <t>, <t xml:space="preserve">, <t/>; its text holds no element (checked by read_plain).
 _T = re.compile(rb"<t" + _ATTRIBUTES + rb"(?:/>|>([^<]*)</t>)")
-_T_OPENINGS = (b"<t>", b"<t ", b"<t/", b"<t\t", b"<t\n")
+_ODD_T = re.compile(rb"<t(?=[\s/>])(?!" + _ATTRIBUTES + rb"(?:/>|>[^<]*</t>))")  # any other <t>
 _SIMPLE = re.compile(rb"<t>([^<]*)</t></si>\s*(?:</sst>\s*)?")  # a string without runs, as most writers put it
 _ROOT = re.compile(rb"\s*<sst\b[^>]*>\s*")
 # Run properties hold no text: the full parser does not look inside them (not even at a stray <t>).
@@ -117,7 +117,8 @@ def read_plain(data: bytes, limit: int, finish: Callable[[str], str]) -> SharedS
     `finish` is applied to each string once decoded (OOXML's _xHHHH_ escapes).
     """
     start = _plain_prolog(data)
-    # Checked before expat sees the bytes: with no "<!" there is no DTD, hence no entity to expand.
+    # No DTD, comment or CDATA ("<!"), processing instruction ("<?") or CR (which parsers turn into LF). Checked
+    # before expat sees the bytes: with no DTD there is no entity to expand.
     if start is None or data.find(b"<!", start) >= 0 or data.find(b"<?", start) >= 0 or b"\r" in data:
         return None
     # Namespace processing makes an undeclared prefix an error, so the prefixes are the declared ones.
@@ -132,6 +133,6 @@ def read_plain(data: bytes, limit: int, finish: Callable[[str], str]) -> SharedS
     head = items.pop(0)
     if len(items) > limit or len(items) != data.count(b"<si") or (items and not _ROOT.fullmatch(head, start)):
         return None  # a <si> with attributes, or anything but the root's start tag before the first one
-    if len(_T.findall(data)) != sum(data.count(opening) for opening in _T_OPENINGS):
-        return None  # a <t> with attributes not in double quotes, or holding an element
+    if _ODD_T.search(data) is not None:
+        return None  # a <t> with an attribute in single quotes or holding ">", or holding an element
     return SharedStrings(items, finish)
