@@ -112,9 +112,9 @@ def oracle(data: bytes) -> list[str]:
     return out
 
 
-text = st.text(
-    st.characters(blacklist_categories=("Cs",), blacklist_characters="\r\x00\ufffe\uffff"), max_size=12
-).filter(lambda s: all(ch in "\t\n" or ord(ch) >= 0x20 for ch in s))
+text = st.text(st.characters(exclude_categories=("Cs",), exclude_characters="\r\x00\ufffe\uffff"), max_size=12).filter(
+    lambda s: all(ch in "\t\n" or ord(ch) >= 0x20 for ch in s)
+)
 
 
 @st.composite

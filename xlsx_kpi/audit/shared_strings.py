@@ -1,11 +1,11 @@
 """A workbook's shared strings split once from its sharedStrings part, each decoded when a cell first uses it.
 
-Excel, WPS, LibreOffice, XlsxWriter and openpyxl write the part in one plain form: UTF-8, no DTD, comment,
-CDATA or processing instruction, no prefixed elements, and every string as `<si>` followed by `<t>` runs.
-read_plain takes bytes in that form apart with `bytes.split` and a few regular expressions after expat has
-checked them well-formed with no Python call per element (C speed); a filing then decodes only the ~half of
-the strings its cells use. It returns None for anything else, and the reader parses the part with its full
-parser instead: the same strings, the same refusals, only slower.
+Excel, WPS, LibreOffice and XlsxWriter write the part in one plain form: UTF-8, no DTD, comment, CDATA or
+processing instruction, no prefixed elements, every string as `<si>` followed by `<t>` runs. read_plain takes
+bytes in that form apart with `bytes.split` and a few regular expressions, after expat has checked them
+well-formed without a Python call per element; a filing then decodes only the strings its cells use (about a
+third of a filled template's: the guide's paragraphs and the 计分标准 texts are never read). For anything else
+it returns None, and the reader parses the part with its full parser: the same strings, the same refusals.
 """
 
 from __future__ import annotations
