@@ -18,10 +18,10 @@ from seed_data import DEPT_IDENTITY, dept_inputs
 
 from xlsx_kpi.audit import reader
 from xlsx_kpi.audit.reader import read_workbook, to_inputs
-from xlsx_kpi.audit.shared_strings import SharedStrings, read_plain
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.ooxml.shared_strings import SharedStrings, read_plain
 from xlsx_kpi.outputs.template import write_template
 
 DATA = Path(__file__).parent / "data"
