@@ -8,7 +8,7 @@ import json
 import re
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -23,6 +23,7 @@ from xlsx_kpi.formats.layout import Approved, Identity, RowGroup, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.ooxml.package import MSG_BAD_PART, MSG_CORRUPT, Package, Stop, Tags, new_parser, open_package, parse_part
 from xlsx_kpi.ooxml.parts import check_kind, rels_of, resolve_target
+from xlsx_kpi.ooxml.shared_strings import read_plain
 
 __all__ = [
     "Filing",
@@ -299,13 +300,20 @@ def _read_book(pkg: Package) -> _Book:
     return book
 
 
-def _read_shared_strings(pkg: Package, name: str | None) -> list[str]:
+def _read_shared_strings(pkg: Package, name: str | None) -> Sequence[str]:
     """Every shared string: rich-text runs concatenated, phonetic (rPh) runs left out.
 
-    End and text callbacks are switched on only inside <t>, and start callbacks off inside <rPr>.
+    The part is inflated whole (within the package's budgets). In the plain form every program writes,
+    shared_strings.read_plain splits it without a Python call per element and decodes a string when a
+    cell uses it; anything else is parsed here, with end and text callbacks switched on only inside <t>
+    and start callbacks off inside <rPr>: the same strings, the same refusals.
     """
     if name is None or name not in pkg.members:
         return []
+    data = pkg.read(name)
+    plain = read_plain(data, MAX_SHARED_STRINGS, _unescape)
+    if plain is not None:
+        return plain
     strings: list[str] = []
     parts: list[str] = []
     tags = Tags(si=1, t=2, rPr=3, rPh=4)
@@ -348,7 +356,7 @@ def _read_shared_strings(pkg: Package, name: str | None) -> list[str]:
             parser.EndElementHandler = None
 
     parser.StartElementHandler = start
-    parse_part(pkg, name, parser)
+    parse_part(pkg, name, parser, iter((data,)))
     if started:
         finish()
     return strings
@@ -629,7 +637,7 @@ def _raw_cell(
     found: _Found | None,
     address: str,
     pos: tuple[int, int],
-    strings: list[str],
+    strings: Sequence[str],
     dates: frozenset[int],
     masters: Masters,
     path: Path,
@@ -687,7 +695,7 @@ _META_ROWS = set(range(1, MAX_META_ROWS + 1))
 _META_CELLS = {f"{c}{r}" for r in _META_ROWS for c in "AB"}
 
 
-def _read_meta_sheet(pkg: Package, book: _Book, strings: list[str]) -> dict[str, str]:
+def _read_meta_sheet(pkg: Package, book: _Book, strings: Sequence[str]) -> dict[str, str]:
     """The identity rows (key in A, value in B) of the very hidden sheet the template writes."""
     member = book.targets.get(book.sheets.get(META_SHEET, ""))
     if member is None or member not in pkg.members:
@@ -1139,7 +1147,7 @@ def _label_texts(layout: WorkbookLayout, sheet: str) -> frozenset[str]:
     return found
 
 
-def _renamed_sheets(pkg: Package, book: _Book, plan: _Plan, strings: list[str]) -> dict[str, str]:
+def _renamed_sheets(pkg: Package, book: _Book, plan: _Plan, strings: Sequence[str]) -> dict[str, str]:
     """Template sheets missing under their own name but found under another (LibreOffice and WPS drop the
     structure lock): template name -> name in the file.
 
@@ -1172,7 +1180,9 @@ def _renamed_sheets(pkg: Package, book: _Book, plan: _Plan, strings: list[str]) 
     return found
 
 
-def _same_texts(pkg: Package, book: _Book, cells: list[Any], candidates: list[str], strings: list[str]) -> str | None:
+def _same_texts(
+    pkg: Package, book: _Book, cells: list[Any], candidates: list[str], strings: Sequence[str]
+) -> str | None:
     """The one candidate sheet showing the layout's fixed texts at their places, if any."""
     fixed = [c for c in cells if c.role in ("title", "label", "header") and c.text and c.text.strip()]
     texts = {c.a1: c.text.strip() for c in fixed}
