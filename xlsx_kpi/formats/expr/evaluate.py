@@ -47,17 +47,22 @@ def _compile(node: Node) -> _Compiled:
         # Excel's unary plus changes nothing, not even text.
         return operand if node.op == "+" else _negation(operand)
     if isinstance(node, Binary):
-        left, right = _compile(node.left), _compile(node.right)
         if node.op == "&":
-            return _concatenation(left, right)
+            return _concatenation(_compile(node.left), _compile(node.right))
         if node.op in _OPERATIONS:
-            return _operation(node.op, left, right)
+            return _operation(node.op, node.left, node.right)
         if isinstance(node.right, Str):
-            return _comparison_with_text(node.op, left, node.right.value)
+            return _comparison_with_text(node.op, node.left, node.right.value)
         if isinstance(node.right, Num) and _significant_is_exact(node.right.value):
-            return _comparison_with_number(node.op, left, node.right.value)
-        return _comparison(node.op, left, right)
+            return _comparison_with_number(node.op, node.left, node.right.value)
+        return _comparison(node.op, _compile(node.left), _compile(node.right))
     return _CALLS[node.func](node.args)
+
+
+def _operand(node: Node) -> tuple[str | None, _Compiled]:
+    """(the name, if the operand is a plain cell, and its closure): a closure that looks a name up directly
+    saves a call per operand, and most operands are plain cells."""
+    return (node.name if isinstance(node, Name) else None), _compile(node)
 
 
 def _constant(value: Value) -> _Compiled:
@@ -105,12 +110,14 @@ _OPERATIONS: dict[str, Callable[[Decimal, Decimal], Value]] = {
 }
 
 
-def _operation(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
+def _operation(op: str, left_node: Node, right_node: Node) -> _Compiled:
     apply = _OPERATIONS[op]
+    left_name, left = _operand(left_node)
+    right_name, right = _operand(right_node)
 
     def run(lookup: _Lookup) -> Value:
-        a = left(lookup)
-        b = right(lookup)
+        a = left(lookup) if left_name is None else lookup(left_name)
+        b = right(lookup) if right_name is None else lookup(right_name)
         if not (isinstance(a, Decimal) and isinstance(b, Decimal)):
             return arithmetic(op, a, b)
         try:
@@ -138,13 +145,14 @@ def _comparison(op: str, left: _Compiled, right: _Compiled) -> _Compiled:
 # Most comparisons are with a literal (x="", x=0, x>2): the literal's side is worked out once.
 
 
-def _comparison_with_text(op: str, left: _Compiled, text: str) -> _Compiled:
+def _comparison_with_text(op: str, left_node: Node, text: str) -> _Compiled:
     outcome = OUTCOMES[op]
     below = outcome[0]  # a number sorts before any text
     blank = outcome[order("", text) + 1]  # a blank cell compares as ""
+    name, left = _operand(left_node)
 
     def run(lookup: _Lookup) -> Value:
-        a = left(lookup)
+        a = left(lookup) if name is None else lookup(name)
         if isinstance(a, Decimal):
             return below
         if a is None:
@@ -159,13 +167,14 @@ def _significant_is_exact(number: Decimal) -> bool:
     return not number or (number.is_finite() and -SIGNIFICANT_EXPONENTS < number.adjusted() < SIGNIFICANT_EXPONENTS)
 
 
-def _comparison_with_number(op: str, left: _Compiled, number: Decimal) -> _Compiled:
+def _comparison_with_number(op: str, left_node: Node, number: Decimal) -> _Compiled:
     outcome = OUTCOMES[op]
     y = significant(number)
     blank = outcome[(ZERO > y) - (ZERO < y) + 1]  # a blank cell compares as 0
+    name, left = _operand(left_node)
 
     def run(lookup: _Lookup) -> Value:
-        a = left(lookup)
+        a = left(lookup) if name is None else lookup(name)
         if isinstance(a, Decimal):
             x = significant(a)
             return outcome[(x > y) - (x < y) + 1]
@@ -342,7 +351,9 @@ def _count(args: tuple[Node, ...]) -> _Compiled:
 
 
 def _isnumber(args: tuple[Node, ...]) -> _Compiled:
-    operand = _compile(args[0])
+    name, operand = _operand(args[0])
+    if name is not None:
+        return lambda lookup: isinstance(lookup(name), Decimal)
     return lambda lookup: isinstance(operand(lookup), Decimal)
 
 
