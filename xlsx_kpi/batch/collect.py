@@ -406,11 +406,22 @@ def _units_and_amounts(out: Collection, catalog: Catalog, unit_rows: list[UnitRo
 # --- The summary workbook -----------------------------------------------------------------------------------
 
 
+class _CharWidths(dict[str, int]):
+    """Columns per character (a CJK wide or full-width one counts 2), looked up once per distinct character."""
+
+    def __missing__(self, ch: str) -> int:
+        width = self[ch] = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        return width
+
+
+_CHAR_WIDTHS = _CharWidths()
+
+
 def text_width(text: str) -> int:
     """Columns a text needs: a CJK (wide) character counts 2 (XlsxWriter's autofit counts 1)."""
     longest = 0
     for line in str(text).splitlines() or [""]:
-        longest = max(longest, sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line))
+        longest = max(longest, len(line) if line.isascii() else sum(map(_CHAR_WIDTHS.__getitem__, line)))
     return longest
 
 
