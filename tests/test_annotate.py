@@ -23,17 +23,17 @@ from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.formats.layout import build_layout, display_width
 from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.outputs.annotate_openpyxl import (
+from xlsx_kpi.outputs.annotate.fallback import (
     COMMENT_SEPARATOR,
     ERROR_FILL,
     EXPLAINED_FILL,
     INFO_FILL,
     PASS_FILL,
     WARNING_FILL,
-    annotate,
     annotated_name,
     comment_size,
 )
+from xlsx_kpi.outputs.annotate.fallback import annotate_openpyxl as annotate
 from xlsx_kpi.outputs.dump import dump_workbook
 from xlsx_kpi.outputs.template import write_template
 

@@ -25,16 +25,16 @@ from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.outputs.annotate_openpyxl import (
+from xlsx_kpi.outputs.annotate.fallback import (
     ERROR_FILL,
     EXPLAINED_FILL,
     INFO_FILL,
     PASS_FILL,
     WARNING_FILL,
-    annotate,
     comment_size,
 )
-from xlsx_kpi.outputs.annotate_zip import annotate_fast
+from xlsx_kpi.outputs.annotate.fallback import annotate_openpyxl as annotate
+from xlsx_kpi.outputs.annotate.patcher import annotate_fast
 from xlsx_kpi.outputs.dump import dump_workbook
 
 UNIT_SHEETS = ["填表说明", "附件1", "附件2", "基础数据", "_xlsx_kpi"]

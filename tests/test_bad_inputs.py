@@ -29,12 +29,15 @@ from make_corpus import CASES, Case, make_corpus  # noqa: E402
 from published import dept_published  # noqa: E402
 
 from xlsx_kpi import cli
-from xlsx_kpi.audit import reader  # noqa: E402
-from xlsx_kpi.batch import check as audit
 from xlsx_kpi.batch.check import Options, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.errors import XlsxKpiError  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
+from xlsx_kpi.ooxml import (
+    load,  # noqa: E402
+    package,  # noqa: E402
+)
+from xlsx_kpi.outputs import annotate as annotate_entry
 from xlsx_kpi.outputs import isolation
 from xlsx_kpi.outputs.template import TemplateWriter  # noqa: E402
 
@@ -158,7 +161,7 @@ def test_the_openpyxl_annotator_refuses_what_it_cannot_load(
     case: Case, corpus: Path, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The whole-file annotator (used when the fast one declines) runs only within check_loadable's budgets."""
-    monkeypatch.setattr(audit, "annotate_fast", lambda *args, **kwargs: None)
+    monkeypatch.setattr(annotate_entry, "annotate_fast", lambda *args, **kwargs: None)
     start = time.monotonic()
     report = check_file(corpus / case.name, catalog, Options(out_dir=tmp_path))
     assert time.monotonic() - start < 2
@@ -272,7 +275,7 @@ def test_unreadable_file(
         path.chmod(0o644)
     assert code == 2
     [report] = json.loads(out)["files"]
-    assert report["error"] == f"文件 {path}：{reader.MSG_NO_PERMISSION}"
+    assert report["error"] == f"文件 {path}：{package.MSG_NO_PERMISSION}"
 
 
 def test_output_folder_that_cannot_be_made(
@@ -371,7 +374,7 @@ def test_disk_full_while_annotating_leaves_the_old_copy(
     old = out_dir / "good_审核.xlsx"
     old.write_bytes(b"yesterday's copy")
     if writer == "openpyxl":
-        monkeypatch.setattr(audit, "annotate_fast", lambda *args, **kwargs: None)
+        monkeypatch.setattr(annotate_entry, "annotate_fast", lambda *args, **kwargs: None)
     fill_disk(monkeypatch, out_dir, 20_000)  # the forked annotator inherits it
     code, out, _ = run(["check", str(corpus / "good.xlsx"), "--json", "--out-dir", str(out_dir), "--force"], capsys)
     assert code == 2
@@ -475,9 +478,9 @@ def test_the_child_limits_stop_openpyxl_when_the_budgets_let_a_bomb_through(
     corpus: Path, catalog: Catalog, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Measured without check_loadable, the merge bomb took openpyxl to 2.9 GB in 30 s: the child stops it."""
-    monkeypatch.setattr(reader, "LOAD_MAX_EXPANDED", 10**12)
+    monkeypatch.setattr(load, "LOAD_MAX_EXPANDED", 10**12)
     monkeypatch.setattr(isolation, "ANNOTATE_MEMORY", 128 << 20)
-    monkeypatch.setattr(audit, "annotate_fast", lambda *args, **kwargs: None)
+    monkeypatch.setattr(annotate_entry, "annotate_fast", lambda *args, **kwargs: None)
     start = time.monotonic()
     report = check_file(corpus / "merge_bomb.xlsx", catalog, Options(out_dir=tmp_path))
     assert time.monotonic() - start < SECONDS
@@ -488,6 +491,6 @@ def test_the_child_limits_stop_openpyxl_when_the_budgets_let_a_bomb_through(
 
 
 def test_the_budget_guard_passes_real_workbooks(corpus: Path, catalog: Catalog, tmp_path: Path) -> None:
-    reader.check_loadable(corpus / "good.xlsx")
+    load.check_loadable(corpus / "good.xlsx")
     blank = dept_published(catalog, tmp_path, written={}, name="blank.xlsx")
-    reader.check_loadable(blank)
+    load.check_loadable(blank)

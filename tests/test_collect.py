@@ -23,15 +23,18 @@ from helpers import recalc_with_libreoffice, soffice
 from published import DEPT_WRITTEN, KECHUANG_WRITTEN, corrected_dept_inputs
 from seed_data import CN_IDENTITY, GZ_IDENTITY, PROJECT_IDENTITY, cn_inputs, dept_inputs, gz_inputs, kechuang_inputs
 
+from xlsx_kpi.audit.collection import Collection
+from xlsx_kpi.audit.figures import FIGURES, shown_value
 from xlsx_kpi.batch.check import Options, audit_file, check_file
-from xlsx_kpi.batch.collect import Collection, collect, write_summary
+from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.layout import Identity, build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.summary import write_summary
 from xlsx_kpi.outputs.template import write_template
-from xlsx_kpi.store.history import FIGURES, History, _shown, to_dataframe
+from xlsx_kpi.store.history import History, to_dataframe
 
 D = Decimal
 ROOT = Path(__file__).resolve().parents[1]
@@ -449,8 +452,8 @@ def test_history_stores_each_file_once(batch: Batch, catalog: Catalog, tmp_path:
 
 def test_rates_are_shown_to_four_decimals_however_large() -> None:
     rate = next(f for f in FIGURES if f.id == "carry_rate")
-    assert _shown(Decimal("0.060356"), rate) == Decimal("0.0604")
-    assert _shown(Decimal("1.5E+30"), rate) == Decimal("1.5E+30")  # quantize would overflow the context
+    assert shown_value(Decimal("0.060356"), rate) == Decimal("0.0604")
+    assert shown_value(Decimal("1.5E+30"), rate) == Decimal("1.5E+30")  # quantize would overflow the context
 
 
 def test_history_to_dataframe(batch: Batch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,10 +9,11 @@ import pytest
 from test_collect import Batch, batch  # noqa: F401 - the session's collected batch
 
 from xlsx_kpi.batch import collect as collect_module
-from xlsx_kpi.batch.collect import collect, write_summary
+from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs.dump import dump_workbook
+from xlsx_kpi.outputs.summary import write_summary
 from xlsx_kpi.store import history as history_module
 from xlsx_kpi.store.history import SCHEMA, History
 

@@ -15,14 +15,16 @@ from published import dept_published
 from seed_data import dept_inputs
 from seed_projects import OTHER_PROJECTS, SHEHUIHUA, project_published, unit_published
 
+from xlsx_kpi.audit.collection import Collection
 from xlsx_kpi.audit.findings import Severity
 from xlsx_kpi.audit.rules import REGISTRY
 from xlsx_kpi.audit.rules.crossfile import CrossFinding
 from xlsx_kpi.batch.check import Options, audit_paths, cross_check
-from xlsx_kpi.batch.collect import Collection, collect, write_summary
+from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs.summary import write_summary
 from xlsx_kpi.outputs.template import write_template
 from xlsx_kpi.store.history import History
 

@@ -32,10 +32,10 @@ from xlsx_kpi.audit.recalc import (
 )
 from xlsx_kpi.audit.rules import Context, base, run_rules
 from xlsx_kpi.audit.rules.scores import score_cells
-from xlsx_kpi.batch.collect import text_width
 from xlsx_kpi.formats.expr import Program, Value, evaluate, parse
 from xlsx_kpi.formats.layout import Identity, WorkbookLayout, build_layout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock
+from xlsx_kpi.outputs.table_writer import text_width
 from xlsx_kpi.outputs.template import write_template
 from xlsx_kpi.store import history as history_module
 from xlsx_kpi.store.history import History
@@ -164,8 +164,8 @@ def test_a_stored_file_is_not_encoded_again(catalog: Catalog, tmp_path: Path, mo
     with History(tmp_path / "h.sqlite") as history:
         assert history.store(checked, sha256="a" * 64, file_mtime=datetime(2026, 1, 1))
         encoded: list[int] = []
-        real = history_module._encode
-        monkeypatch.setattr(history_module, "_encode", lambda values: encoded.append(1) or real(values))
+        real = history_module.encode_values
+        monkeypatch.setattr(history_module, "encode_values", lambda values: encoded.append(1) or real(values))
         assert history.store(checked, sha256="a" * 64, file_mtime=datetime(2026, 1, 1)) is False
         assert encoded == []
         assert history.count() == 1

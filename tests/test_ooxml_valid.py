@@ -23,8 +23,8 @@ from xlsx_kpi.batch.check import Options, audit_file, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
-from xlsx_kpi.outputs.annotate_openpyxl import annotate  # noqa: E402
-from xlsx_kpi.outputs.annotate_zip import annotate_fast  # noqa: E402
+from xlsx_kpi.outputs.annotate.fallback import annotate_openpyxl as annotate  # noqa: E402
+from xlsx_kpi.outputs.annotate.patcher import annotate_fast  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -24,10 +24,10 @@ from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from seed_data import DEPT_IDENTITY
 from test_bad_inputs import assert_text_stays_text
 
-from xlsx_kpi.batch import check as audit
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.outputs import annotate as annotate_entry
 from xlsx_kpi.outputs.template import write_template
 
 ERRORS = ("#REF!", "#DIV/0!", "#N/A", "#VALUE!", "#NAME?", "#NUM!", "#NULL!")
@@ -150,7 +150,9 @@ def test_annotated_copy_never_fails_and_adds_no_formula(
     path = folder / "annotated.xlsx"
     texts = fill(data.draw(typed_inputs(layout)), layout, blank[1], path)
     fast = data.draw(st.booleans(), label="fast annotator")
-    with mock.patch.object(audit, "annotate_fast", audit.annotate_fast if fast else lambda *a, **k: None):
+    with mock.patch.object(
+        annotate_entry, "annotate_fast", annotate_entry.annotate_fast if fast else lambda *a, **k: None
+    ):
         report = check_file(path, catalog, Options(out_dir=folder / "out", force=True, isolate=False))
     if assert_clear(report, path):
         assert report.output_error is None, report.output_error

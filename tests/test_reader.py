@@ -27,6 +27,7 @@ from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import ExcelError
 from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
 from xlsx_kpi.formats.spec import Catalog, col_index, col_letters
+from xlsx_kpi.ooxml import package
 from xlsx_kpi.outputs.template import write_template
 
 D = Decimal
@@ -554,7 +555,7 @@ NOT_WORKBOOKS: dict[str, tuple[bytes, str]] = {
         "不是 Excel 工作簿（缺少 xl/workbook.xml），请使用下发的 .xlsx 模板",
     ),
     "many_members": (
-        _zip({f"x/{i}.txt": b"" for i in range(reader.MAX_MEMBERS + 1)}),
+        _zip({f"x/{i}.txt": b"" for i in range(package.MAX_MEMBERS + 1)}),
         "文件异常（压缩包内超过 5000 个部件），已拒绝读取",
     ),
 }
@@ -738,8 +739,8 @@ def test_date_formats() -> None:
 
 
 def test_size_and_count_limits(filled: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 1000)
+    monkeypatch.setattr(package, "MAX_FILE_BYTES", 1000)
     assert refusal(filled, catalog).message == "文件过大（超过 200 MB），不是填报的模板，已拒绝读取"
-    monkeypatch.setattr(reader, "MAX_FILE_BYTES", 200 * 1024 * 1024)
+    monkeypatch.setattr(package, "MAX_FILE_BYTES", 200 * 1024 * 1024)
     monkeypatch.setattr(reader, "MAX_SHARED_STRINGS", 10)
     assert refusal(filled, catalog).message == "文件异常（超过 1000000 个文字单元格内容），已拒绝读取"

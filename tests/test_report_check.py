@@ -19,9 +19,10 @@ from xlsx_kpi.cli import main
 from xlsx_kpi.errors import SpecError
 from xlsx_kpi.formats.outline import load_outline, outline_for
 from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.outputs.annotate_openpyxl import annotated_name
-from xlsx_kpi.selfreport.check import check_report, evaluate, report_alone
+from xlsx_kpi.outputs.review import annotated_name
+from xlsx_kpi.selfreport.check import check_report, report_alone
 from xlsx_kpi.selfreport.draft import gather, write_draft
+from xlsx_kpi.selfreport.statements import evaluate
 
 sys.path.insert(0, str(Path(__file__).parent / "data"))
 from make_reports import seed_paragraphs, seed_report, write_report  # noqa: E402

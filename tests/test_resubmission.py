@@ -18,7 +18,7 @@ from xlsx_kpi.batch.check import audit_file, current_submissions, find_workbooks
 from xlsx_kpi.cli import main
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.outputs.annotate_openpyxl import (
+from xlsx_kpi.outputs.annotate.fallback import (
     ERROR_FILL,
     REVIEW_FILLS,
     annotated_name,

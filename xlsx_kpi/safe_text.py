@@ -1,7 +1,7 @@
 """Text we export: one rule for formula-looking text (CSV, summaries, annotated copies), names made printable.
 
 looks_like_formula is the one rule. A CSV gets the apostrophe as a character (neutralise); an xlsx cell we
-write gets it as Excel stores a typed apostrophe, the quotePrefix style (collect, annotate, annotate_fast),
+write gets it as Excel stores a typed apostrophe, the quotePrefix style (collect, both ways of the annotated copy),
 so the text shows as the unit wrote it and stays text when edited. JSON reports keep the text raw.
 """
 

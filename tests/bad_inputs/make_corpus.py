@@ -37,6 +37,10 @@ from xlsx_kpi.audit import reader  # noqa: E402
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 from xlsx_kpi.formats.layout import WorkbookLayout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog, col_letters  # noqa: E402
+from xlsx_kpi.ooxml import (
+    package,  # noqa: E402
+    parts,  # noqa: E402
+)
 
 MiB = 1024 * 1024
 # A file name in GBK bytes, as unzipping a Windows zip on Linux leaves it: Python holds it with surrogates.
@@ -193,7 +197,7 @@ def ole_file(streams: dict[str, bytes]) -> bytes:
     difat = [fat_start + i for i in range(fat_sectors)] + [free] * (109 - fat_sectors)
     header = struct.pack(
         "<8s16sHHHHH6sIIIIIIIII109I",
-        reader.OLE_MAGIC,
+        package.OLE_MAGIC,
         bytes(16),
         0x3E,
         3,
@@ -466,18 +470,18 @@ CASES: list[Case] = [
     Case("good.xlsx", "按原报告填写的部门工作簿（4 个错误）", 1, F, codes=("rate-mismatch",)),
     Case("资阳 部门 自评 📊.xlsx", "文件名含空格、中文和 emoji", 0, F),
     # Not a workbook at all.
-    Case("empty.xlsx", "空文件（0 字节）", 2, E, reader.MSG_EMPTY),
-    Case("photo.xlsx", "不是 zip：改了扩展名的图片", 2, E, reader.MSG_UNKNOWN_FORMAT),
-    Case("truncated.xlsx", "只下载了一半的 .xlsx", 2, E, reader.MSG_CORRUPT),
-    Case("old_format.xls", "Excel 97-2003 的 .xls", 2, E, reader.MSG_XLS),
-    Case("renamed_xls.xlsx", "改名为 .xlsx 的 .xls", 2, E, reader.MSG_XLS),
-    Case("table.csv.xlsx", "改名为 .xlsx 的 CSV（GBK 编码）", 2, E, reader.MSG_TEXT),
-    Case("report.docx.xlsx", "改名为 .xlsx 的 Word 文档", 2, E, reader.MSG_DOCX),
-    Case("encrypted.xlsx", "设置了打开密码的工作簿（OLE 文件，含 EncryptedPackage）", 2, E, reader.MSG_ENCRYPTED),
+    Case("empty.xlsx", "空文件（0 字节）", 2, E, package.MSG_EMPTY),
+    Case("photo.xlsx", "不是 zip：改了扩展名的图片", 2, E, package.MSG_UNKNOWN_FORMAT),
+    Case("truncated.xlsx", "只下载了一半的 .xlsx", 2, E, package.MSG_CORRUPT),
+    Case("old_format.xls", "Excel 97-2003 的 .xls", 2, E, package.MSG_XLS),
+    Case("renamed_xls.xlsx", "改名为 .xlsx 的 .xls", 2, E, package.MSG_XLS),
+    Case("table.csv.xlsx", "改名为 .xlsx 的 CSV（GBK 编码）", 2, E, package.MSG_TEXT),
+    Case("report.docx.xlsx", "改名为 .xlsx 的 Word 文档", 2, E, parts.MSG_DOCX),
+    Case("encrypted.xlsx", "设置了打开密码的工作簿（OLE 文件，含 EncryptedPackage）", 2, E, package.MSG_ENCRYPTED),
     # Workbooks we will not open.
-    Case("macros.xlsm", "含宏（VBA）的 .xlsm", 2, E, reader.MSG_MACRO),
+    Case("macros.xlsm", "含宏（VBA）的 .xlsm", 2, E, parts.MSG_MACRO),
     Case("strict.xlsx", "“严格 Open XML”格式", 2, E, reader.MSG_STRICT),
-    Case("bad_string_index.xlsx", "单元格指向不存在的共享文字", 2, E, reader.MSG_CORRUPT, cell="附件1!G5"),
+    Case("bad_string_index.xlsx", "单元格指向不存在的共享文字", 2, E, package.MSG_CORRUPT, cell="附件1!G5"),
     Case("not_ours.xlsx", "不是本工具生成的模板", 2, E, reader.MSG_NOT_OURS),
     Case("old_version.xlsx", "旧版模板（第 0 版）", 2, E, "模板版本 0 已过期（当前为第 1 版）"),
     Case("sheet_renamed.xlsx", "附件2 被改名为 表2：按标题和表头文字认出并读取", 0, F, codes=("sheet-renamed",)),
@@ -491,13 +495,15 @@ CASES: list[Case] = [
         cell="附件1!F7",
     ),
     # Zip bombs and XML attacks: refused before anything big is built (test_bomb_cost measures them).
-    Case("bomb_declared.xlsx", "部件声明解压后 3.75 GB", 2, E, reader.MSG_BOMB, bomb=True),
-    Case("bomb_ratio.xlsx", "真实的高压缩比部件：150 MB 压成 0.5 MB", 2, E, reader.MSG_BOMB, bomb=True),
-    Case("bomb_members.xlsx", "6,000 个部件", 2, E, reader.MSG_TOO_MANY, bomb=True),
-    Case("bomb_hidden_members.xlsx", "结尾记录谎称 3 个部件，目录里有 6,000 个", 2, E, reader.MSG_TOO_MANY, bomb=True),
-    Case("bomb_parse.xlsx", "压缩比正常（76 倍）：共享文字中 20 MB 的空元素", 2, E, reader.MSG_TOO_MUCH_XML, bomb=True),
-    Case("billion_laughs.xlsx", "XML 实体膨胀（billion laughs）", 2, E, reader.MSG_UNSAFE_XML, bomb=True),
-    Case("external_entity.xlsx", "XML 外部实体（读取 /etc/passwd）", 2, E, reader.MSG_UNSAFE_XML),
+    Case("bomb_declared.xlsx", "部件声明解压后 3.75 GB", 2, E, package.MSG_BOMB, bomb=True),
+    Case("bomb_ratio.xlsx", "真实的高压缩比部件：150 MB 压成 0.5 MB", 2, E, package.MSG_BOMB, bomb=True),
+    Case("bomb_members.xlsx", "6,000 个部件", 2, E, package.MSG_TOO_MANY, bomb=True),
+    Case("bomb_hidden_members.xlsx", "结尾记录谎称 3 个部件，目录里有 6,000 个", 2, E, package.MSG_TOO_MANY, bomb=True),
+    Case(
+        "bomb_parse.xlsx", "压缩比正常（76 倍）：共享文字中 20 MB 的空元素", 2, E, package.MSG_TOO_MUCH_XML, bomb=True
+    ),
+    Case("billion_laughs.xlsx", "XML 实体膨胀（billion laughs）", 2, E, package.MSG_UNSAFE_XML, bomb=True),
+    Case("external_entity.xlsx", "XML 外部实体（读取 /etc/passwd）", 2, E, package.MSG_UNSAFE_XML),
     # Read fine, but openpyxl (which loads the whole file) could not: 2.9 GB and 30 s for the merge bomb.
     Case("merge_bomb.xlsx", "一个合并区域覆盖 170 亿个单元格", 0, F, bomb=True, heavy="合并或超链接区域超过"),
     Case("cells_bomb.xlsx", "40 张附加工作表，共 1,000 万个空单元格", 0, F, bomb=True, heavy="XML 元素超过"),
@@ -575,7 +581,7 @@ CASES: list[Case] = [
     Case("part_name_case.xlsx", "部件名大小写不同（xl/SharedStrings.xml）", 0, F),
     Case("main_part_moved.xlsx", "主部件是 xl/book.xml（由 _rels/.rels 指向）", 0, F),
     Case("url_encoded_target.xlsx", "关系目标用 URL 编码（worksheets/sheet%31.xml）", 0, F),
-    Case("macros_renamed.xlsx", "宏部件改名为 xl/code.dat，只有内容类型和关系类型说明它是 VBA", 2, E, reader.MSG_MACRO),
+    Case("macros_renamed.xlsx", "宏部件改名为 xl/code.dat，只有内容类型和关系类型说明它是 VBA", 2, E, parts.MSG_MACRO),
     Case("percent_typed_95.xlsx", "百分数格中填了数字 95 和文字“95”：都读作 95%", 0, F),
     Case("row_out_of_order.xlsx", "第 1048576 行排在数据行之前", 2, E, "行的顺序错乱"),
     # Paths.
@@ -668,7 +674,7 @@ def make_corpus(folder: Path, catalog: Catalog | None = None) -> list[Case]:
     write_zip(folder / "bomb_ratio.xlsx", [replace(m, bomb) if m.name == s1 else m for m in members])
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as zf:
-        for i in range(reader.MAX_MEMBERS + 1000):
+        for i in range(package.MAX_MEMBERS + 1000):
             zf.writestr(f"xl/media/i{i}.bin", b"")
     put("bomb_members.xlsx", buf.getvalue())
     put("bomb_hidden_members.xlsx", set_declared(buf.getvalue(), "", count=3))

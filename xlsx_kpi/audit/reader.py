@@ -6,24 +6,14 @@ import dataclasses
 import itertools
 import json
 import re
-import stat
-import struct
 import threading
-import zipfile
-import zlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any, TypeVar
-from urllib.parse import unquote
-from xml.parsers import expat
-
-import defusedxml.ElementTree as defused_tree
-from defusedxml.common import DefusedXmlException
-from defusedxml.expatreader import DefusedExpatParser
+from typing import Any, TypeVar
 
 from xlsx_kpi.audit.values import Status, parse_number, parse_percent, to_decimal
 from xlsx_kpi.errors import XlsxKpiError
@@ -31,84 +21,32 @@ from xlsx_kpi.formats.expr import ExcelError, Value
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.formats.layout import Approved, Identity, RowGroup, WorkbookLayout, build_layout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
+from xlsx_kpi.ooxml.package import MSG_BAD_PART, MSG_CORRUPT, Package, Stop, Tags, new_parser, open_package, parse_part
+from xlsx_kpi.ooxml.parts import check_kind, rels_of, resolve_target
+from xlsx_kpi.ooxml.shared_strings import read_plain
 
 __all__ = [
-    "CoreProperties",
     "Filing",
     "RawCell",
-    "check_loadable",
-    "new_parser",
-    "read_core",
     "read_workbook",
     "to_inputs",
 ]
 
-# --- Limits for untrusted zips (checked before any XML is parsed) ------------------------------------
-# Our filled department template has 15 members and ~270 KB uncompressed; Excel files with images stay
-# far below these. A real zip bomb (1 MB -> 1 GB) trips the ratio test long before the total cap.
-MAX_MEMBERS = 5_000
-MAX_TOTAL_BYTES = 200 * 1024 * 1024  # sum of declared uncompressed sizes (images included)
-# XML actually inflated and parsed. A filled template needs ~0.4 MB; hostile XML that passes the ratio test
-# (empty elements mixed with noise, ratio 76) parses at ~13 MB/s, so this also bounds the time a file can
-# cost: ~1.6 s (at 200 MB, the previous bound, it was ~20 s).
-MAX_PARSED_BYTES = 16 * 1024 * 1024
-BOMB_MIN_BYTES = 1024 * 1024  # members smaller than this are never suspicious, whatever their ratio
-BOMB_RATIO = 100  # declared size / compressed size above which a large member is a suspected bomb
-CHUNK = 32 * 1024  # bytes inflated (and fed to the XML parser) at a time
-MAX_FILE_BYTES = MAX_TOTAL_BYTES  # a larger file is refused before it is opened as a zip
-# zipfile builds a ZipInfo (~0.5 KB) for every entry the central directory holds, whatever count the end
-# record declares: its size is checked first (a real entry takes ~100 bytes).
-MAX_DIRECTORY_BYTES = MAX_MEMBERS * 1024
+# --- Limits (the zip and XML guards are in ooxml.package) -----------------------------------------------
 MAX_SHARED_STRINGS = 1_000_000  # ~60 MB of str objects; a filled template has ~300
 MAX_NAMES = 100_000  # K_ defined names kept (a template has one per keyed cell, ~330); more are ignored
 MAX_SHEETS = 10_000  # sheet entries kept from workbook.xml
 MAX_META_ROWS = 200  # rows of the identity sheet read; it has ~15
 MAX_GROUP_ROWS = 500  # rows one indicator group may have (as generated or after the unit inserted rows)
 STRAY_WINDOW = 30  # rows below the last indicator row of a sheet searched for indicators typed outside it
-MAX_OLE_SCAN = 64 * 1024 * 1024  # bytes of an OLE file searched for the encryption stream's name
-# What a whole-file loader (openpyxl, which writes the annotated copy) may be given; see check_loadable.
-# openpyxl keeps ~350 bytes per cell element, creates a cell for every cell of a merged or hyperlinked
-# range (one <mergeCell ref="A2000:XFD1048576"/> in a 32 KB file took 2.9 GB and 30 s), and re-tokenises
-# a shared formula's text for every cell that shares it. A filled template has ~4,000 elements (~9,000
-# once LibreOffice saved it) and a few hundred merged cells.
-LOAD_MAX_ELEMENTS = 200_000  # XML elements in all parts, plus the ranges listed in sqref attributes
-LOAD_MAX_EXPANDED = 100_000  # cells of merged and hyperlinked ranges
-LOAD_MAX_FORMULA_WORK = 2_000_000  # characters of shared-formula text re-tokenised (text x cells sharing it)
 LAYOUT_CACHE_SIZE = 64  # laid-out workbooks kept per (catalog, kind, year); build_layout costs ~6 ms
 # workbook.xml (~330 defined names) and styles.xml cost ~25% of a read and are the same in every workbook made
 # from one template: their parsed form is kept per distinct compressed content (see _memo).
 PART_MEMO_SIZE = 32
-PART_MEMO_MAX_BYTES = 256 * 1024  # compressed; larger parts are parsed every time
 
 # --- The refusals: one Chinese sentence each, saying what to do -------------------------------------
-MSG_NOT_FOUND = "文件不存在，请检查文件名和路径"
-MSG_IS_DIR = "这是一个文件夹，不是 Excel 文件，请指定其中的 .xlsx 文件"
-MSG_NO_PERMISSION = "没有读取权限，请关闭正在使用它的程序或检查文件权限后重试"
-MSG_EMPTY = "文件是空的（0 字节），请重新保存或重新索取后报送"
-MSG_UNREADABLE = "无法读取文件（{detail}），请检查文件后重试"
-MSG_ENCRYPTED = "工作簿设置了打开密码（已加密），请取消密码后另存为 .xlsx 再报送"
-MSG_XLS = "这是旧版 Excel 97-2003（.xls）文件，请在 Excel 或 WPS 中另存为 .xlsx"
-MSG_TEXT = "这不是 Excel 工作簿（看起来是文本、CSV 或网页文件），请使用下发的 .xlsx 模板"
-MSG_UNKNOWN_FORMAT = "文件格式无法识别，不是 Excel 工作簿，请使用下发的 .xlsx 模板"
-MSG_BOMB = "文件异常（压缩比过高，疑似压缩炸弹），已拒绝读取"
-MSG_TOO_MANY = f"文件异常（压缩包内超过 {MAX_MEMBERS} 个部件），已拒绝读取"
-MSG_TOO_BIG = f"文件异常（解压后超过 {MAX_TOTAL_BYTES // (1024 * 1024)} MB），已拒绝读取"
-MSG_TOO_MUCH_XML = (
-    f"文件异常（表格内容解压后超过 {MAX_PARSED_BYTES // (1024 * 1024)} MB，远大于填报的模板），已拒绝读取"
-)
-MSG_TOO_HEAVY = "工作簿内容异常庞大（{what}），为安全起见不整体打开，不生成审核副本"
-MSG_FILE_TOO_BIG = f"文件过大（超过 {MAX_FILE_BYTES // (1024 * 1024)} MB），不是填报的模板，已拒绝读取"
 MSG_TOO_MANY_STRINGS = f"文件异常（超过 {MAX_SHARED_STRINGS} 个文字单元格内容），已拒绝读取"
-MSG_SIZE_LIE = "文件异常（压缩包部件解压后超过其声明的大小），已拒绝读取"
-MSG_CORRUPT = "文件已损坏（不是完整的 .xlsx），请重新保存或重新索取"
-MSG_BAD_PART = "文件已损坏（{part} 无法解析），请在 Excel 或 WPS 中重新保存后报送"
-MSG_DOCX = "这是 Word 文档（.docx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
-MSG_PPTX = "这是 PowerPoint 演示文稿（.pptx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
-MSG_ODS = "这是 OpenDocument 表格（.ods），请在 WPS 或 LibreOffice 中另存为 .xlsx"
-MSG_NOT_XLSX = "不是 Excel 工作簿（缺少 xl/workbook.xml），请使用下发的 .xlsx 模板"
-MSG_MACRO = "工作簿包含宏（VBA），为安全起见不予读取；请另存为不含宏的 .xlsx"
 MSG_STRICT = "这是“严格 Open XML”格式，请在 Excel 中另存为“Excel 工作簿(.xlsx)”"
-MSG_UNSAFE_XML = "文件包含不安全的 XML 内容（DTD/实体声明），已拒绝读取，请用 Excel 或 WPS 重新保存后报送"
 MSG_NOT_OURS = "不是由 xlsx-kpi 生成的模板（找不到模板标识），请使用下发的模板填写"
 MSG_BAD_IDENTITY = "模板标识不完整（{field} 缺失或无法识别），请使用下发的模板重新填写"
 MSG_UNKNOWN_KIND = "模板表种“{wid}”不在本工具的规格中，请使用下发的模板或升级 xlsx-kpi"
@@ -116,9 +54,6 @@ MSG_OLD_VERSION = "模板版本 {found} 已过期（当前为第 {current} 版�
 MSG_NEW_VERSION = "模板版本 {found} 比本工具的规格（第 {current} 版）新，请升级 xlsx-kpi 后再读取"
 MSG_FINGERPRINT = "模板结构与当前规格不一致（版式指纹不符），请用新模板重新填写"
 MSG_MISSING_SHEET = "缺少工作表“{sheet}”（可能被删除或改名），请用原模板重新填写"
-MSG_DUPLICATE_PART = (
-    "文件已损坏（压缩包内有两个同名部件 {part}，不同软件会读出不同的内容），请在 Excel 或 WPS 中重新保存后报送"
-)
 MSG_DUPLICATE_CELL = (
     "文件已损坏（同一个单元格在文件中出现了两次，不同软件会读出不同的值），请在 Excel 或 WPS 中重新保存后报送"
 )
@@ -148,10 +83,6 @@ REVIEW_SHEET = "审核结果"
 RENAME_MIN_LABELS = 3  # fixed texts of a sheet compared to recognise it under another name
 RENAME_MATCH = 0.6  # share of those texts (or of its cells' defined names) that must agree
 
-ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
-ENCRYPTED_STREAM = "EncryptedPackage".encode("utf-16-le")
-
 STRICT_NS = "http://purl.oclc.org/ooxml/spreadsheetml/main"
 
 # Built-in number formats that show a date or time: 14-22 and 45-47 everywhere, and in Chinese
@@ -171,10 +102,6 @@ _FORMULA_TOKEN = re.compile(
 _WHOLE_LINES = re.compile(r"(?<![A-Za-z0-9_.])\$?(?:[A-Z]{1,3}:\$?[A-Z]{1,3}|[0-9]+:\$?[0-9]+)(?![A-Za-z0-9_(])")
 MAX_ROW = 1_048_576
 MAX_COL = 16_384  # XFD
-
-
-class _Stop(Exception):
-    """Raised from a parser callback once everything needed from a part has been seen."""
 
 
 @dataclass(frozen=True)
@@ -232,272 +159,11 @@ class Filing:
         return ref.sheet, f"{col_letters(ref.col)}{ref.row + 1}"
 
 
-# --- Opening the file ---------------------------------------------------------------------------------
+# --- XML parts (opened and parsed by ooxml.package) ------------------------------------------------------
 
 
 def _fail(message: str, path: Path, cell: str | None = None) -> XlsxKpiError:
     return XlsxKpiError(message, file=str(path), cell=cell)
-
-
-def _open(path: Path) -> IO[bytes]:
-    try:
-        st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        raise _fail(MSG_NOT_FOUND, path) from None
-    except PermissionError:
-        raise _fail(MSG_NO_PERMISSION, path) from None
-    except OSError as e:
-        raise _fail(MSG_UNREADABLE.format(detail=e.strerror or e), path) from None
-    if stat.S_ISDIR(st.st_mode):
-        raise _fail(MSG_IS_DIR, path)
-    if st.st_size == 0:
-        raise _fail(MSG_EMPTY, path)
-    if st.st_size > MAX_FILE_BYTES:
-        raise _fail(MSG_FILE_TOO_BIG, path)
-    try:
-        return path.open("rb")
-    except PermissionError:
-        raise _fail(MSG_NO_PERMISSION, path) from None
-    except OSError as e:
-        raise _fail(MSG_UNREADABLE.format(detail=e.strerror or e), path) from None
-
-
-def _looks_like_text(head: bytes) -> bool:
-    """CSV, TSV, HTML, MHT and XML-2003 files saved as .xlsx: no NUL bytes and decodable text."""
-    if head.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
-        return True
-    if b"\x00" in head:
-        return False
-    sample = head[:4096]
-    for encoding in ("utf-8", "gb18030"):
-        try:
-            text = sample.decode(encoding)
-        except UnicodeDecodeError:
-            # The sample may end inside a multi-byte character.
-            try:
-                text = sample[:-3].decode(encoding)
-            except UnicodeDecodeError:
-                continue
-        return all(ch.isprintable() or ch in "\r\n\t\f" for ch in text)
-    return False
-
-
-def _sniff(fh: IO[bytes], path: Path) -> None:
-    """Say what a file really is when it is not a zip, before zipfile gives a useless message."""
-    head = fh.read(8192)
-    fh.seek(0)
-    if head.startswith(ZIP_MAGIC):
-        return
-    if head.startswith(OLE_MAGIC):
-        # Encrypted OOXML is an OLE container with an "EncryptedPackage" stream; search for its
-        # directory entry (the name in UTF-16LE) rather than parse the FAT chain.
-        tail = b""
-        scanned = 0
-        while scanned < MAX_OLE_SCAN:
-            block = fh.read(1024 * 1024)
-            if not block:
-                break
-            if ENCRYPTED_STREAM in tail + block:
-                raise _fail(MSG_ENCRYPTED, path)
-            tail = block[-len(ENCRYPTED_STREAM) :]
-            scanned += len(block)
-        raise _fail(MSG_XLS, path)
-    if _looks_like_text(head):
-        raise _fail(MSG_TEXT, path)
-    raise _fail(MSG_UNKNOWN_FORMAT, path)
-
-
-def _zip_directory(fh: IO[bytes]) -> tuple[int, int] | None:
-    """(members, central directory bytes) declared by the end-of-central-directory record (zip64 too).
-
-    None if the record is not found. Read before zipfile builds a ZipInfo per entry, because a small
-    file can declare millions, and zipfile parses as many entries as the directory's size holds.
-    """
-    size = fh.seek(0, 2)
-    fh.seek(max(0, size - 22 - 65535))
-    tail = fh.read()
-    fh.seek(0)
-    pos = tail.rfind(b"PK\x05\x06")
-    if pos < 0 or pos + 22 > len(tail):
-        return None
-    entries: int
-    directory: int
-    entries, directory = struct.unpack_from("<HI", tail, pos + 10)
-    if (entries == 0xFFFF or directory == 0xFFFFFFFF) and pos >= 20 and tail[pos - 20 : pos - 16] == b"PK\x06\x07":
-        fh.seek(struct.unpack_from("<Q", tail, pos - 12)[0])
-        record = fh.read(56)
-        fh.seek(0)
-        if len(record) == 56 and record[:4] == b"PK\x06\x06":
-            entries, directory = struct.unpack_from("<QQ", record, 32)
-    return entries, directory
-
-
-def _open_zip(fh: IO[bytes], path: Path) -> zipfile.ZipFile:
-    """The zip's directory, refused up front when it declares (or holds) too many members."""
-    declared = _zip_directory(fh)
-    if declared is not None and (declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES):
-        raise _fail(MSG_TOO_MANY, path)
-    try:
-        return zipfile.ZipFile(fh)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
-        raise _fail(MSG_CORRUPT, path) from None
-
-
-class _Members(dict[str, zipfile.ZipInfo]):
-    """Zip items by part name, matched without regard to case (OPC: xl/SharedStrings.xml is xl/sharedStrings.xml)."""
-
-    def __setitem__(self, name: str, info: zipfile.ZipInfo) -> None:
-        super().__setitem__(name.lower(), info)
-
-    def __getitem__(self, name: str) -> zipfile.ZipInfo:
-        return super().__getitem__(name.lower())
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and super().__contains__(name.lower())
-
-    def get(self, name: str, default: Any = None) -> Any:
-        return super().get(name.lower(), default)
-
-
-class _Package:
-    """The zip, checked against bombs up front; members are inflated here with a byte budget.
-
-    zipfile reads the central directory; the member data is inflated directly with zlib (zipfile's
-    per-member reader costs ~0.3 ms per workbook), so output is capped at each member's declared
-    size and the total budget as it is produced, and the CRC is checked when a member is read whole.
-    """
-
-    def __init__(self, zf: zipfile.ZipFile, fh: IO[bytes], path: Path) -> None:
-        self.fh = fh
-        self.path = path
-        infos = zf.infolist()
-        if len(infos) > MAX_MEMBERS:
-            raise _fail(MSG_TOO_MANY, path)
-        total = 0
-        for info in infos:
-            if info.file_size > BOMB_MIN_BYTES and info.file_size > BOMB_RATIO * max(info.compress_size, 1):
-                raise _fail(MSG_BOMB, path)
-            total += info.file_size
-        if total > MAX_TOTAL_BYTES:
-            raise _fail(MSG_TOO_BIG, path)
-        self.members = _Members()
-        for info in infos:
-            # OPC part names compare without regard to case: two items equal but for case are duplicates too.
-            if info.filename in self.members:
-                raise _fail(MSG_DUPLICATE_PART.format(part=info.filename), path)
-            self.members[info.filename] = info
-        self.inflated = 0
-        self.main = "xl/workbook.xml"  # the main (workbook) part, found through _rels/.rels by _check_kind
-
-    def chunks(self, name: str) -> Iterator[bytes]:
-        """A member's bytes, CHUNK at a time; a member that inflates past its declared size is refused."""
-        info = self.members[name]
-        corrupt = _fail(MSG_CORRUPT, self.path)
-        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
-            raise corrupt  # an encrypted member, or a compression Excel never uses
-        fh = self.fh
-        try:
-            pos = self._data_offset(info)
-            raw_left = info.compress_size
-            inflater = zlib.decompressobj(-15) if info.compress_type == zipfile.ZIP_DEFLATED else None
-            pending = b""
-            produced = crc = 0
-            while True:
-                if not pending and raw_left:
-                    fh.seek(pos)
-                    pending = fh.read(min(CHUNK, raw_left))
-                    if not pending:
-                        raise corrupt  # the file ends inside the member
-                    pos += len(pending)
-                    raw_left -= len(pending)
-                if inflater is None:
-                    out, pending = pending, b""
-                else:
-                    out = inflater.decompress(pending, CHUNK)
-                    pending = inflater.unconsumed_tail
-                if not out:
-                    if (inflater is not None and inflater.eof) or (not pending and not raw_left):
-                        break
-                    continue
-                produced += len(out)
-                self.inflated += len(out)
-                if produced > info.file_size:
-                    raise _fail(MSG_SIZE_LIE, self.path)
-                if self.inflated > MAX_PARSED_BYTES:
-                    raise _fail(MSG_TOO_MUCH_XML, self.path)
-                crc = zlib.crc32(out, crc)
-                yield out
-        except (zlib.error, OSError):
-            raise corrupt from None
-        if produced != info.file_size or crc != info.CRC:
-            raise corrupt
-
-    def _data_offset(self, info: zipfile.ZipInfo) -> int:
-        """Where a member's compressed bytes start (after its local header); OSError or corrupt if unreadable."""
-        self.fh.seek(info.header_offset)
-        header = self.fh.read(30)
-        if len(header) != 30 or header[:4] != b"PK\x03\x04":
-            raise _fail(MSG_CORRUPT, self.path)
-        name_len, extra_len = struct.unpack_from("<HH", header, 26)
-        return int(info.header_offset + 30 + name_len + extra_len)
-
-    def raw(self, name: str) -> bytes | None:
-        """A small member's compressed bytes, as an identity of its content; None when not worth it."""
-        info = self.members.get(name)
-        if info is None or info.compress_size > PART_MEMO_MAX_BYTES:
-            return None
-        try:
-            self.fh.seek(self._data_offset(info))
-            data = self.fh.read(info.compress_size)
-        except OSError:
-            return None  # the real read reports it
-        return data if len(data) == info.compress_size else None
-
-
-# --- XML parts ------------------------------------------------------------------------------------------
-# Every part is parsed by expat with defusedxml's guards installed (the same four callbacks its own
-# parsers install: a DOCTYPE, an entity declaration or an external entity raises). The element
-# callbacks are lean closures rather than an ElementTree builder, because building elements for every
-# cell costs several times the whole read budget; namespace processing is left off for the same
-# reason, and tags are matched by local name. A callback raises _Stop once a part has given all we need.
-
-_GUARD = DefusedExpatParser(forbid_dtd=True, forbid_entities=True, forbid_external=True)
-
-
-def new_parser() -> expat.XMLParserType:
-    """A fresh expat parser with defusedxml's guards: a DOCTYPE or an entity in an untrusted part raises."""
-    parser = expat.ParserCreate()
-    parser.StartDoctypeDeclHandler = _GUARD.defused_start_doctype_decl
-    parser.EntityDeclHandler = _GUARD.defused_entity_decl
-    parser.UnparsedEntityDeclHandler = _GUARD.defused_unparsed_entity_decl
-    parser.ExternalEntityRefHandler = _GUARD.defused_external_entity_ref_handler
-    parser.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-    parser.ordered_attributes = False
-    parser.buffer_text = True
-    return parser
-
-
-def _run(pkg: _Package, name: str, parser: expat.XMLParserType, chunks: Iterator[bytes] | None = None) -> None:
-    try:
-        for chunk in pkg.chunks(name) if chunks is None else chunks:
-            parser.Parse(chunk, False)
-        parser.Parse(b"", True)
-    except _Stop:
-        pass
-    except DefusedXmlException:
-        raise _fail(MSG_UNSAFE_XML, pkg.path) from None
-    except expat.ExpatError:
-        raise _fail(MSG_BAD_PART.format(part=name), pkg.path) from None
-
-
-class _Tags(dict[str, Any]):
-    """Tag -> meaning, by local name: "x:c" finds "c" (the lookup is then cached for this parse)."""
-
-    def __missing__(self, tag: str) -> Any:
-        prefix, _, local = tag.rpartition(":")
-        value = self.get(local) if prefix else None
-        self[tag] = value
-        return value
 
 
 def _root_namespace(tag: str, attrs: dict[str, str]) -> str:
@@ -534,29 +200,12 @@ def _char(code: int) -> str:
     return "\ufffd" if 0xD800 <= code <= 0xDFFF else chr(code)
 
 
-def _member(base: str, target: str) -> str:
-    """Resolve a relationship target ("worksheets/sheet1.xml", "/xl/worksheets/sheet1.xml", "sheet%201.xml").
-
-    A target is a URI: percent-escapes are decoded, as OPC maps part names to zip item names.
-    """
-    target = unquote(target.strip())
-    parts = target[1:].split("/") if target.startswith("/") else [*base.split("/"), *target.split("/")]
-    out: list[str] = []
-    for part in parts:
-        if part == "..":
-            if out:
-                out.pop()
-        elif part not in ("", "."):
-            out.append(part)
-    return "/".join(out)
-
-
 T = TypeVar("T")
 _PARTS: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
 _PARTS_LOCK = threading.Lock()
 
 
-def _memo(pkg: _Package, what: str, parts: tuple[str, ...], read: Callable[[_Package], T]) -> T:
+def _memo(pkg: Package, what: str, parts: tuple[str, ...], read: Callable[[Package], T]) -> T:
     """read(pkg), once per `what` and distinct content of `parts` (compressed bytes, size, CRC) in this process.
 
     A hit means the same bytes were parsed, within every budget, for an earlier file: the result is the same.
@@ -591,10 +240,10 @@ class _Book:
     styles: str | None = None
 
 
-def _read_book(pkg: _Package) -> _Book:
+def _read_book(pkg: Package) -> _Book:
     """Sheet names and workbook-scoped defined names (workbook.xml), member names (its rels)."""
     book = _Book()
-    tags = _Tags(sheet=1, definedName=2)
+    tags = Tags(sheet=1, definedName=2)
     text: list[str] = []
     pending: str | None = None  # the defined name whose text is being collected
 
@@ -625,19 +274,19 @@ def _read_book(pkg: _Package) -> _Book:
     parser = new_parser()
     parser.StartElementHandler = root
     parser.CharacterDataHandler = text.append
-    _run(pkg, pkg.main, parser)
+    parse_part(pkg, pkg.main, parser)
     if pending is not None:
         book.names.setdefault(pending, "".join(text).strip())
 
-    rels = _rels_of(pkg.main)
+    rels = rels_of(pkg.main)
     base = pkg.main.rpartition("/")[0]
     if rels in pkg.members:
-        rel_tags = _Tags(Relationship=1)
+        rel_tags = Tags(Relationship=1)
 
         def rel(tag: str, attrs: dict[str, str]) -> None:
             if rel_tags[tag] is None or attrs.get("TargetMode") == "External":
                 return
-            member = _member(base, attrs.get("Target", ""))
+            member = resolve_target(base, attrs.get("Target", ""))
             book.targets[attrs.get("Id", "")] = member
             kind = attrs.get("Type", "")
             if kind.endswith("/sharedStrings"):
@@ -647,20 +296,27 @@ def _read_book(pkg: _Package) -> _Book:
 
         parser = new_parser()
         parser.StartElementHandler = rel
-        _run(pkg, rels, parser)
+        parse_part(pkg, rels, parser)
     return book
 
 
-def _read_shared_strings(pkg: _Package, name: str | None) -> list[str]:
+def _read_shared_strings(pkg: Package, name: str | None) -> Sequence[str]:
     """Every shared string: rich-text runs concatenated, phonetic (rPh) runs left out.
 
-    End and text callbacks are switched on only inside <t>, and start callbacks off inside <rPr>.
+    The part is inflated whole (within the package's budgets). In the plain form every program writes,
+    shared_strings.read_plain splits it without a Python call per element and decodes a string when a
+    cell uses it; anything else is parsed here, with end and text callbacks switched on only inside <t>
+    and start callbacks off inside <rPr>: the same strings, the same refusals.
     """
     if name is None or name not in pkg.members:
         return []
+    data = pkg.read(name)
+    plain = read_plain(data, MAX_SHARED_STRINGS, _unescape)
+    if plain is not None:
+        return plain
     strings: list[str] = []
     parts: list[str] = []
-    tags = _Tags(si=1, t=2, rPr=3, rPh=4)
+    tags = Tags(si=1, t=2, rPr=3, rPh=4)
     parser = new_parser()
     started = False
     phonetic = False
@@ -700,7 +356,7 @@ def _read_shared_strings(pkg: _Package, name: str | None) -> list[str]:
             parser.EndElementHandler = None
 
     parser.StartElementHandler = start
-    _run(pkg, name, parser)
+    parse_part(pkg, name, parser, iter((data,)))
     if started:
         finish()
     return strings
@@ -714,14 +370,14 @@ def is_date_format(code: str) -> bool:
     return any(ch in text for ch in "ymdhs") or "am/pm" in text or "上午/下午" in text
 
 
-def _read_date_styles(pkg: _Package, name: str | None) -> frozenset[int]:
+def _read_date_styles(pkg: Package, name: str | None) -> frozenset[int]:
     """Indexes into cellXfs whose number format shows a date or time."""
     if name is None or name not in pkg.members:
         return frozenset()
     custom: dict[int, str] = {}
     formats: list[int] = []
     # Elements that may follow <cellXfs>: reaching one ends the scan.
-    tags = _Tags(numFmt=1, cellXfs=2, xf=3, cellStyles=4, dxfs=4, tableStyles=4, colors=4, extLst=4)
+    tags = Tags(numFmt=1, cellXfs=2, xf=3, cellStyles=4, dxfs=4, tableStyles=4, colors=4, extLst=4)
     in_xfs = False
 
     def start(tag: str, attrs: dict[str, str]) -> None:
@@ -737,11 +393,11 @@ def _read_date_styles(pkg: _Package, name: str | None) -> frozenset[int]:
         elif kind == 2:
             in_xfs = True
         elif kind == 4 and in_xfs:
-            raise _Stop
+            raise Stop
 
     parser = new_parser()
     parser.StartElementHandler = start
-    _run(pkg, name, parser)
+    parse_part(pkg, name, parser)
     dates = set()
     for index, fmt in enumerate(formats):
         code = custom.get(fmt)
@@ -750,14 +406,14 @@ def _read_date_styles(pkg: _Package, name: str | None) -> frozenset[int]:
     return frozenset(dates)
 
 
-def _read_custom_properties(pkg: _Package) -> dict[str, str]:
+def _read_custom_properties(pkg: Package) -> dict[str, str]:
     """docProps/custom.xml properties named xlsx_kpi_<key>; the template writes "-" for empty."""
     name = "docProps/custom.xml"
     if name not in pkg.members:
         return {}
     meta: dict[str, str] = {}
     text: list[str] = []
-    tags = _Tags(property=1)
+    tags = Tags(property=1)
     key = ""
 
     def start(tag: str, attrs: dict[str, str]) -> None:
@@ -778,7 +434,7 @@ def _read_custom_properties(pkg: _Package) -> dict[str, str]:
     parser.StartElementHandler = start
     parser.EndElementHandler = end
     parser.CharacterDataHandler = text.append
-    _run(pkg, name, parser)
+    parse_part(pkg, name, parser)
     return meta
 
 
@@ -792,7 +448,7 @@ _AFTER_SHEETDATA = (
     "pageMargins pageSetup headerFooter rowBreaks colBreaks customProperties cellWatches ignoredErrors "
     "smartTags drawing legacyDrawing legacyDrawingHF picture oleObjects controls webPublishItems tableParts"
 ).split()
-_KINDS = _Tags(
+_KINDS = Tags(
     {"c": _C, "row": _ROW, "v": _V, "f": _F, "is": _IS, "t": _T, "rPh": _RPH} | dict.fromkeys(_AFTER_SHEETDATA, _AFTER)
 )
 
@@ -824,7 +480,7 @@ Masters = dict[str, tuple[int, int, str]]
 
 
 def _scan_sheet(
-    pkg: _Package, name: str, wanted: set[str], rows: set[int], sheet: str = ""
+    pkg: Package, name: str, wanted: set[str], rows: set[int], sheet: str = ""
 ) -> tuple[dict[str, _Found], Masters]:
     """The cells at `wanted` addresses ("F7") of one worksheet, and its shared-formula masters.
 
@@ -838,7 +494,7 @@ def _scan_sheet(
     found: dict[str, _Found] = {}
     masters: Masters = {}
     last_row = max(rows, default=0)
-    kinds = _Tags(_KINDS)
+    kinds = Tags(_KINDS)
     parser = new_parser()
     row = 0  # current 1-based row
     skip = True  # the current row has no wanted cell
@@ -900,7 +556,7 @@ def _scan_sheet(
             if beyond:
                 # Rows come in ascending order (checked just above): nothing wanted is left, however
                 # many rows a hostile file declares below.
-                raise _Stop
+                raise Stop
             beyond = row > last_row
             skip = beyond or row not in rows
             last_r = None
@@ -928,7 +584,7 @@ def _scan_sheet(
         elif kind == _RPH:
             phonetic = True  # phonetic runs follow the text runs
         elif kind == _AFTER:
-            raise _Stop
+            raise Stop
 
     def end(tag: str) -> None:
         nonlocal master
@@ -951,7 +607,7 @@ def _scan_sheet(
             cell.inline.append(text)
 
     parser.StartElementHandler = start
-    _run(pkg, name, parser)
+    parse_part(pkg, name, parser)
     return found, masters
 
 
@@ -981,7 +637,7 @@ def _raw_cell(
     found: _Found | None,
     address: str,
     pos: tuple[int, int],
-    strings: list[str],
+    strings: Sequence[str],
     dates: frozenset[int],
     masters: Masters,
     path: Path,
@@ -1039,7 +695,7 @@ _META_ROWS = set(range(1, MAX_META_ROWS + 1))
 _META_CELLS = {f"{c}{r}" for r in _META_ROWS for c in "AB"}
 
 
-def _read_meta_sheet(pkg: _Package, book: _Book, strings: list[str]) -> dict[str, str]:
+def _read_meta_sheet(pkg: Package, book: _Book, strings: Sequence[str]) -> dict[str, str]:
     """The identity rows (key in A, value in B) of the very hidden sheet the template writes."""
     member = book.targets.get(book.sheets.get(META_SHEET, ""))
     if member is None or member not in pkg.members:
@@ -1228,71 +884,6 @@ def _target(text: str, sheets: dict[str, str]) -> tuple[str, int, int, str] | No
 
 # --- Public API -----------------------------------------------------------------------------------------
 
-MAX_CORE_BYTES = 64 * 1024  # docProps/core.xml holds a dozen short fields (~1 KB)
-_DC_TERMS = "{http://purl.org/dc/terms/}"
-_CORE_PROPS = "{http://schemas.openxmlformats.org/package/2006/metadata/core-properties}"
-
-
-@dataclass(frozen=True)
-class CoreProperties:
-    """What docProps/core.xml says about the last save: when (UTC), by whom, and its content status."""
-
-    modified: datetime | None = None
-    last_modified_by: str = ""
-    content_status: str = ""
-
-
-def parse_w3cdtf(text: str) -> datetime | None:
-    """ "2026-12-06T05:40:12Z" (or with an offset or fractions) as an aware UTC datetime; None if not a date."""
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
-
-
-def read_core(path: Path) -> CoreProperties:
-    """The workbook's own save time and status from docProps/core.xml; empty when absent or unreadable.
-
-    Excel, WPS and LibreOffice set `modified` on every save, so it orders two submissions of one unit
-    better than the file time, which copying and e-mail change. Never raises: a file that cannot be read
-    has no save time (the audit reports why it cannot be read).
-    """
-    try:
-        with path.open("rb") as fh:
-            declared = _zip_directory(fh)
-            if declared is None or declared[0] > MAX_MEMBERS or declared[1] > MAX_DIRECTORY_BYTES:
-                return CoreProperties()  # not a zip, or a directory too large to list (see _open_zip)
-            with zipfile.ZipFile(fh) as zf:
-                info = zf.getinfo("docProps/core.xml")
-                if info.file_size > MAX_CORE_BYTES or info.compress_size > MAX_CORE_BYTES:
-                    return CoreProperties()
-                data = zf.read(info)
-        root = _core_tree(data)
-    except (OSError, KeyError, zipfile.BadZipFile, ValueError, EOFError, DefusedXmlException, RuntimeError):
-        return CoreProperties()
-    if root is None:
-        return CoreProperties()
-
-    def text(tag: str) -> str:
-        el = root.find(tag)
-        return (el.text or "").strip() if el is not None else ""
-
-    return CoreProperties(
-        modified=parse_w3cdtf(text(f"{_DC_TERMS}modified")),
-        last_modified_by=text(f"{_CORE_PROPS}lastModifiedBy"),
-        content_status=text(f"{_CORE_PROPS}contentStatus"),
-    )
-
-
-def _core_tree(data: bytes) -> Any:
-    try:
-        return defused_tree.fromstring(data, forbid_dtd=True)
-    except defused_tree.ParseError:
-        return None
-
 
 def read_workbook(path: Path, catalog: Catalog) -> Filing:
     """Read a returned workbook: refuse what cannot be read, identify it, and read every layout cell.
@@ -1300,177 +891,13 @@ def read_workbook(path: Path, catalog: Catalog) -> Filing:
     Raises XlsxKpiError (exit code 2) with one Chinese sentence naming the file. Never writes.
     """
     path = Path(path)
-    with _open(path) as fh:
-        _sniff(fh, path)
-        with _open_zip(fh, path) as zf:
-            return _read_package(_Package(zf, fh, path), path, catalog)
+    with open_package(path) as pkg:
+        return _read_package(pkg, path, catalog)
 
 
-def check_loadable(path: Path) -> None:
-    """Refuse a workbook that a whole-file loader (openpyxl) could not open in bounded memory and time.
-
-    read_workbook reads only what it needs; openpyxl, which writes the annotated copy, builds every
-    part. Every XML part is parsed here with the same zip and XML guards, counting what openpyxl
-    would build (LOAD_MAX_*), and the scan stops at the first budget exceeded: ~10 ms for a filled
-    template, under a second at the limits. Raises XlsxKpiError (exit code 2) naming the file.
-    """
-    path = Path(path)
-    with _open(path) as fh:
-        _sniff(fh, path)
-        with _open_zip(fh, path) as zf:
-            pkg = _Package(zf, fh, path)
-            _check_kind(pkg)
-            cost = _LoadCost()
-            for name in pkg.members:
-                _measure_part(pkg, name, cost)
-
-
-@dataclass
-class _LoadCost:
-    elements: int = 0
-    expanded: int = 0
-    formula_work: int = 0
-
-
-_XML_START = (b"<", b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")
-
-
-def _area(ref: str) -> int:
-    first, _, last = ref.partition(":")
-    a, b = _split_a1(first.strip()), _split_a1(last.strip())
-    if a is None or b is None:
-        return 0
-    return (abs(b[0] - a[0]) + 1) * (abs(b[1] - a[1]) + 1)
-
-
-def _measure_part(pkg: _Package, name: str, cost: _LoadCost) -> None:
-    """Add one part's cost; parts that are not XML (images, binary parts) are never parsed by a loader."""
-    if name.endswith("/"):
-        return
-    chunks = pkg.chunks(name)
-    first = next(chunks, b"")
-    if not first.lstrip(b" \t\r\n").startswith(_XML_START):
-        return
-    parser = new_parser()
-    masters: dict[str, int] = {}  # shared formula id -> length of its text, in this part
-    formula: list[Any] = [False, "", 0]  # the <f> being read: shared?, its si, text length so far
-
-    def heavy(what: str) -> XlsxKpiError:
-        return _fail(MSG_TOO_HEAVY.format(what=f"{name} 中{what}"), pkg.path)
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        cost.elements += 1
-        sqref = attrs.get("sqref")
-        if sqref:
-            cost.elements += sqref.count(" ")
-        if cost.elements > LOAD_MAX_ELEMENTS:
-            raise heavy(f"单元格等 XML 元素超过 {LOAD_MAX_ELEMENTS} 个")
-        local = tag.rpartition(":")[2]
-        if local == "mergeCell" or local == "hyperlink":
-            ref = attrs.get("ref", "")
-            if ":" in ref:
-                cost.expanded += _area(ref)
-                if cost.expanded > LOAD_MAX_EXPANDED:
-                    raise heavy(f"合并或超链接区域超过 {LOAD_MAX_EXPANDED} 个单元格")
-        elif local == "f":
-            formula[:] = [attrs.get("t") == "shared", attrs.get("si", ""), 0]
-            parser.CharacterDataHandler = text
-            parser.EndElementHandler = end
-
-    def text(data: str) -> None:
-        formula[2] += len(data)
-
-    def end(tag: str) -> None:
-        parser.CharacterDataHandler = None
-        parser.EndElementHandler = None
-        shared, si, length = formula
-        if not shared:
-            return
-        # openpyxl re-tokenises the first text of a shared formula for every other cell sharing it.
-        if si in masters:
-            cost.formula_work += masters[si]
-            if cost.formula_work > LOAD_MAX_FORMULA_WORK:
-                raise heavy(f"共享公式展开超过 {LOAD_MAX_FORMULA_WORK} 个字符")
-        elif length:
-            masters[si] = length
-
-    parser.StartElementHandler = start
-    _run(pkg, name, parser, itertools.chain((first,), chunks))
-
-
-def _rels_of(part: str) -> str:
-    """The relationships part of a part: xl/workbook.xml -> xl/_rels/workbook.xml.rels."""
-    folder, _, name = part.rpartition("/")
-    return f"{folder}/_rels/{name}.rels" if folder else f"_rels/{name}.rels"
-
-
-def _relationships(pkg: _Package, rels: str) -> list[tuple[str, str, str]]:
-    """(Id, Type, Target) of every internal relationship in a .rels part; [] when it is missing."""
-    if rels not in pkg.members:
-        return []
-    found: list[tuple[str, str, str]] = []
-    tags = _Tags(Relationship=1)
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        if tags[tag] is not None and attrs.get("TargetMode") != "External":
-            found.append((attrs.get("Id", ""), attrs.get("Type", ""), attrs.get("Target", "")))
-
-    parser = new_parser()
-    parser.StartElementHandler = start
-    _run(pkg, rels, parser)
-    return found
-
-
-def _content_types(pkg: _Package) -> list[str]:
-    """Every ContentType named by [Content_Types].xml (Default and Override)."""
-    name = "[Content_Types].xml"
-    if name not in pkg.members:
-        return []
-    found: list[str] = []
-
-    def start(tag: str, attrs: dict[str, str]) -> None:
-        kind = attrs.get("ContentType")
-        if kind:
-            found.append(kind)
-
-    parser = new_parser()
-    parser.StartElementHandler = start
-    _run(pkg, name, parser)
-    return found
-
-
-MACRO_CONTENT = ("macroenabled", "vbaproject", "vnd.ms-excel.addin", "vnd.ms-excel.template.macro")
-
-
-def _check_kind(pkg: _Package) -> None:
-    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros."""
-    names = pkg.members
-    if "word/document.xml" in names:
-        raise _fail(MSG_DOCX, pkg.path)
-    if any(n.startswith("ppt/") for n in names):
-        raise _fail(MSG_PPTX, pkg.path)
-    package_rels = _relationships(pkg, "_rels/.rels")
-    main = next((_member("", t) for _, kind, t in package_rels if kind.endswith("/officeDocument")), "xl/workbook.xml")
-    if main not in names and "xl/workbook.xml" in names:
-        main = "xl/workbook.xml"
-    if main not in names:
-        if "mimetype" in names and names["mimetype"].file_size < 200:
-            if b"opendocument.spreadsheet" in b"".join(pkg.chunks("mimetype")):
-                raise _fail(MSG_ODS, pkg.path)
-        raise _fail(MSG_NOT_XLSX, pkg.path)
-    pkg.main = main
-    # A macro project may have any name: its content type and relationship type say what it is.
-    if any(n.endswith("vbaproject.bin") for n in names):
-        raise _fail(MSG_MACRO, pkg.path)
-    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in _content_types(pkg)):
-        raise _fail(MSG_MACRO, pkg.path)
-    if any(kind.lower().endswith("/vbaproject") for _, kind, _ in _relationships(pkg, _rels_of(main))):
-        raise _fail(MSG_MACRO, pkg.path)
-
-
-def _read_package(pkg: _Package, path: Path, catalog: Catalog) -> Filing:
-    _check_kind(pkg)
-    book = _memo(pkg, "book", (pkg.main, _rels_of(pkg.main)), _read_book)
+def _read_package(pkg: Package, path: Path, catalog: Catalog) -> Filing:
+    check_kind(pkg)
+    book = _memo(pkg, "book", (pkg.main, rels_of(pkg.main)), _read_book)
     strings = _read_shared_strings(pkg, book.shared_strings)
     meta = _read_meta_sheet(pkg, book, strings)
     if not meta.get("workbook_id"):
@@ -1720,7 +1147,7 @@ def _label_texts(layout: WorkbookLayout, sheet: str) -> frozenset[str]:
     return found
 
 
-def _renamed_sheets(pkg: _Package, book: _Book, plan: _Plan, strings: list[str]) -> dict[str, str]:
+def _renamed_sheets(pkg: Package, book: _Book, plan: _Plan, strings: Sequence[str]) -> dict[str, str]:
     """Template sheets missing under their own name but found under another (LibreOffice and WPS drop the
     structure lock): template name -> name in the file.
 
@@ -1753,7 +1180,9 @@ def _renamed_sheets(pkg: _Package, book: _Book, plan: _Plan, strings: list[str])
     return found
 
 
-def _same_texts(pkg: _Package, book: _Book, cells: list[Any], candidates: list[str], strings: list[str]) -> str | None:
+def _same_texts(
+    pkg: Package, book: _Book, cells: list[Any], candidates: list[str], strings: Sequence[str]
+) -> str | None:
     """The one candidate sheet showing the layout's fixed texts at their places, if any."""
     fixed = [c for c in cells if c.role in ("title", "label", "header") and c.text and c.text.strip()]
     texts = {c.a1: c.text.strip() for c in fixed}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.reader import Filing, read_core, read_workbook, to_inputs
+from xlsx_kpi.audit.reader import Filing, read_workbook, to_inputs
 from xlsx_kpi.audit.recalc import reading_values, recalculate
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules import Context, run_rules
@@ -26,8 +26,8 @@ from xlsx_kpi.formats.carry import fill_prior_year
 from xlsx_kpi.formats.catalog import load_specs
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
-from xlsx_kpi.outputs.annotate_zip import annotate_fast
-from xlsx_kpi.outputs.isolation import annotate_isolated, can_isolate
+from xlsx_kpi.ooxml.parts import read_core
+from xlsx_kpi.outputs.annotate import annotate
 from xlsx_kpi.outputs.review import annotated_name, is_untouched_copy, review_round
 from xlsx_kpi.outputs.template import STYLES
 from xlsx_kpi.selfreport.check import pick_report, workbook_report_findings
@@ -249,19 +249,11 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
                     "请用 --out-dir 指定另一个输出文件夹",
                     file=str(out),
                 )
-            # The fast path patches only the parts it changes (~20 ms); it returns None for structures it
-            # does not handle, and then openpyxl (~200 ms) writes the copy, on POSIX in a child process
-            # with memory and time limits because it loads the whole file.
-            report.annotated = annotate_fast(path, report, out, force=options.force)
-            if report.annotated is None:
-                # openpyxl (~0.4 s to import) only for the workbooks the fast path hands back.
-                from xlsx_kpi.outputs.annotate_openpyxl import annotate
-
-                fills = template_fills(filing)
-                if options.isolate and can_isolate():
-                    report.annotated = annotate_isolated(path, report, out, force=options.force, fills=fills)
-                else:
-                    report.annotated = annotate(path, report, out, force=options.force, fills=fills)
+            # The zip patcher (~20 ms), or for the structures it does not handle the openpyxl fallback
+            # (~200 ms, in a child process with memory and time limits): see outputs/annotate/__init__.py.
+            report.annotated = annotate(
+                path, report, out, force=options.force, fills=lambda: template_fills(filing), isolate=options.isolate
+            )
         except XlsxKpiError as e:
             report.output_error = e.render()
         except OSError as e:

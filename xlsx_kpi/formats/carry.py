@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 
 
 def carry_pairs(layout: WorkbookLayout) -> list[tuple[str, str]]:

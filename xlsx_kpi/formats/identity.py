@@ -7,7 +7,7 @@ import json
 from collections.abc import Mapping
 
 from xlsx_kpi import __version__
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 
 META_SHEET = "_xlsx_kpi"
 GUIDE_SHEET = "填表说明"

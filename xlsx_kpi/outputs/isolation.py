@@ -17,7 +17,7 @@ from typing import Any, NoReturn, TypeVar, cast
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import XlsxKpiError
 
-# openpyxl loads the whole workbook. reader.check_loadable (run by annotate) bounds what it is given;
+# openpyxl loads the whole workbook. ooxml.load.check_loadable (run by annotate_openpyxl) bounds what it is given;
 # measured just inside each budget (190,000 empty cells; a 99,000-cell merge; 1.9 M characters of shared
 # formulas), a whole check with the openpyxl copy took at most 1.9 s and 162 MB. On POSIX the annotator
 # also runs in a forked child (~7 ms) with an address-space limit and a timeout, for whatever those
@@ -35,17 +35,17 @@ def can_isolate() -> bool:
 def annotate_isolated(
     source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
 ) -> Path:
-    """annotate() in a child process; a child out of time or memory becomes an XlsxKpiError naming the file."""
+    """annotate_openpyxl() in a child process; a child out of time or memory becomes an XlsxKpiError naming the file."""
     # Imported here, before the fork: the parent keeps openpyxl for the next file, and the child does not
     # spend its memory and time budget importing it.
-    from xlsx_kpi.outputs.annotate_openpyxl import annotate
+    from xlsx_kpi.outputs.annotate.fallback import annotate_openpyxl
 
     try:
         return run_isolated(
-            lambda: annotate(source, report, out, force=force, fills=fills), ANNOTATE_TIMEOUT, ANNOTATE_MEMORY
+            lambda: annotate_openpyxl(source, report, out, force=force, fills=fills), ANNOTATE_TIMEOUT, ANNOTATE_MEMORY
         )
     except TimeoutError:
-        # Killed, perhaps while saving: remove annotate()'s temporary file (".<stem>.<id>.tmp.xlsx").
+        # Killed, perhaps while saving: remove annotate_openpyxl()'s temporary file (".<stem>.<id>.tmp.xlsx").
         for tmp in out.parent.glob(f".{glob.escape(out.stem)}.*.tmp.xlsx"):
             tmp.unlink(missing_ok=True)
         raise XlsxKpiError(

@@ -2,26 +2,21 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import math
 import os
 import re
-import zipfile
 from collections.abc import Iterable, Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
-from xml.etree import ElementTree
-
-import defusedxml.ElementTree as defused_tree
-from defusedxml.common import DefusedXmlException
 
 from xlsx_kpi.audit.findings import Finding, Severity
-from xlsx_kpi.audit.reader import REVIEW_SHEET, read_core
+from xlsx_kpi.audit.reader import REVIEW_SHEET
 from xlsx_kpi.audit.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.formats.layout import display_width, text_lines
+from xlsx_kpi.ooxml.parts import CORE_PART, member_sums, read_core, stamp_core
 from xlsx_kpi.safe_text import printable
 
 # The characters openpyxl refuses in a cell (openpyxl.cell.cell.ILLEGAL_CHARACTERS_RE), without importing it.
@@ -76,16 +71,6 @@ def annotated_name(source: Path) -> str:
     return f"{base}{SUFFIX}{n + 1 if n else ''}.xlsx"
 
 
-_CORE_NS = {
-    "cp": "http://schemas.openxmlformats.org/package/2006/metadata/core-properties",
-    "dc": "http://purl.org/dc/elements/1.1/",
-    "dcterms": "http://purl.org/dc/terms/",
-    "dcmitype": "http://purl.org/dc/dcmitype/",
-    "xsi": "http://www.w3.org/2001/XMLSchema-instance",
-}
-CORE_PART = "docProps/core.xml"
-
-
 def package_digest(members: Mapping[str, tuple[int, int]]) -> str:
     """A digest of a package's members (name -> (CRC-32, size)) other than docProps/core.xml.
 
@@ -105,30 +90,7 @@ def mark_core(data: bytes, digest: str) -> bytes:
 
     Raises ValueError when the part is not core properties XML.
     """
-    try:
-        root = defused_tree.fromstring(data, forbid_dtd=True)
-    except (defused_tree.ParseError, DefusedXmlException):
-        raise ValueError("core.xml") from None
-    if root.tag != f"{{{_CORE_NS['cp']}}}coreProperties":
-        raise ValueError("core.xml")
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    values = {
-        ("dcterms", "modified"): now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        ("cp", "lastModifiedBy"): AUTHOR,
-        ("cp", "contentStatus"): f"{REVIEW_MARK} {digest}",
-    }
-    for (prefix, local), text in values.items():
-        tag = f"{{{_CORE_NS[prefix]}}}{local}"
-        el = root.find(tag)
-        if el is None:
-            el = ElementTree.SubElement(root, tag)
-        el.text = text
-        if local == "modified":
-            el.set(f"{{{_CORE_NS['xsi']}}}type", "dcterms:W3CDTF")
-    for prefix, uri in _CORE_NS.items():
-        ElementTree.register_namespace(prefix, uri)
-    body: bytes = ElementTree.tostring(root, encoding="utf-8", xml_declaration=False)
-    return b'<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body
+    return stamp_core(data, AUTHOR, f"{REVIEW_MARK} {digest}")
 
 
 def is_untouched_copy(path: Path) -> bool:
@@ -136,12 +98,8 @@ def is_untouched_copy(path: Path) -> bool:
     status = read_core(path).content_status
     if not status.startswith(REVIEW_MARK + " "):
         return False
-    try:
-        with zipfile.ZipFile(path) as zf:
-            members = {i.filename: (i.CRC, i.file_size) for i in zf.infolist()}
-    except (OSError, zipfile.BadZipFile, ValueError, EOFError):
-        return False
-    return status[len(REVIEW_MARK) + 1 :].strip() == package_digest(members)
+    members = member_sums(path)
+    return members is not None and status[len(REVIEW_MARK) + 1 :].strip() == package_digest(members)
 
 
 def severity_fill(finding: Finding) -> str:

@@ -4,33 +4,38 @@ from __future__ import annotations
 
 import contextlib
 import json
-import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from xlsx_kpi import __version__
+from xlsx_kpi.audit.figures import FIGURES, Figure
 from xlsx_kpi.audit.findings import Finding
 from xlsx_kpi.errors import XlsxKpiError, os_reason, write_atomically
-from xlsx_kpi.formats.expr import ExcelError, Value
+from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.safe_text import neutralise, printable
+from xlsx_kpi.store.encoding import decode_value, decode_values, encode_value, encode_values, finding_json, snapshot
+from xlsx_kpi.store.records import Record, kind_totals, record_kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from xlsx_kpi.audit.checked import Checked
 
+# FIGURES, Figure, Record, kind_totals, record_kind, encode_value and decode_value live in audit.figures,
+# store.records and store.encoding; they are offered here too because the front ends import them from here.
 __all__ = [
     "DB_NAME",
     "FIGURES",
     "Figure",
     "History",
     "Record",
+    "decode_value",
+    "encode_value",
     "kind_totals",
     "record_kind",
     "to_dataframe",
@@ -76,250 +81,10 @@ CREATE TABLE IF NOT EXISTS finding (
     PRIMARY KEY (submission_id, seq)
 );
 """
-_NUMBER = re.compile(r"^-?[0-9]+(\.[0-9]+)?$")
-_ERRORS = frozenset(["#DIV/0!", "#VALUE!", "#REF!", "#NAME?", "#NUM!", "#N/A", "#NULL!", "#SPILL!", "#CALC!"])
-
-
-# --- The figures a summary and a unit's history show ------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Figure:
-    """One figure of a submission: a stable id (JSON), a Chinese label, the value key, and how to show it."""
-
-    id: str
-    label: str
-    key: str
-    fmt: Literal["score", "amount", "rate"]
-
-
-# Level-1 subtotals are `s.l1.<id>` in every spec; specs without one of these ids (cn-, gz-department)
-# simply leave it blank. Amounts are the 预算执行情况 合计 row of the Sichuan 附件2.
-LEVELS = (
-    Figure("input", "投入", "s.l1.input", "score"),
-    Figure("process", "过程", "s.l1.process", "score"),
-    Figure("output", "产出", "s.l1.output", "score"),
-    Figure("effect", "效果", "s.l1.effect", "score"),
-)
-TOTAL = Figure("total", "合计", "s.total", "score")
-AMOUNTS = (
-    Figure("budget", "预算额", "exec.total.budget", "amount"),
-    Figure("actual", "执行额", "exec.total.actual", "amount"),
-    Figure("carry", "结转结余额", "exec.total.carry", "amount"),
-)
-RATES = (
-    Figure("carry_rate", "结转结余率", "exec.total.carry_rate", "rate"),
-    Figure("carry_change", "结转结余变动率", "exec.total.carry_change", "rate"),
-)
-FIGURES = (*LEVELS, TOTAL, *AMOUNTS, *RATES)
-EXECUTION_RATE = Figure("execution_rate", "执行率", "", "rate")
-
-
-def _shown(value: Value, figure: Figure) -> Value:
-    """A rate to 4 decimals (a percentage to 2) for display; other values unchanged."""
-    if figure.fmt == "rate" and isinstance(value, Decimal) and value.is_finite() and value.adjusted() < 20:
-        return value.quantize(Decimal("0.0001")).normalize()  # larger rates are shown as they are
-    return value
-
-
-def execution_rate(values: Mapping[str, Value]) -> Decimal | None:
-    """执行额 ÷ 预算额 of the 合计 row; None without a positive budget."""
-    budget, actual = values.get("exec.total.budget"), values.get("exec.total.actual")
-    if isinstance(budget, Decimal) and isinstance(actual, Decimal) and budget != 0:
-        return actual / budget
-    return None
-
-
-# --- Last year's figures ------------------------------------------------------------------------------
-
-
-# --- Stored values --------------------------------------------------------------------------------------
-
-
-def encode_value(value: Value) -> str | None:
-    """The string form of a value: 95.35, text as written, TRUE/FALSE, #DIV/0!; None for blank."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, ExcelError):
-        return value.code
-    return value
-
-
-def decode_value(text: str | None) -> Value:
-    """Back from encode_value: plain decimal numbers become Decimal (a text "10" too), error codes ExcelError."""
-    if text is None:
-        return None
-    if _NUMBER.match(text):
-        return Decimal(text)
-    if text in _ERRORS:
-        return ExcelError(text)
-    return text
-
-
-def _encode(values: Mapping[str, Value]) -> str:
-    return json.dumps(
-        {k: e for k, v in sorted(values.items()) if (e := encode_value(v)) is not None},
-        ensure_ascii=False,
-        separators=(",", ":"),
-    )
-
-
-def _decode(text: str) -> dict[str, Value]:
-    return {k: decode_value(v) for k, v in json.loads(text).items()}
-
-
 _UPGRADE_1_TO_2 = (
     "ALTER TABLE submission ADD COLUMN tool_version TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE submission ADD COLUMN snapshot TEXT NOT NULL DEFAULT '';"
 )
-
-
-def tag_value(value: Value) -> Any:
-    """A value as exact JSON: Decimal as {"d": str} (its exponent kept), an error as {"e": code}, else as is."""
-    if isinstance(value, Decimal):
-        return {"d": str(value)}
-    if isinstance(value, ExcelError):
-        return {"e": value.code}
-    return value
-
-
-def untag_value(data: Any) -> Value:
-    if isinstance(data, dict):
-        return Decimal(data["d"]) if "d" in data else ExcelError(data["e"])
-    if data is None or isinstance(data, (str, bool)):
-        return data
-    raise ValueError("not a stored value")
-
-
-def snapshot(checked: Checked) -> dict[str, Any]:
-    """Everything of an audit that collect needs to use it again without reading the file (exact, as JSON)."""
-    r = checked.report
-    return {
-        "report": {
-            "workbook_id": r.workbook_id,
-            "unit_name": r.unit_name,
-            "unit_code": r.unit_code,
-            "year": r.year,
-            "project_name": r.project_name,
-            "total": tag_value(r.total),
-            "grade": r.grade,
-            "replaced": list(r.replaced),
-        },
-        "findings": [{k: getattr(f, k) for k in FINDING_FIELDS} | {"severity": f.severity.value} for f in r.findings],
-        "inputs": {k: tag_value(v) for k, v in checked.inputs.items()},
-        "values": {k: tag_value(v) for k, v in checked.values.items()},
-        "written": {k: tag_value(v) for k, v in checked.written.items()},
-        "places": {k: list(v) for k, v in checked.places.items()},
-    }
-
-
-FINDING_FIELDS = (
-    "code",
-    "severity",
-    "sheet",
-    "cell",
-    "message",
-    "expected",
-    "actual",
-    "indicator",
-    "title",
-    "explained_by",
-    "explanation",
-    "file",
-)
-
-
-def finding_json(f: Finding) -> dict[str, Any]:
-    return {
-        "code": f.code,
-        "severity": f.severity.value,
-        "sheet": f.sheet,
-        "cell": f.cell,
-        "title": f.title,
-        "indicator": f.indicator,
-        "message": f.message,
-        "expected": f.expected,
-        "actual": f.actual,
-        "explained": f.explained,
-        "explanation": f.explanation,
-    }
-
-
-@dataclass
-class Record:
-    """One stored submission."""
-
-    id: int
-    sha256: str
-    unit_code: str
-    unit_name: str
-    year: int
-    workbook_id: str
-    project_name: str
-    file_name: str
-    file_mtime: str
-    collected_at: str
-    total: Decimal | None
-    grade: str
-    counts: dict[str, int]
-    inputs: dict[str, Value] = field(default_factory=dict)
-    values: dict[str, Value] = field(default_factory=dict)
-    written: dict[str, Value] = field(default_factory=dict)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-    def to_json(self, kinds: Mapping[str, str] | None = None) -> dict[str, Any]:
-        """The record's headline figures (FIGURES) as JSON-ready strings."""
-        rate = execution_rate(self.values)
-        return {
-            "year": self.year,
-            "workbook": self.workbook_id,
-            "kind": record_kind(self, kinds),
-            "project_name": self.project_name,
-            "unit_name": self.unit_name,
-            "grade": self.grade,
-            **{f.id: encode_value(_shown(self.values.get(f.key), f)) for f in FIGURES},
-            "execution_rate": encode_value(_shown(rate, EXECUTION_RATE)),
-            "counts": self.counts,
-            "file": self.file_name,
-            "sha256": self.sha256,
-            "collected_at": self.collected_at,
-        }
-
-
-def record_kind(record: Record, kinds: Mapping[str, str] | None = None) -> str:
-    """department or project: from the specs' workbook ids when given, else a project name means a project."""
-    if kinds and record.workbook_id in kinds:
-        return kinds[record.workbook_id]
-    return "project" if record.project_name.strip() else "department"
-
-
-def kind_totals(records: Iterable[Record], kinds: Mapping[str, str] | None = None) -> list[dict[str, Any]]:
-    """Amounts added up per year and kind, never across kinds: a project's money is inside its department's.
-
-    Each entry: year, kind, workbooks, then budget/actual/carry (exact Decimal sums as strings; None when
-    no workbook of the kind has the figure) and the execution rate of the sums (4 decimals).
-    """
-    groups: dict[tuple[int, str], list[Record]] = {}
-    for r in records:
-        groups.setdefault((r.year, record_kind(r, kinds)), []).append(r)
-    out: list[dict[str, Any]] = []
-    order = {"department": 0, "project": 1}
-    for (year, kind), rs in sorted(groups.items(), key=lambda kv: (kv[0][0], order.get(kv[0][1], 9), kv[0][1])):
-        entry: dict[str, Any] = {"year": year, "kind": kind, "workbooks": len(rs)}
-        sums: dict[str, Decimal | None] = {}
-        for f in AMOUNTS:
-            figures = [v for r in rs if isinstance(v := r.values.get(f.key), Decimal)]
-            sums[f.id] = sum(figures, Decimal(0)) if figures else None
-            entry[f.id] = encode_value(sums[f.id])
-        budget, actual = sums["budget"], sums["actual"]
-        rate = actual / budget if budget and actual is not None else None
-        entry["execution_rate"] = encode_value(_shown(rate, EXECUTION_RATE))
-        out.append(entry)
-    return out
 
 
 _COLUMNS = (
@@ -343,9 +108,9 @@ def _record(row: sqlite3.Row) -> Record:
         total=None if row["total"] is None else Decimal(row["total"]),
         grade=row["grade"],
         counts={"错误": row["errors"], "警告": row["warnings"], "已说明": row["explained"], "提示": row["infos"]},
-        inputs=_decode(row["inputs"]),
-        values=_decode(row["values"]),
-        written=_decode(row["written"]),
+        inputs=decode_values(row["inputs"]),
+        values=decode_values(row["values"]),
+        written=decode_values(row["written"]),
         findings=json.loads(row["findings"]),
     )
 
@@ -552,9 +317,9 @@ class History:
             counts["警告"],
             counts["已说明"],
             counts["提示"],
-            _encode(checked.inputs),
-            _encode(checked.values),
-            _encode(checked.written),
+            encode_values(checked.inputs),
+            encode_values(checked.values),
+            encode_values(checked.written),
             json.dumps([finding_json(f) for f in report.findings], ensure_ascii=False),
             __version__,
             json.dumps(snapshot(checked), ensure_ascii=False, separators=(",", ":")),

@@ -35,7 +35,6 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.reader import MAX_MEMBERS
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules.crossfile import CrossFinding
 from xlsx_kpi.batch.check import cross_check, find_workbooks
@@ -45,7 +44,8 @@ from xlsx_kpi.formats.catalog import load_specs
 from xlsx_kpi.formats.layout import Identity
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
 from xlsx_kpi.formats.units import parse_rows, read_targets, read_units, safe_filename
-from xlsx_kpi.outputs.annotate_openpyxl import annotated_name
+from xlsx_kpi.ooxml.package import MAX_MEMBERS
+from xlsx_kpi.outputs.review import annotated_name
 from xlsx_kpi.outputs.template import generate, shaped
 from xlsx_kpi.store.history import History, decode_value
 from xlsx_kpi.web.jobs import AuditResult, Jobs, build_summary

@@ -19,7 +19,6 @@ from openpyxl import load_workbook
 from openpyxl.utils.cell import column_index_from_string, coordinate_from_string, get_column_letter
 
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.reader import check_loadable
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, audit_file
 from xlsx_kpi.batch.collect import collect, write_summary
@@ -27,6 +26,7 @@ from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.catalog import load_specs
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import safe_filename
+from xlsx_kpi.ooxml.load import check_loadable
 from xlsx_kpi.outputs.isolation import can_isolate, run_isolated
 from xlsx_kpi.store.history import History, encode_value
 from xlsx_kpi.web.store import Store

@@ -11,7 +11,7 @@ from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.values import Status, parse_number, parse_percent
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import Cell
+from xlsx_kpi.formats.plan import Cell
 
 # Amounts and scores have 2 decimals: a written value within half a hundredth of the recomputed one agrees.
 VALUE_TOLERANCE = Decimal("0.005")

@@ -1,7 +1,8 @@
 """Rules on a unit's 自评报告 (.docx): its figures against the workbook, and against themselves.
 
 They are registered like every rule (stable codes, the catalogue in docs/RULES.md) but look at a report,
-not at a workbook: `check(ctx)` yields nothing, and xlsx_kpi.selfreport.check runs them with `found()`.
+not at a workbook: `check(ctx)` yields nothing, and xlsx_kpi.selfreport (check, statements) runs them with
+`found()`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from decimal import Decimal
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.indicators import indicator_rows
-from xlsx_kpi.formats.layout import Approved, RowGroup
+from xlsx_kpi.formats.plan import Approved, RowGroup
 
 _SPACE = re.compile(r"\s+")
 

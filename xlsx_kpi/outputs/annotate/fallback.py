@@ -1,4 +1,4 @@
-"""Write the reviewer's annotated copy of a returned workbook (openpyxl): fills, 批注 and a 审核结果 sheet."""
+"""The fallback annotator: the reviewer's copy written by openpyxl from the whole workbook (see __init__)."""
 
 from __future__ import annotations
 
@@ -22,13 +22,14 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from xlsx_kpi import __version__
 from xlsx_kpi.audit.findings import Finding
-from xlsx_kpi.audit.reader import check_loadable
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import XlsxKpiError, write_atomically
+from xlsx_kpi.ooxml.load import check_loadable
+from xlsx_kpi.ooxml.parts import CORE_PART
+from xlsx_kpi.ooxml.patch import open_patchable, read_part, write_zip
 from xlsx_kpi.outputs.review import (
     AUTHOR,
     COMMENT_SEPARATOR,
-    CORE_PART,
     ERROR_FILL,
     EXPLAINED_FILL,
     FONT,
@@ -78,7 +79,7 @@ __all__ = [
     "SUFFIX",
     "WARNING_FILL",
     "WIDTHS",
-    "annotate",
+    "annotate_openpyxl",
     "annotated_name",
     "clean",
     "comment_size",
@@ -370,16 +371,14 @@ def _load(source: Path) -> Workbook:
 def save_marked(wb: Workbook, path: Path) -> None:
     """wb.save, then the core properties that mark the file as our untouched copy (is_untouched_copy)."""
     wb.save(path)
-    with zipfile.ZipFile(path) as saved:
-        infos = saved.infolist()
-        parts = {i.filename: saved.read(i) for i in infos}
-    core = mark_core(parts[CORE_PART], package_digest({i.filename: (i.CRC, i.file_size) for i in infos}))
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED, allowZip64=True) as out:
-        for info in infos:
-            out.writestr(info, core if info.filename == CORE_PART else parts[info.filename])
+    with open_patchable(path) as pkg:
+        sums = {i.filename: (i.CRC, i.file_size) for i in pkg.infos}
+        core = mark_core(read_part(pkg, CORE_PART), package_digest(sums))
+        data = write_zip(pkg, {CORE_PART: core}, [])  # every other member copied as openpyxl compressed it
+    path.write_bytes(data)
 
 
-def annotate(
+def annotate_openpyxl(
     source: Path, report: Report, out: Path, *, force: bool = False, fills: Mapping[str, str | None] | None = None
 ) -> Path:
     """Write a copy of `source` with every finding marked (fill + 批注) and a first sheet 审核结果.
