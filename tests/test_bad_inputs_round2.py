@@ -37,8 +37,8 @@ from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.formats.identity import NOT_DIGESTED, identity_digest, identity_rows  # noqa: E402
 from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
-from xlsx_kpi.outputs import template  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
+from xlsx_kpi.outputs.template_batch import BatchWriter  # noqa: E402
 from xlsx_kpi.safe_text import FORMULA_PREFIXES, looks_like_formula, neutralise  # noqa: E402
 from xlsx_kpi.store import history
 
@@ -285,6 +285,8 @@ def test_full_disk_during_a_units_batch_leaves_nothing_and_the_rerun_needs_no_fo
         _Disk(m, out, 45_000)  # room for one template and a half
         code, _, err = run(args, capsys)
     assert code == 2 and "磁盘空间不足" in err
+    # The file named is the unit's, not the staging folder's copy or the probe written in it.
+    assert str(out / "2021_100000_单位0_部门整体支出绩效自评.xlsx") in err.replace("\n", "")
     assert list(out.iterdir()) == []  # neither templates nor the staging folder
     assert run(args, capsys)[0] == 0
     assert len(list(out.glob("*.xlsx"))) == 3
@@ -296,19 +298,19 @@ def test_an_interrupted_units_batch_leaves_nothing(
     units = _units(tmp_path / "单位.csv", 3)
     out = tmp_path / "模板"
     args = ["template", "-k", "department", "-y", "2021", "--units", str(units), "--out-dir", str(out)]
-    real = template.write_template
+    real = BatchWriter.write  # one unit's template (patched from its shape's, or written directly)
     calls: list[Path] = []
 
-    def interrupted(layout: Any, path: Path, **kwargs: Any) -> Path:
+    def interrupted(self: BatchWriter, ident: Any, path: Path) -> None:
         calls.append(path)
         if len(calls) == 2:
             raise KeyboardInterrupt
-        return real(layout, path, **kwargs)
+        real(self, ident, path)
 
-    monkeypatch.setattr(template, "write_template", interrupted)
+    monkeypatch.setattr(BatchWriter, "write", interrupted)
     assert run(args, capsys)[0] == 130
     assert list(out.iterdir()) == []
-    monkeypatch.setattr(template, "write_template", real)
+    monkeypatch.setattr(BatchWriter, "write", real)
     assert run(args, capsys)[0] == 0
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import functools
 import os
 import re
 import shutil
@@ -24,11 +25,23 @@ from xlsx_kpi.audit.recalc import prefilled, recalculate
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, identity_rows
-from xlsx_kpi.formats.layout import Approved, Cell, Identity, SheetLayout, WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.layout import (
+    Approved,
+    Cell,
+    Identity,
+    RowGroup,
+    SheetLayout,
+    WorkbookLayout,
+    build_layout,
+    display_width,
+)
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec, col_index, col_letters
 from xlsx_kpi.formats.units import TargetRow, safe_filename
+from xlsx_kpi.outputs.template_batch import write_batch
 
 STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first
+# Set (to anything) to write every template of a batch with XlsxWriter, as before template_batch (benchmarks).
+DIRECT_ENV = "XLSX_KPI_DIRECT_TEMPLATES"
 FONT = "宋体"
 TITLE_FONT = "黑体"
 INPUT_FILL = "#E2EFDA"
@@ -473,6 +486,9 @@ def generate(
     Every file is written into a hidden staging folder inside `out_dir` first and moved into place only
     when all are written: a full disk or an interrupted run leaves no file of the batch behind, so a
     rerun needs no --force. Duplicate names are found in one pass (100,000 rows in well under a second).
+
+    Each shape of template (kind, year, rows, targets, ...) is written once by XlsxWriter and every unit's
+    file patched from it, in a pool of processes for a large batch (outputs/template_batch.py).
     """
     paths = check_batch_names(wb, identities, out_dir)
     existing = [p for p in paths if p.exists()]
@@ -487,8 +503,12 @@ def generate(
     except OSError as e:
         raise XlsxKpiError(f"无法写入：{os_reason(e)}", file=str(out_dir)) from None
     try:
-        for ident, path in zip(identities, paths, strict=True):
-            write_template(build_layout(catalog, wb, ident), staging / path.name, password=password, force=True)
+        if os.environ.get(DIRECT_ENV):
+            for ident, path in zip(identities, paths, strict=True):
+                write_template(build_layout(catalog, wb, ident), staging / path.name, password=password, force=True)
+        else:
+            jobs = [(ident, staging / path.name, str(path)) for ident, path in zip(identities, paths, strict=True)]
+            write_batch(catalog, wb, jobs, functools.partial(write_template, password=password, force=True))
         for path in paths:
             try:
                 os.replace(staging / path.name, path)
@@ -501,6 +521,23 @@ def generate(
 
 def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
+
+
+# The groups of the last few (catalog, workbook, year): a --units batch shapes every unit with the same ones.
+_GROUPS: dict[tuple[int, str, int], tuple[Catalog, list[RowGroup]]] = {}
+
+
+def spec_groups(catalog: Catalog, wb: WorkbookSpec, year: int) -> list[RowGroup]:
+    """The indicator groups of a workbook kind with the spec's row counts (one layout built, then reused)."""
+    key = (id(catalog), wb.id, year)
+    hit = _GROUPS.get(key)
+    if hit is not None and hit[0] is catalog:  # the catalog itself is kept, so its id cannot be reused meanwhile
+        return hit[1]
+    if len(_GROUPS) >= 8:
+        _GROUPS.clear()
+    groups = build_layout(catalog, wb, Identity(year=year)).groups
+    _GROUPS[key] = (catalog, groups)
+    return groups
 
 
 def shaped(
@@ -519,7 +556,7 @@ def shaped(
     of `targets` for this unit's 预算单位编码 (and, for a project, its 项目名称). A group never gets fewer
     rows than it has approved targets.
     """
-    groups = build_layout(catalog, wb, Identity(year=identity.year)).groups
+    groups = spec_groups(catalog, wb, identity.year)
     names: dict[str, set[str]] = {}
     for g in groups:
         for alias in g.aliases:
