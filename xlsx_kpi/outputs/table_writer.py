@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import os
-import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -14,6 +13,7 @@ from typing import Any
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.safe_text import looks_like_formula, printable
 
 __all__ = ["FONT", "MAX_LINKS", "TableWriter", "row_height", "text_width"]
@@ -22,23 +22,9 @@ FONT = "宋体"
 MAX_LINKS = 60_000  # Excel allows 65,530 hyperlinks per worksheet; the rest are written as plain text
 
 
-class _CharWidths(dict[str, int]):
-    """Columns per character (a CJK wide or full-width one counts 2), looked up once per distinct character."""
-
-    def __missing__(self, ch: str) -> int:
-        width = self[ch] = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
-        return width
-
-
-_CHAR_WIDTHS = _CharWidths()
-
-
 def text_width(text: str) -> int:
     """Columns a text needs: a CJK (wide) character counts 2 (XlsxWriter's autofit counts 1)."""
-    longest = 0
-    for line in str(text).splitlines() or [""]:
-        longest = max(longest, len(line) if line.isascii() else sum(map(_CHAR_WIDTHS.__getitem__, line)))
-    return longest
+    return max(display_width(line) for line in str(text).splitlines() or [""])
 
 
 def row_height(text: str, width: int, *, line: float = 13.5) -> float:
