@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -263,16 +263,32 @@ def _audit(path: Path, catalog: Catalog, options: Options, history: History | No
     return checked
 
 
+# Files of one layout record the same places unless the unit moved cells: each distinct set is held once (a few KB
+# per file otherwise). Bounded, for a long-running process (the web app) that sees many batches.
+_PLACES: dict[tuple[tuple[str, str, str, str], ...], dict[str, tuple[str, str, str]]] = {}
+_PLACES_KEPT = 4096
+
+
+def _shared_places(places: Mapping[str, tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
+    """One shared dict per distinct set of places (read only); its strings interned."""
+    key = tuple((k, *where) for k, where in places.items())
+    found = _PLACES.get(key)
+    if found is None:
+        if len(_PLACES) >= _PLACES_KEPT:
+            _PLACES.clear()
+        found = _PLACES[key] = {
+            sys.intern(k): (sys.intern(sheet), sys.intern(a1), sys.intern(label))
+            for k, (sheet, a1, label) in places.items()
+        }
+    return found
+
+
 def slim(checked: Checked) -> Checked:
     """What cross_check needs of a file once it is reported: the report's summary and the values at its places.
 
     A batch of any size then holds a few hundred bytes per file (check DIR --json, issue 14).
     """
-    # Keys, sheet names, addresses and labels repeat from file to file: interned, each is held once.
-    places = {
-        sys.intern(k): (sys.intern(sheet), sys.intern(a1), sys.intern(label))
-        for k, (sheet, a1, label) in checked.places.items()
-    }
+    places = _shared_places(checked.places)
     return Checked(
         report=checked.report.summary(),
         values={k: checked.values[k] for k in places if k in checked.values},

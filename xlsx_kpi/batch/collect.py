@@ -39,14 +39,30 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def _amount_unit(catalog: Catalog, workbook_id: str) -> str:
-    """The unit of the 预算额 column as its header says (百元 for the Sichuan 附件2); "" when unknown."""
-    try:
-        layout = build_layout(catalog, catalog.workbook(workbook_id), Identity(year=2000))
-    except XlsxKpiError:
-        return ""
-    cell = layout.cells.get(AMOUNTS[0].key)
-    m = _UNIT_IN_LABEL.search(cell.label) if cell else None
+def _amount_unit(catalog: Catalog, workbook_id: str, submissions: Sequence[Submission] = ()) -> str:
+    """The unit of the 预算额 column as its header says (百元 for the Sichuan 附件2); "" when unknown.
+
+    The header is the label a checked file of the kind recorded for the cell (its places), else the layout's:
+    building a layout (~50 ms) is left for kinds no file recorded it for.
+    """
+    key = AMOUNTS[0].key
+    # A file's places hold every place key its layout has, so a file with places but not this key has no such cell.
+    label = next(
+        (
+            s.checked.places.get(key, ("", "", ""))[2]
+            for s in submissions
+            if s.report.workbook_id == workbook_id and s.checked.places
+        ),
+        None,
+    )
+    if label is None:
+        try:
+            layout = build_layout(catalog, catalog.workbook(workbook_id), Identity(year=2000))
+        except XlsxKpiError:
+            return ""
+        cell = layout.cells.get(key)
+        label = cell.label if cell else ""
+    m = _UNIT_IN_LABEL.search(label)
     return m.group(1) if m else ""
 
 
@@ -128,11 +144,15 @@ def collect(
             continue
         wid = c.report.workbook_id
         kind = catalog.workbooks[wid].kind if wid in catalog.workbooks else ""
-        sub = Submission(c, sha256, datetime.fromtimestamp(stat.st_mtime), kind, saved_at(c.report.file))
+        sub = Submission(c, sha256, datetime.fromtimestamp(stat.st_mtime), kind)
         groups.setdefault(sub.key, []).append(sub)
     used: list[Submission] = []
     for group in groups.values():
-        # Newest by the workbook's own save time (a returned 审核 copy is the unit's latest), then file time.
+        # Newest by the workbook's own save time (a returned 审核 copy is the unit's latest), then file time. The
+        # save time is read (from the file) only where it decides: in a group of two or more.
+        if len(group) > 1:
+            for sub in group:
+                sub.saved = saved_at(sub.file)
         group.sort(key=lambda s: (s.saved, s.mtime, s.file.name), reverse=True)
         used.append(group[0])
         if len(group) > 1:
@@ -184,7 +204,9 @@ def _units_and_amounts(out: Collection, catalog: Catalog, unit_rows: list[UnitRo
             if (s.report.unit_code.strip(), without_spaces(s.report.project_name)) not in listed
             and (has_projects if s.report.project_name else has_departments)
         ]
-    units = {wid: _amount_unit(catalog, wid) for wid in {s.report.workbook_id for s in out.submissions}}
+    units = {
+        wid: _amount_unit(catalog, wid, out.submissions) for wid in {s.report.workbook_id for s in out.submissions}
+    }
     present = {
         u
         for wid, u in units.items()

@@ -64,8 +64,8 @@ def _cache_key(directory: Path, paths: list[Path]) -> tuple[str, Path | None]:
     # number) must not unpickle objects of a class that has changed since.
     here = Path(__file__).parent
     try:
-        for source in ("spec.py", "layout.py", "expr.py", "catalog.py"):
-            h.update(hashlib.sha256((here / source).read_bytes()).digest())
+        for source in sorted(here.rglob("*.py")):  # spec, layout, the expr package, catalog...
+            h.update(hashlib.sha256(source.read_bytes()).digest())
         for path in paths:
             h.update(f"{path}\0".encode())
             h.update(hashlib.sha256(path.read_bytes()).digest())

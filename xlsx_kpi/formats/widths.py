@@ -8,9 +8,20 @@ import unicodedata
 __all__ = ["display_width", "text_lines"]
 
 
+class _CharWidths(dict[str, int]):
+    """Columns per character (a CJK wide or full-width one counts 2), looked up once per distinct character."""
+
+    def __missing__(self, ch: str) -> int:
+        width = self[ch] = 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        return width
+
+
+_CHAR_WIDTHS = _CharWidths()
+
+
 def display_width(text: str) -> int:
     """Width in Latin character cells: a CJK character counts 2 (XlsxWriter's autofit counts 1)."""
-    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+    return len(text) if text.isascii() else sum(map(_CHAR_WIDTHS.__getitem__, text))
 
 
 def text_lines(text: str, width: float) -> int:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
@@ -13,6 +13,7 @@ from typing import Any
 from xlsxwriter.workbook import Workbook
 from xlsxwriter.worksheet import Worksheet
 
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.safe_text import looks_like_formula, printable
 
 __all__ = ["FONT", "MAX_LINKS", "TableWriter", "row_height", "text_width"]
@@ -23,10 +24,7 @@ MAX_LINKS = 60_000  # Excel allows 65,530 hyperlinks per worksheet; the rest are
 
 def text_width(text: str) -> int:
     """Columns a text needs: a CJK (wide) character counts 2 (XlsxWriter's autofit counts 1)."""
-    longest = 0
-    for line in str(text).splitlines() or [""]:
-        longest = max(longest, sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in line))
-    return longest
+    return max(display_width(line) for line in str(text).splitlines() or [""])
 
 
 def row_height(text: str, width: int, *, line: float = 13.5) -> float:
@@ -37,12 +35,18 @@ def row_height(text: str, width: int, *, line: float = 13.5) -> float:
     return max(15.0, line * lines + 2)
 
 
+@functools.lru_cache(maxsize=4096)
+def _relative(file: Path, base: Path) -> str:
+    """`file` relative to `base`, both resolved; kept, as a file is linked from every row of its findings."""
+    try:
+        return os.path.relpath(file.resolve(), base.resolve())
+    except ValueError:  # another drive on Windows
+        return str(file.resolve())
+
+
 def _link_target(file: Path, base: Path, sheet: str = "", cell: str = "") -> str | None:
     """An external: hyperlink to `file` relative to the written workbook's folder (the pair can move together)."""
-    try:
-        rel = os.path.relpath(file.resolve(), base.resolve())
-    except ValueError:  # another drive on Windows
-        rel = str(file.resolve())
+    rel = _relative(file, base)
     if "#" in rel or len(rel) > 1500 or printable(rel) != rel:
         return None  # a name that is not UTF-8 (GBK bytes from a Windows zip) cannot be a link target
     target = "external:" + rel

@@ -298,6 +298,8 @@ class History:
         year = _year(report.year)
         if year is None:
             raise self._fail(f"文件 {report.file.name} 的年度“{report.year}”不是数字，未写入历史数据库")
+        if self._stored(sha256):
+            return False  # checked before encoding: collect run again on an unchanged folder stores nothing
         counts = report.counts
         row = (
             sha256,
@@ -324,7 +326,7 @@ class History:
         )
         try:
             with self._transaction() as conn:
-                if conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone():
+                if self._stored(sha256, conn):  # again inside the transaction: another process may have stored it
                     return False
                 cur = conn.execute(
                     f"INSERT INTO submission ({_COLUMNS.removeprefix('id, ')}, tool_version, snapshot) "
@@ -338,6 +340,14 @@ class History:
                 raise self._fail(f"写入历史数据库失败：磁盘空间不足（{e}），本次未存入的报送不受影响") from None
             raise self._fail(f"写入历史数据库失败（{e}）") from None
         return True
+
+    def _stored(self, sha256: str, conn: sqlite3.Connection | None = None) -> bool:
+        try:
+            return (conn or self.conn).execute(
+                "SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)
+            ).fetchone() is not None
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"读取历史数据库失败（{e}）") from None
 
     def _insert_findings(self, conn: sqlite3.Connection, submission_id: int, findings: list[Finding]) -> None:
         # One row per finding as well as the JSON, so that SQL can ask "which units had rate-mismatch?".

@@ -6,8 +6,10 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.values import Status, parse_number, parse_percent
+from xlsx_kpi.formats.layout import WorkbookLayout
 from xlsx_kpi.formats.spec import GridBlock
 
 # Amounts have 2 decimals (百元): differences below half a hundredth are equal.
@@ -15,10 +17,18 @@ AMOUNT_TOLERANCE = Decimal("0.005")
 NUMERIC = ("amount", "count", "percent")
 
 
-def numeric_inputs(ctx: Context) -> Iterator[tuple[str, str]]:
-    for key, cell in ctx.layout.cells.items():
-        if cell.role == "input" and cell.input_type in NUMERIC:
-            yield key, cell.input_type or ""
+def numeric_inputs(ctx: Context) -> list[tuple[str, str]]:
+    """(key, input type) of every amount, count and percent input (worked out once per layout)."""
+    return once_per_layout(ctx.layout, "numeric_inputs", _numeric_inputs)
+
+
+def _numeric_inputs(layout: WorkbookLayout) -> list[tuple[str, str]]:
+    return [(k, c.input_type or "") for k, c in layout.cells.items() if c.role == "input" and c.input_type in NUMERIC]
+
+
+def _plain_number_or_blank(value: object) -> bool:
+    """A blank cell or a finite number: what parse_number reads as BLANK or OK without looking further."""
+    return value is None or (isinstance(value, Decimal) and value.is_finite())
 
 
 @register
@@ -32,6 +42,8 @@ class InputNotNumber(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         for key, kind in numeric_inputs(ctx):
             raw = ctx.raw(key)
+            if not raw.is_date and _plain_number_or_blank(raw.value):
+                continue  # what most cells hold: nothing to parse
             parsed = parse_percent(raw.value)[0] if kind == "percent" else parse_number(raw.value)
             if raw.is_date or parsed.status in (Status.TEXT, Status.ERROR, Status.DATE):
                 label = ctx.cell(key).label
@@ -97,13 +109,18 @@ class InputOutOfRange(Rule):
                 )
 
 
-def budget_rows(ctx: Context) -> Iterator[tuple[GridBlock, str, str, str, str, str]]:
+def budget_rows(ctx: Context) -> list[tuple[GridBlock, str, str, str, str, str]]:
     """(block, row label, budget key, actual key, carry key, note key) for grids with a 情况说明 column.
 
     By convention a grid's amount columns are named budget / actual / carry; only grids where the unit can
-    write an explanation (note_cols) are checked, so every warning here can be explained.
+    write an explanation (note_cols) are checked, so every warning here can be explained. Worked out once
+    per layout.
     """
-    for sl in ctx.layout.sheets:
+    return once_per_layout(ctx.layout, "budget_rows", lambda layout: list(_budget_rows(layout)))
+
+
+def _budget_rows(layout: WorkbookLayout) -> Iterator[tuple[GridBlock, str, str, str, str, str]]:
+    for sl in layout.sheets:
         for block in sl.spec.blocks:
             if not isinstance(block, GridBlock) or not block.note_cols:
                 continue

@@ -5,10 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
-from typing import ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.reader import Filing, RawCell
+from xlsx_kpi.audit.values import Target, parse_targets
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.expr import ExcelError, Value
 from xlsx_kpi.formats.layout import Cell, WorkbookLayout
@@ -30,6 +31,9 @@ def show(value: Value | object, fmt: str = "number") -> str:
     return str(value)
 
 
+_BLANK = RawCell(None)
+
+
 @dataclass
 class Context:
     """Everything a rule may look at for one workbook; rules never read files themselves."""
@@ -40,6 +44,10 @@ class Context:
     readings: dict[str, dict[str, Value]]
     previous: dict[str, Value] | None = None
     findings: list[Finding] = field(default_factory=list)
+    # What several rules derive from this workbook, worked out once (what depends on the layout alone is kept
+    # with the layout instead: recalc.once_per_layout).
+    memo: dict[str, Any] = field(default_factory=dict, repr=False)
+    _targets: dict[str, list[Target]] = field(default_factory=dict, repr=False)
 
     @property
     def layout(self) -> WorkbookLayout:
@@ -49,7 +57,7 @@ class Context:
         return self.layout.cells[key]
 
     def raw(self, key: str) -> RawCell:
-        return self.filing.cells.get(key) or RawCell(None)
+        return self.filing.cells.get(key) or _BLANK
 
     def where(self, key: str) -> tuple[str, str]:
         return self.filing.a1(key)
@@ -61,6 +69,13 @@ class Context:
         if cell.input_type == "percent" or cell.style == "f_percent":
             return "percent"
         return "number"
+
+    def targets(self, text: str) -> list[Target]:
+        """values.parse_targets(text), parsed once per workbook whichever rules ask; do not modify the list."""
+        found = self._targets.get(text)
+        if found is None:
+            found = self._targets[text] = parse_targets(text)
+        return found
 
     def text(self, key: str) -> str:
         """An input's text, stripped ("" when blank)."""

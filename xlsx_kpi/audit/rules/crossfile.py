@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import REGISTRY, Context, Rule, register
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.layout import WorkbookLayout
@@ -41,7 +42,13 @@ KIND_LABELS = {"department": "部门整体", "project": "项目支出"}
 
 
 def place_keys(layout: WorkbookLayout) -> list[str]:
-    """The cells the cross-workbook rules point at; audit keeps their addresses (a unit may move rows)."""
+    """The cells the cross-workbook rules point at; audit keeps their addresses (a unit may move rows).
+
+    Worked out once per layout; do not modify the list."""
+    return once_per_layout(layout, "place_keys", _place_keys)
+
+
+def _place_keys(layout: WorkbookLayout) -> list[str]:
     keys = [k for k, _ in IDENTITY_KEYS]
     for row in (DEPT_ROW, PROJECT_ROW):
         keys += [f"{row}.{col}" for col, _ in AMOUNT_COLUMNS]

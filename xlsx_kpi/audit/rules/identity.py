@@ -6,9 +6,11 @@ import re
 from collections.abc import Iterator
 
 from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import once_per_layout, plan
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.spec import ChoiceBlock, FieldsBlock, TextBlock
+from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.spec import CheckSpec, ChoiceBlock, FieldsBlock, TextBlock
 
 IDENTITY_NAMES = {"unit_name": "单位名称", "unit_code": "预算单位编码", "project_name": "项目名称"}
 
@@ -149,27 +151,31 @@ class SpecCrossCheck(Rule):
     )
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        def lookup(name: str) -> expr.Value:
-            return ctx.values.get(name)
+        lookup = ctx.values.get
+        checks, program = once_per_layout(ctx.layout, "spec_checks", _spec_checks)
+        for chk, result in zip(checks, program.each(lookup), strict=True):
+            if result is not True:
+                continue
+            sides = relation_sides(chk.expr)
+            if sides is None:
+                yield self.finding(ctx, chk.cell, chk.message, expected="满足勾稽关系", actual="不满足")
+                continue
+            left, right = (expr.evaluate(expr.parse(s), lookup) for s in sides)
+            sheet = ctx.where(chk.cell)[0]
+            yield self.finding(
+                ctx,
+                chk.cell,
+                f"{chk.message}：{side_text(ctx, sides[0], sheet)} = {show(left)}，"
+                f"{side_text(ctx, sides[1], sheet)} = {show(right)}",
+                expected=show(right),
+                actual=show(left),
+            )
 
-        for sl in ctx.layout.sheets:
-            for chk in sl.spec.checks:
-                if expr.evaluate(expr.parse(chk.expr), lookup) is not True:
-                    continue
-                sides = relation_sides(chk.expr)
-                if sides is None:
-                    yield self.finding(ctx, chk.cell, chk.message, expected="满足勾稽关系", actual="不满足")
-                    continue
-                left, right = (expr.evaluate(expr.parse(s), lookup) for s in sides)
-                sheet = ctx.where(chk.cell)[0]
-                yield self.finding(
-                    ctx,
-                    chk.cell,
-                    f"{chk.message}：{side_text(ctx, sides[0], sheet)} = {show(left)}，"
-                    f"{side_text(ctx, sides[1], sheet)} = {show(right)}",
-                    expected=show(right),
-                    actual=show(left),
-                )
+
+def _spec_checks(layout: WorkbookLayout) -> tuple[list[CheckSpec], expr.Program]:
+    """The spec's cross-checks in sheet order and their expressions compiled (once per layout)."""
+    checks = [chk for sl in layout.sheets for chk in sl.spec.checks]
+    return checks, expr.Program((chk.cell, expr.parse(chk.expr)) for chk in checks)
 
 
 @register
@@ -181,13 +187,15 @@ class InputHoldsFormula(Rule):
     description = "应直接填写的单元格中是公式；按其计算结果读取，提示审核人核对。"
 
     def check(self, ctx: Context) -> Iterator[Finding]:
-        for key, cell in ctx.layout.cells.items():
-            if cell.role == "input" and ctx.raw(key).formula:
+        cells = ctx.filing.cells
+        for key in plan(ctx.layout).inputs:
+            raw = cells.get(key)
+            if raw is not None and raw.formula:
                 yield self.finding(
                     ctx,
                     key,
-                    f"{cell.label}中填写的是公式 ={ctx.raw(key).formula}，已按其结果读取",
-                    actual=f"={ctx.raw(key).formula}",
+                    f"{ctx.cell(key).label}中填写的是公式 ={raw.formula}，已按其结果读取",
+                    actual=f"={raw.formula}",
                     expected=f"数值 {show(ctx.inputs.get(key), ctx.fmt(key))}",
                 )
 

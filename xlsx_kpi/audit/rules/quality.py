@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 
 from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.indicators import IndicatorRow, full_marks, indicator_rows, quality_data
-from xlsx_kpi.audit.values import Target, parse_targets
+from xlsx_kpi.audit.values import Target
+from xlsx_kpi.formats.layout import WorkbookLayout
 from xlsx_kpi.formats.spec import GridBlock, TextBlock
 
 YEAR = re.compile(r"((?:19|20)\d{2})\s*年")
@@ -102,7 +105,7 @@ class CostNotUpperBound(Rule):
             key, text = row.key("target"), row.text(ctx, "target")
             if not key or "cost" not in row.kinds or len(row.kinds) > 1 or not text:
                 continue
-            pieces = parse_targets(text)
+            pieces = ctx.targets(text)
             if pieces and all(p.op in (">=", ">") for p in pieces):
                 yield self.finding(
                     ctx,
@@ -149,7 +152,7 @@ class RateTargetAbove100(Rule):
             names = row.text(ctx, "name") + text + ("满意度" if "satisfaction" in row.kinds else "")
             if not any(w in names for w in data["rate_words"]):
                 continue
-            over = [p for p in parse_targets(text) if p.unit == "%" and p.value > ceiling]
+            over = [p for p in ctx.targets(text) if p.unit == "%" and p.value > ceiling]
             if over:
                 yield self.finding(
                     ctx,
@@ -294,13 +297,17 @@ class TargetNotMeasurable(Rule):
 
 def _goal_texts(ctx: Context) -> list[tuple[str, str]]:
     """(header, text) of the 年度总体目标 and its result."""
+    return [(header, ctx.text(key)) for header, key in once_per_layout(ctx.layout, "goal_fields", _goal_fields)]
+
+
+def _goal_fields(layout: WorkbookLayout) -> list[tuple[str, str]]:
     out = []
-    for sl in ctx.layout.sheets:
+    for sl in layout.sheets:
         for block in sl.spec.blocks:
             if isinstance(block, TextBlock):
                 for f in block.fields:
                     if not f.id.startswith("deviation"):
-                        out.append((f.header, ctx.text(f"{block.id}.{f.id}")))
+                        out.append((f.header, f"{block.id}.{f.id}"))
     return out
 
 
@@ -314,14 +321,19 @@ class Quantity:
     text: str
 
 
-def quantities(text: str) -> list[Quantity]:
-    """Every number-with-unit in a text (“覆盖125万人次” -> 125 万 人次); money units split as 万 + 元."""
+@functools.lru_cache(maxsize=1)
+def _quantity_pattern() -> re.Pattern[str]:
+    """A number, a magnitude (万, 亿) and a unit from the rules data file; built once, not per text."""
     data = quality_data()
     units = sorted(data["quantity_units"], key=len, reverse=True)
     mags = "".join(m for m in data["magnitudes"] if m)
-    pattern = re.compile(rf"(\d+(?:\.\d+)?)\s*([{mags}]?)\s*({'|'.join(map(re.escape, units))})")
+    return re.compile(rf"(\d+(?:\.\d+)?)\s*([{mags}]?)\s*({'|'.join(map(re.escape, units))})")
+
+
+def quantities(text: str) -> list[Quantity]:
+    """Every number-with-unit in a text (“覆盖125万人次” -> 125 万 人次); money units split as 万 + 元."""
     out = []
-    for m in pattern.finditer(text):
+    for m in _quantity_pattern().finditer(text):
         number, magnitude, unit = Decimal(m[1]), m[2], m[3]
         if unit in ("万元", "亿元"):
             magnitude, unit = magnitude + unit[0], "元"
@@ -372,7 +384,7 @@ class MagnitudeMismatch(Rule):
             if spent is None or "cost" not in row.kinds or len(row.kinds) > 1:
                 continue
             key, text = row.key("result"), row.text(ctx, "result")
-            pieces = [t for t in parse_targets(text) if t.unit == "元"] if key and text else []
+            pieces = [t for t in ctx.targets(text) if t.unit == "元"] if key and text else []
             label, amount = spent
             if key and pieces and pieces[0].value > amount * Decimal("1.005"):
                 yield self.finding(
@@ -388,21 +400,30 @@ class MagnitudeMismatch(Rule):
 
 def _table_spending(ctx: Context) -> tuple[str, Decimal] | None:
     """The workbook's total 执行额 in 元 (from the first grid with a total row and an actual column)."""
+    for key, multiplier in once_per_layout(ctx.layout, "spending_cells", _spending_cells):
+        value = ctx.values.get(key)
+        if isinstance(value, Decimal):
+            return "执行额合计", value * multiplier
+    return None
+
+
+def _spending_cells(layout: WorkbookLayout) -> list[tuple[str, int]]:
+    """(key, multiplier to 元) of each grid's total 执行额 whose header names its unit, in sheet order."""
     units: dict[str, int] = quality_data()["amount_units"]
-    for sl in ctx.layout.sheets:
+    out = []
+    for sl in layout.sheets:
         for block in sl.spec.blocks:
             if not isinstance(block, GridBlock):
                 continue
             key = f"{block.id}.total.actual"
-            cell = ctx.layout.cells.get(key)
-            value = ctx.values.get(key)
-            if cell is None or not isinstance(value, Decimal):
+            cell = layout.cells.get(key)
+            if cell is None:
                 continue
             header = cell.label + block.section
             unit = max((u for u in units if u in header), key=len, default="")
             if unit:
-                return "执行额合计", value * units[unit]
-    return None
+                out.append((key, units[unit]))
+    return out
 
 
 @register
@@ -468,7 +489,7 @@ class CountVsListedNames(Rule):
             if not key or not target or not result or DIGIT.search(result) or "quantity" not in row.kinds:
                 continue
             names = [n.strip() for n in LIST_SEPARATORS.split(result.rstrip("。.")) if n.strip()]
-            wanted = [t for t in parse_targets(target) if t.op in ("=", ">=", ">") and t.unit not in ("", "%")]
+            wanted = [t for t in ctx.targets(target) if t.op in ("=", ">=", ">") and t.unit not in ("", "%")]
             if len(names) < 2 or not wanted or len(names) >= wanted[0].value:
                 continue
             yield self.finding(

@@ -10,10 +10,12 @@ from decimal import Decimal
 from typing import Literal
 
 from xlsx_kpi.audit.findings import Finding, Severity
+from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.targets import missed
-from xlsx_kpi.audit.values import Status, parse_number, parse_percent, parse_targets
+from xlsx_kpi.audit.values import Status, parse_number, parse_percent
 from xlsx_kpi.formats import expr
+from xlsx_kpi.formats.layout import WorkbookLayout
 from xlsx_kpi.formats.spec import Indicator, IndicatorsBlock, Measure
 
 # A score is compared at the table's 2 decimals: differences below half a hundredth are equal.
@@ -40,13 +42,14 @@ class ScoreCell:
 def score_cells(ctx: Context) -> list[ScoreCell]:
     """Every score input of the workbook, with its 分值 and lowest allowed score.
 
-    The cells are worked out once per layout; a free row's typed name and 分值 are filled in per workbook,
-    and a free row left entirely blank (a spare row) is not a score cell.
+    The cells are worked out once per layout; a free row's typed name and 分值 are filled in once per
+    workbook, and a free row left entirely blank (a spare row) is not a score cell.
     """
-    if "score_cells" not in ctx.layout.memo:
-        ctx.layout.memo["score_cells"] = list(_score_cells(ctx))
-    cells: list[ScoreCell] = ctx.layout.memo["score_cells"]
-    return [r for sc in cells if (r := _resolve(ctx, sc)) is not None]
+    found: list[ScoreCell] | None = ctx.memo.get("score_cells")
+    if found is None:
+        cells = once_per_layout(ctx.layout, "score_cells", lambda layout: list(_score_cells(layout)))
+        found = ctx.memo["score_cells"] = [r for sc in cells if (r := _resolve(ctx, sc)) is not None]
+    return found
 
 
 FREE_PARTS = ("name", "target", "result", "max", "score", "deviation")
@@ -67,15 +70,15 @@ def _resolve(ctx: Context, sc: ScoreCell) -> ScoreCell | None:
     )
 
 
-def _score_cells(ctx: Context) -> Iterator[ScoreCell]:
-    free = {g.base(i) for g in ctx.layout.groups if "score" in g.parts for i in range(1, g.count + 1)}
+def _score_cells(layout: WorkbookLayout) -> Iterator[ScoreCell]:
+    free = {g.base(i) for g in layout.groups if "score" in g.parts for i in range(1, g.count + 1)}
     indicators: dict[str, Indicator] = {}
-    for sl in ctx.layout.sheets:
+    for sl in layout.sheets:
         for block in sl.spec.blocks:
             if isinstance(block, IndicatorsBlock):
                 for _, _, row in block.indicators():
                     indicators[f"{block.id}.{row.id}"] = row
-    for key, cell in ctx.layout.cells.items():
+    for key, cell in layout.cells.items():
         if cell.role != "input" or cell.input_type != "score" or not key.endswith(".score"):
             continue
         base = key[: -len(".score")]
@@ -95,7 +98,8 @@ class ScoreMissing(Rule):
 
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
-            if parse_number(ctx.raw(sc.key).value).status is Status.BLANK:
+            value = ctx.raw(sc.key).value
+            if value is None or (not isinstance(value, Decimal) and parse_number(value).status is Status.BLANK):
                 yield self.finding(
                     ctx,
                     sc.key,
@@ -116,6 +120,8 @@ class ScoreNotNumber(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
             raw = ctx.raw(sc.key)
+            if not raw.is_date and (raw.value is None or (isinstance(raw.value, Decimal) and raw.value.is_finite())):
+                continue  # blank or a number: nothing to parse
             parsed = parse_number(raw.value)
             if raw.is_date or parsed.status in (Status.TEXT, Status.ERROR, Status.DATE):
                 yield self.finding(
@@ -138,8 +144,10 @@ class ScoreTextNumber(Rule):
     def check(self, ctx: Context) -> Iterator[Finding]:
         for sc in score_cells(ctx):
             raw = ctx.raw(sc.key)
+            if not isinstance(raw.value, str):
+                continue
             parsed = parse_number(raw.value)
-            if parsed.status is Status.OK and isinstance(raw.value, str):
+            if parsed.status is Status.OK:
                 yield self.finding(
                     ctx,
                     sc.key,
@@ -387,7 +395,7 @@ def measure_of(ctx: Context, sc: ScoreCell) -> tuple[Measure, str] | None:
     if not sc.free:
         return None
     text = ctx.text(f"{sc.base}.target")
-    pieces = parse_targets(text)
+    pieces = ctx.targets(text)
     if len(pieces) != 1 or pieces[0].op == "range":
         return None
     t = pieces[0]

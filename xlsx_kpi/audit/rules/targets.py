@@ -111,13 +111,7 @@ class TargetUnverifiable(Rule):
         for row in indicator_rows(ctx):
             rkey = row.key("result")
             target, result = row.text(ctx, "target"), ctx.inputs.get(rkey) if rkey else None
-            if (
-                rkey
-                and target
-                and result not in (None, "")
-                and parse_targets(target)
-                and missed(target, result) is None
-            ):
+            if rkey and target and result not in (None, "") and ctx.targets(target) and missed(target, result) is None:
                 name = row.label(ctx)
                 yield self.finding(
                     ctx,
