@@ -160,3 +160,14 @@ def test_help_lists_the_commands_in_the_order_of_a_round(capsys: pytest.CaptureF
         "report",
         "rules",
     ]
+
+
+def test_pyproject_lists_every_package_folder() -> None:
+    # setuptools' explicit `packages`: a folder missing from it is left out of a non-editable install (pip install .),
+    # while the editable install the tests run on still finds it.
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]["packages"])
+    folders = {".".join(p.parent.relative_to(ROOT).parts) for p in (ROOT / "xlsx_kpi").rglob("__init__.py")}
+    assert folders - listed == set()
+    assert {"xlsx_kpi.cli", "xlsx_kpi.formats.expr", "xlsx_kpi.sheets"} <= listed
