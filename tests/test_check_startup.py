@@ -3,11 +3,14 @@ neither the report reader, the progress bar, the process pool nor typer's pydant
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
 
@@ -45,3 +48,22 @@ def test_checking_one_workbook_builds_no_spec_model_and_loads_no_unused_stage(tm
     assert first[0] == 1 and first[1] == ["Catalog", "SheetSpec", "WorkbookSpec"]
     assert check_in_a_fresh_interpreter(tmp_path / "out", env) == (1, [], [])
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["cn_inserted_lo_审核.xlsx"]
+
+
+def test_main_gives_the_garbage_collector_back_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # main() turns the collector off during startup and freezes what startup built once the work begins
+    # (cli.common.work_begins); a caller in the same process gets it back enabled and unfrozen, whatever happened.
+    from xlsx_kpi.cli import main
+
+    assert gc.isenabled()
+    assert main(["check", str(SAMPLE), "--out-dir", str(tmp_path)]) == 1
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+    assert main(["check", "--no-such-option"]) == 2  # a usage error, before any work began
+    assert "没有选项 --no-such-option" in capsys.readouterr().err
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+    gc.disable()
+    try:
+        assert main(["rules"]) == 0
+        assert (gc.isenabled(), gc.get_freeze_count()) == (False, 0)  # a caller's own choice is kept
+    finally:
+        gc.enable()

@@ -4,6 +4,7 @@ cli/history.py (history, report, rules, serve); cli/render.py prints and writes 
 
 from __future__ import annotations
 
+import gc
 import io
 import sys
 
@@ -14,7 +15,7 @@ from xlsx_kpi.cli.common import app, err
 from xlsx_kpi.cli.render import JsonFiles, JsonLines, batch_json
 from xlsx_kpi.errors import XlsxKpiError
 
-__all__ = ["JsonFiles", "JsonLines", "app", "batch_json", "main"]
+__all__ = ["JsonFiles", "JsonLines", "app", "batch_json", "main", "run"]
 
 # The commands in the order --help lists them: a round from its set-up to what it leaves behind.
 COMMANDS = (
@@ -34,7 +35,18 @@ for _name, _command in COMMANDS:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
-    args = sys.argv[1:] if argv is None else argv
+    collecting = gc.isenabled()
+    gc.disable()  # until the command's work begins (common.work_begins): startup builds only long-lived objects
+    try:
+        return run(sys.argv[1:] if argv is None else argv)
+    finally:
+        gc.unfreeze()  # a caller in the same process (the tests) gets its collector back as it was
+        if collecting:
+            gc.enable()
+
+
+def run(args: list[str]) -> int:
+    """The command line `args`, run: the exit code."""
     for stream in (sys.stdout, sys.stderr):
         # A file name that is not UTF-8 (GBK bytes from a Windows zip) is held as lone surrogates: printed
         # as \udcxx escapes, which inside a JSON string are valid escapes that decode to the same name.

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, err, out, real
+from xlsx_kpi.cli.common import SpecsDir, err, load_catalog, out, real
 from xlsx_kpi.cli.render import (
     JsonFiles,
     JsonLines,
@@ -82,7 +82,7 @@ def check_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
-    catalog = api.load_catalog(sheets)
+    catalog = load_catalog(sheets)
     inputs = api.find_inputs(paths, report_docs or [], skip=[out_dir] if out_dir else [])
     if as_json and as_jsonl:
         raise XlsxKpiError("--json 与 --jsonl 只能选一个")
@@ -146,7 +146,7 @@ def collect_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
-    catalog = api.load_catalog(sheets)
+    catalog = load_catalog(sheets)
     if not folder.is_dir():
         raise XlsxKpiError("请指定存放回收工作簿的文件夹", file=str(folder))
     if output.exists() and not force:

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, err, out
+from xlsx_kpi.cli.common import SpecsDir, err, load_catalog, out, work_begins
 from xlsx_kpi.cli.render import print_history, print_units
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 
@@ -26,6 +26,7 @@ def history_cmd(
 ) -> None:
     """历年对比：一个单位各年度的合计、等级、一级指标得分、预算执行金额和问题数量。"""
     kinds = api.history_kinds()
+    work_begins()
     if csv is not None:
         n = api.export_history_csv(db, csv, unit_code=unit, force=force, kinds=kinds)
         err.print(f"已导出 {n} 条记录：{csv}")
@@ -137,6 +138,7 @@ def serve_cmd(
     if web.setup_code:
         out.print(f"首次使用：在浏览器中打开上面的地址，输入设置码 {web.setup_code} 并设置审核人密码", markup=False)
     out.print("按 Ctrl+C 停止", markup=False)
+    work_begins()  # a server runs for days: collect garbage as usual
     uvicorn.run(
         web_app,
         host=host,
@@ -160,7 +162,7 @@ def report_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
-    catalog = api.load_catalog(sheets)
+    catalog = load_catalog(sheets)
     draft = api.draft_report(workbook, output, catalog, outline=outline, sheets=sheets, force=force)
     out.print(f"已起草自评报告：{draft.path}", markup=False)
     out.print(f"  待填写处 {draft.fill_count} 个（黄色底纹的“【请填写：…】”），请补充后再报送。", markup=False)
