@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, err, load_catalog, out, real
+from xlsx_kpi.cli.common import SpecsDir, err, out, real, work_begins
 from xlsx_kpi.cli.render import (
     JsonFiles,
     JsonLines,
@@ -82,7 +82,7 @@ def check_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """审核回收的工作簿：重新计算、逐条检查，生成带批注的“_审核.xlsx”（原文件不改动）。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
     inputs = api.find_inputs(paths, report_docs or [], skip=[out_dir] if out_dir else [])
     if as_json and as_jsonl:
         raise XlsxKpiError("--json 与 --jsonl 只能选一个")
@@ -91,6 +91,7 @@ def check_cmd(
     # without, up to three files' findings are printed at the end.
     stream = JsonFiles(sys.stdout) if as_json else JsonLines(sys.stdout) if as_jsonl else None
     files = inputs.workbooks
+    work_begins()
     with progress("审核", len(files), shown=len(files) >= 2) as advance:
 
         def done(report: api.Report) -> None:
@@ -146,12 +147,13 @@ def collect_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """汇总文件夹中回收的工作簿：逐个审核（同 check），写出汇总工作簿，并存入历史数据库。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
     if not folder.is_dir():
         raise XlsxKpiError("请指定存放回收工作簿的文件夹", file=str(folder))
     if output.exists() and not force:
         raise OutputExistsError("文件已存在；如需覆盖请加 --force", file=str(output))
     db_path = db or folder / api.DB_NAME
+    work_begins()
     with progress("汇总", None) as advance:
         collection = api.collect(
             folder,

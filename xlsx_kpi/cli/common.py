@@ -10,15 +10,12 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
-from xlsx_kpi import api
 from xlsx_kpi.errors import XlsxKpiError
 
 if TYPE_CHECKING:
     from rich.console import Console
 
-    from xlsx_kpi.api import Catalog
-
-__all__ = ["LazyConsole", "SpecsDir", "app", "err", "load_catalog", "out", "parse_year", "real", "work_begins"]
+__all__ = ["LazyConsole", "SpecsDir", "app", "err", "out", "parse_year", "real", "work_begins"]
 
 # Each command imports what it uses: `xlsx-kpi --help` and checking one workbook should not wait for pandas,
 # openpyxl, xlsxwriter, python-docx or rich's progress bars to load (issue 14).
@@ -89,10 +86,3 @@ def work_begins() -> None:
     """
     gc.freeze()
     gc.enable()
-
-
-def load_catalog(sheets: Path | None) -> Catalog:
-    """The spec catalog (api.load_catalog), after which the command's work begins (work_begins)."""
-    catalog = api.load_catalog(sheets)
-    work_begins()
-    return catalog

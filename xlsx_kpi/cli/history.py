@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, err, load_catalog, out, work_begins
+from xlsx_kpi.cli.common import SpecsDir, err, out, work_begins
 from xlsx_kpi.cli.render import print_history, print_units
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 
@@ -162,7 +162,8 @@ def report_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """按提纲起草自评报告（.docx）：金额、比率、得分、等级、指标完成情况取自工作簿的重新计算值，其余留出【请填写】。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
+    work_begins()
     draft = api.draft_report(workbook, output, catalog, outline=outline, sheets=sheets, force=force)
     out.print(f"已起草自评报告：{draft.path}", markup=False)
     out.print(f"  待填写处 {draft.fill_count} 个（黄色底纹的“【请填写：…】”），请补充后再报送。", markup=False)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from xlsx_kpi import api
-from xlsx_kpi.cli.common import SpecsDir, load_catalog, out, parse_year
+from xlsx_kpi.cli.common import SpecsDir, out, parse_year, work_begins
 from xlsx_kpi.errors import XlsxKpiError
 
 __all__ = ["build_templates_cmd", "specs_cmd", "template_cmd"]
@@ -16,7 +16,7 @@ __all__ = ["build_templates_cmd", "specs_cmd", "template_cmd"]
 
 def specs_cmd(sheets: SpecsDir = None) -> None:
     """列出已知的表种和表格（地区、来源）。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
     for wb in catalog.workbooks.values():
         kind = "部门整体" if wb.kind == "department" else "项目支出"
         out.print(f"{wb.id}  [{kind}] {wb.name}（{wb.region}，第 {wb.version} 版）")
@@ -70,7 +70,8 @@ def template_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """为一个单位（或 --units 清单中的每个单位）生成自评模板。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
+    work_begins()
     wb = api.workbook_spec(catalog, kind, spec)
     the_year = parse_year(year)
     if project_type and project_type not in api.PROJECT_TYPES:
@@ -146,8 +147,9 @@ def build_templates_cmd(
     sheets: SpecsDir = None,
 ) -> None:
     """由 sheets/ 重新生成 templates/ 中的空白模板（每个表种一个，覆盖旧文件）。"""
-    catalog = load_catalog(sheets)
+    catalog = api.load_catalog(sheets)
     the_year = parse_year(year)
+    work_begins()
     for wb in catalog.workbooks.values():
         path = out_dir / f"{wb.id}.xlsx"
         api.make_template(catalog, wb, api.make_identity(the_year), path, force=True)
