@@ -34,7 +34,11 @@ for _name, _command in COMMANDS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback."""
+    """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback.
+
+    The garbage collector is off until the command calls common.work_begins (a new command that loops over many
+    files or units must call it too), and is given back to an in-process caller as it was.
+    """
     collecting = gc.isenabled()
     gc.disable()  # until the command's work begins (common.work_begins): startup builds only long-lived objects
     try:
