@@ -67,3 +67,22 @@ def test_main_gives_the_garbage_collector_back_as_it_was(tmp_path: Path, capsys:
         assert (gc.isenabled(), gc.get_freeze_count()) == (False, 0)  # a caller's own choice is kept
     finally:
         gc.enable()
+
+
+def test_serve_runs_the_server_with_the_collector_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    import uvicorn
+
+    from xlsx_kpi.cli import main
+
+    seen: list[tuple[bool, int]] = []
+    monkeypatch.setattr(
+        uvicorn, "run", lambda *args, **kwargs: seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
+    )
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    assert main(["serve", "--port", str(port), "--data", str(tmp_path / "data")]) == 0
+    assert seen == [(True, True)]  # a server runs for days: garbage is collected as usual
+    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
