@@ -50,21 +50,52 @@ def test_checking_one_workbook_builds_no_spec_model_and_loads_no_unused_stage(tm
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["cn_inserted_lo_审核.xlsx"]
 
 
-def test_main_gives_the_garbage_collector_back_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    # main() turns the collector off during startup and freezes what startup built once the work begins
-    # (cli.common.work_begins); a caller in the same process gets it back enabled and unfrozen, whatever happened.
-    from xlsx_kpi.cli import main
+def collector_after(args: list[str], tmp_path: Path) -> tuple[int, bool, bool, bool]:
+    """Run as the program (main() reads sys.argv) in a fresh interpreter: (exit code, collector on, anything frozen,
+    collector on when the command's work began)."""
+    code = (
+        "import gc, json, sys\n"
+        "from xlsx_kpi.cli import common, main\n"
+        "seen = []\n"
+        "begin = common.work_begins\n"
+        "def spy():\n"
+        "    begin()\n"
+        "    seen.append(gc.isenabled())\n"
+        "common.work_begins = spy\n"
+        "import xlsx_kpi.cli.check\n"
+        "xlsx_kpi.cli.check.work_begins = spy\n"
+        f"sys.argv = ['xlsx-kpi', *{args!r}]\n"
+        "rc = main()\n"
+        "print(json.dumps([rc, gc.isenabled(), gc.get_freeze_count() > 0, seen == [True]]), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    rc, enabled, frozen, began = json.loads(run.stderr.strip().splitlines()[-1])
+    return rc, enabled, frozen, began
+
+
+def test_the_program_pauses_the_collector_until_the_work_begins(tmp_path: Path) -> None:
+    # As xlsx-kpi: off during startup, on (with startup's objects frozen) once the files are checked, and given
+    # back as it was when main returns; a usage error, before any work, also gets it back.
+    assert collector_after(["check", str(SAMPLE), "--out-dir", str(tmp_path / "out")], tmp_path) == (
+        1,
+        True,
+        False,
+        True,
+    )
+    assert collector_after(["check", "--no-such-option"], tmp_path) == (2, True, False, False)
+
+
+def test_main_called_with_arguments_leaves_the_collector_alone(tmp_path: Path) -> None:
+    from xlsx_kpi.cli import common, main
 
     assert gc.isenabled()
     assert main(["check", str(SAMPLE), "--out-dir", str(tmp_path)]) == 1
-    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
-    assert main(["check", "--no-such-option"]) == 2  # a usage error, before any work began
-    assert "没有选项 --no-such-option" in capsys.readouterr().err
-    assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)
+    assert (gc.isenabled(), gc.get_freeze_count(), common.COLLECTOR) == (True, 0, set())
     gc.disable()
     try:
         assert main(["rules"]) == 0
-        assert (gc.isenabled(), gc.get_freeze_count()) == (False, 0)  # a caller's own choice is kept
+        assert gc.isenabled() is False  # a caller's own choice is kept
     finally:
         gc.enable()
 
@@ -76,13 +107,15 @@ def test_serve_runs_the_server_with_the_collector_on(tmp_path: Path, monkeypatch
 
     from xlsx_kpi.cli import main
 
-    seen: list[tuple[bool, int]] = []
+    seen: list[tuple[bool, bool]] = []
     monkeypatch.setattr(
         uvicorn, "run", lambda *args, **kwargs: seen.append((gc.isenabled(), gc.get_freeze_count() > 0))
     )
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    assert main(["serve", "--port", str(port), "--data", str(tmp_path / "data")]) == 0
-    assert seen == [(True, True)]  # a server runs for days: garbage is collected as usual
+    # As the program (no arguments to main): startup paused the collector; the server must run with it on.
+    monkeypatch.setattr(sys, "argv", ["xlsx-kpi", "serve", "--port", str(port), "--data", str(tmp_path / "data")])
+    assert main() == 0
+    assert seen == [(True, True)]
     assert (gc.isenabled(), gc.get_freeze_count()) == (True, 0)

@@ -4,14 +4,13 @@ cli/history.py (history, report, rules, serve); cli/render.py prints and writes 
 
 from __future__ import annotations
 
-import gc
 import io
 import sys
 
 import typer
 
 from xlsx_kpi.cli import check, history, templates
-from xlsx_kpi.cli.common import app, err
+from xlsx_kpi.cli.common import app, err, pause_collector, resume_collector
 from xlsx_kpi.cli.render import JsonFiles, JsonLines, batch_json
 from xlsx_kpi.errors import XlsxKpiError
 
@@ -36,17 +35,16 @@ for _name, _command in COMMANDS:
 def main(argv: list[str] | None = None) -> int:
     """Entry point: Chinese messages and exit code 2 for every usage or input error, never a traceback.
 
-    The garbage collector is off until the command calls common.work_begins (a new command that loops over many
-    files or units must call it too), and is given back to an in-process caller as it was.
+    Run as the program (no `argv`), the garbage collector is off until the command calls common.work_begins (a
+    new command that loops over many files or units must call it too); called with `argv` (the tests, a script),
+    the collector is left alone.
     """
-    collecting = gc.isenabled()
-    gc.disable()  # until the command's work begins (common.work_begins): startup builds only long-lived objects
+    if argv is None:
+        pause_collector()
     try:
         return run(sys.argv[1:] if argv is None else argv)
     finally:
-        gc.unfreeze()  # a caller in the same process (the tests) gets its collector back as it was
-        if collecting:
-            gc.enable()
+        resume_collector()
 
 
 def run(args: list[str]) -> int:
