@@ -52,7 +52,8 @@ from seed_data import (  # noqa: E402
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 from xlsx_kpi.formats.expr import Value  # noqa: E402
 from xlsx_kpi.formats.identity import GUIDE_SHEET  # noqa: E402
-from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import Identity  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 UNITS = 6  # distinct units per kind

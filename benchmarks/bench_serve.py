@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from seed_data import DEPT_SCORES, dept_inputs  # noqa: E402
 
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
-from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import Identity  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
 
 HOST = "127.0.0.1"

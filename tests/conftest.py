@@ -23,7 +23,8 @@ os.environ.setdefault("XLSX_KPI_CACHE_DIR", tempfile.mkdtemp(prefix="xlsx-kpi-te
 from seed_data import DEPT_IDENTITY, PROJECT_IDENTITY  # noqa: E402
 
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
-from xlsx_kpi.formats.layout import WorkbookLayout, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import WorkbookLayout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import Approved, Identity
+from xlsx_kpi.formats.plan import Approved, Identity
 
 D = Decimal
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from published import dept_published, kechuang_full_inputs, kechuang_published, overwrite
 
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs.template import write_template
 

@@ -21,8 +21,9 @@ from seed_data import DEPT_IDENTITY, dept_inputs
 from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
-from xlsx_kpi.formats.layout import build_layout, display_width
+from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.outputs.annotate.fallback import (
     COMMENT_SEPARATOR,
     ERROR_FILL,

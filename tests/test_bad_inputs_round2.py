@@ -35,7 +35,8 @@ from xlsx_kpi.audit.values import parse_percent  # noqa: E402
 from xlsx_kpi.batch import check as audit
 from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.formats.identity import NOT_DIGESTED, identity_digest, identity_rows  # noqa: E402
-from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import Identity  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
 from xlsx_kpi.outputs.template import write_template  # noqa: E402
 from xlsx_kpi.outputs.template_batch import BatchWriter  # noqa: E402

@@ -30,7 +30,8 @@ from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs.summary import write_summary
 from xlsx_kpi.outputs.template import write_template

@@ -33,7 +33,8 @@ from xlsx_kpi.audit.recalc import (
 from xlsx_kpi.audit.rules import Context, base, run_rules
 from xlsx_kpi.audit.rules.scores import score_cells
 from xlsx_kpi.formats.expr import Program, Value, evaluate, parse
-from xlsx_kpi.formats.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock
 from xlsx_kpi.outputs.table_writer import text_width
 from xlsx_kpi.outputs.template import write_template

@@ -1,42 +1,12 @@
-"""Issue 13 module split: the names the front ends import from the old modules are the moved objects themselves."""
+"""Issue 13 module split: the pieces moved out of collect, history and layout behave as before."""
 
 from __future__ import annotations
 
 from decimal import Decimal
-from types import ModuleType
-
-import pytest
 
 from xlsx_kpi.audit import collection, figures
-from xlsx_kpi.batch import collect
-from xlsx_kpi.formats import layout, plan, widths
-from xlsx_kpi.outputs import summary
-from xlsx_kpi.store import encoding, history, records
-
-MOVED = [
-    (collect, "Collection", collection),
-    (collect, "Submission", collection),
-    (collect, "KIND_LABELS", collection),
-    (collect, "write_summary", summary),
-    (history, "FIGURES", figures),
-    (history, "Figure", figures),
-    (history, "Record", records),
-    (history, "kind_totals", records),
-    (history, "record_kind", records),
-    (history, "encode_value", encoding),
-    (history, "decode_value", encoding),
-    (layout, "Identity", plan),
-    (layout, "Cell", plan),
-    (layout, "WorkbookLayout", plan),
-    (layout, "display_width", widths),
-    (layout, "text_lines", widths),
-]
-
-
-@pytest.mark.parametrize(("old", "name", "new"), MOVED, ids=[f"{o.__name__}.{n}" for o, n, _ in MOVED])
-def test_an_old_name_is_the_moved_object(old: ModuleType, name: str, new: ModuleType) -> None:
-    assert name in old.__all__
-    assert getattr(old, name) is getattr(new, name)
+from xlsx_kpi.formats import widths
+from xlsx_kpi.store import encoding
 
 
 def test_the_moved_pieces_behave_as_before() -> None:

@@ -21,7 +21,8 @@ from seed_data import DEPT_IDENTITY  # noqa: E402
 
 from xlsx_kpi.batch.check import Options, audit_file, check_file  # noqa: E402
 from xlsx_kpi.cli import main  # noqa: E402
-from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import Identity  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
 from xlsx_kpi.outputs.annotate.fallback import annotate_openpyxl as annotate  # noqa: E402
 from xlsx_kpi.outputs.annotate.patcher import annotate_fast  # noqa: E402

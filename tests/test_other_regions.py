@@ -18,7 +18,8 @@ from xlsx_kpi.audit.recalc import failing_checks, recalculate
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import SpecError
 from xlsx_kpi.formats.catalog import load_specs
-from xlsx_kpi.formats.layout import Identity, WorkbookLayout, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, GridBlock, IndicatorsBlock, SheetSpec
 from xlsx_kpi.outputs.dump import dump_workbook
 from xlsx_kpi.outputs.template import write_template

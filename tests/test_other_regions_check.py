@@ -11,7 +11,8 @@ from xlsx_kpi.audit.findings import Severity
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs.template import write_template
 

@@ -25,7 +25,8 @@ from seed_data import DEPT_IDENTITY
 from test_bad_inputs import assert_text_stays_text
 
 from xlsx_kpi.batch.check import Options, check_file
-from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs import annotate as annotate_entry
 from xlsx_kpi.outputs.template import write_template

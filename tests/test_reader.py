@@ -25,7 +25,8 @@ from xlsx_kpi.audit.reader import Filing, RawCell, read_workbook, shift_formula,
 from xlsx_kpi.audit.recalc import prefilled
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import ExcelError
-from xlsx_kpi.formats.layout import WorkbookLayout, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, col_index, col_letters
 from xlsx_kpi.ooxml import package
 from xlsx_kpi.outputs.template import write_template

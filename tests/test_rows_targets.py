@@ -21,7 +21,8 @@ from xlsx_kpi.audit.rules.indicators import indicator_rows
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.cli import main
 from xlsx_kpi.errors import XlsxKpiError
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import TargetRow, parse_rows, read_targets
 from xlsx_kpi.outputs.template import shaped, write_template

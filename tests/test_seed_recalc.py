@@ -11,7 +11,7 @@ from seed_data import dept_inputs, kechuang_inputs
 
 from xlsx_kpi.audit.recalc import failing_checks, prefilled, recalculate
 from xlsx_kpi.formats.expr import excel_round
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 
 D = Decimal
 

@@ -7,7 +7,8 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from xlsx_kpi.formats.layout import Identity, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.outputs.dump import dump_workbook
 from xlsx_kpi.outputs.template import write_template

@@ -10,8 +10,10 @@ import openpyxl
 import pytest
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.formats.layout import WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.outputs.template import INPUT_FILL, legacy_password_hash, write_template
 
 

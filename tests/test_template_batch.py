@@ -27,7 +27,8 @@ from xlsx_kpi.cli import main  # noqa: E402
 from xlsx_kpi.errors import XlsxKpiError  # noqa: E402
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 from xlsx_kpi.formats.identity import fingerprint, identity_digest  # noqa: E402
-from xlsx_kpi.formats.layout import Identity, build_layout  # noqa: E402
+from xlsx_kpi.formats.layout import build_layout  # noqa: E402
+from xlsx_kpi.formats.plan import Identity  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog  # noqa: E402
 from xlsx_kpi.formats.units import parse_rows, read_targets  # noqa: E402
 from xlsx_kpi.ooxml.splice import Spliceable  # noqa: E402

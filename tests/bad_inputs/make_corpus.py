@@ -35,7 +35,7 @@ from published import corrected_dept_inputs, dept_published  # noqa: E402
 
 from xlsx_kpi.audit import reader  # noqa: E402
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
-from xlsx_kpi.formats.layout import WorkbookLayout  # noqa: E402
+from xlsx_kpi.formats.plan import WorkbookLayout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog, col_letters  # noqa: E402
 from xlsx_kpi.ooxml import (
     package,  # noqa: E402

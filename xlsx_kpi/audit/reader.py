@@ -19,7 +19,8 @@ from xlsx_kpi.audit.values import Status, parse_number, parse_percent, to_decima
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import ExcelError, Value
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
-from xlsx_kpi.formats.layout import Approved, Identity, RowGroup, WorkbookLayout, build_layout
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Approved, Identity, RowGroup, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.ooxml.package import MSG_BAD_PART, MSG_CORRUPT, Package, Stop, Tags, new_parser, open_package, parse_part
 from xlsx_kpi.ooxml.parts import check_kind, rels_of, resolve_target

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.layout import Check, WorkbookLayout
+from xlsx_kpi.formats.plan import Check, WorkbookLayout
 from xlsx_kpi.formats.spec import IndicatorsBlock
 
 Values = dict[str, expr.Value]

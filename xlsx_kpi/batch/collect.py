@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.collection import KIND_LABELS, Collection, Submission, without_spaces
+from xlsx_kpi.audit.collection import Collection, Submission, without_spaces
 from xlsx_kpi.audit.figures import AMOUNTS
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
@@ -19,13 +19,9 @@ from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import UnitRow, read_units
-from xlsx_kpi.outputs.summary import is_summary, write_summary
+from xlsx_kpi.outputs.summary import is_summary
 from xlsx_kpi.store.encoding import from_snapshot
 from xlsx_kpi.store.history import History
-
-# Collection, Submission, KIND_LABELS and write_summary live in audit.collection and outputs.summary; they are
-# offered here too because the front ends import them from here.
-__all__ = ["KIND_LABELS", "Collection", "Submission", "collect", "write_summary"]
 
 UNIT_FACTORS = {"元": 1, "百元": 100, "千元": 1000, "万元": 10000, "亿元": 100_000_000}
 _UNIT_IN_LABEL = re.compile(r"[（(](元|百元|千元|万元|亿元)[）)]")

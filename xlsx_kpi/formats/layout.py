@@ -4,27 +4,9 @@ from __future__ import annotations
 
 from xlsx_kpi.errors import SpecError
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.plan import Approved, Cell, Check, Identity, Role, RowGroup, SheetLayout, WorkbookLayout
+from xlsx_kpi.formats.plan import Cell, Identity, WorkbookLayout
 from xlsx_kpi.formats.sheet_builder import SheetBuilder
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, WorkbookSpec
-from xlsx_kpi.formats.widths import display_width, text_lines
-
-# The plan's types and the text widths live in formats.plan and formats.widths; they are offered here too, with
-# build_layout, because the audit, the outputs and the front ends import them from here.
-__all__ = [
-    "Approved",
-    "Cell",
-    "Check",
-    "Identity",
-    "Role",
-    "RowGroup",
-    "SheetLayout",
-    "WorkbookLayout",
-    "build_layout",
-    "check_catalog",
-    "display_width",
-    "text_lines",
-]
 
 
 def build_layout(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> WorkbookLayout:

@@ -15,7 +15,7 @@ from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.reader import REVIEW_SHEET
 from xlsx_kpi.audit.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
-from xlsx_kpi.formats.layout import display_width, text_lines
+from xlsx_kpi.formats.widths import display_width, text_lines
 from xlsx_kpi.ooxml.parts import CORE_PART, member_sums, read_core, stamp_core
 from xlsx_kpi.safe_text import printable
 

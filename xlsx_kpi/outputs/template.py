@@ -25,18 +25,11 @@ from xlsx_kpi.audit.recalc import prefilled, recalculate
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, identity_rows
-from xlsx_kpi.formats.layout import (
-    Approved,
-    Cell,
-    Identity,
-    RowGroup,
-    SheetLayout,
-    WorkbookLayout,
-    build_layout,
-    display_width,
-)
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Approved, Cell, Identity, RowGroup, SheetLayout, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec, col_index, col_letters
 from xlsx_kpi.formats.units import TargetRow, safe_filename
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.outputs.template_batch import write_batch
 
 STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first

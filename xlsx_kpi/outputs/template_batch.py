@@ -31,9 +31,11 @@ from xlsx_kpi.audit.recalc import prefilled, recalculate
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.identity import identity_digest, identity_rows
-from xlsx_kpi.formats.layout import Identity, SheetLayout, WorkbookLayout, build_layout, display_width
+from xlsx_kpi.formats.layout import build_layout
+from xlsx_kpi.formats.plan import Identity, SheetLayout, WorkbookLayout
 from xlsx_kpi.formats.sheet_builder import SheetBuilder
 from xlsx_kpi.formats.spec import Catalog, WorkbookSpec
+from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.ooxml.splice import Spliceable
 
 # The identity fields that differ from unit to unit within one shape; every other field is part of the shape.

@@ -13,34 +13,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from xlsx_kpi import __version__
-from xlsx_kpi.audit.figures import FIGURES, Figure
 from xlsx_kpi.audit.findings import Finding
 from xlsx_kpi.errors import XlsxKpiError, os_reason, write_atomically
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.safe_text import neutralise, printable
-from xlsx_kpi.store.encoding import decode_value, decode_values, encode_value, encode_values, finding_json, snapshot
-from xlsx_kpi.store.records import Record, kind_totals, record_kind
+from xlsx_kpi.store.encoding import decode_values, encode_value, encode_values, finding_json, snapshot
+from xlsx_kpi.store.records import Record, record_kind
 
 if TYPE_CHECKING:
     import pandas as pd
 
     from xlsx_kpi.audit.checked import Checked
 
-# FIGURES, Figure, Record, kind_totals, record_kind, encode_value and decode_value live in audit.figures,
-# store.records and store.encoding; they are offered here too because the front ends import them from here.
-__all__ = [
-    "DB_NAME",
-    "FIGURES",
-    "Figure",
-    "History",
-    "Record",
-    "decode_value",
-    "encode_value",
-    "kind_totals",
-    "record_kind",
-    "to_dataframe",
-    "write_csv",
-]
 
 DB_NAME = "xlsx-kpi.sqlite"
 SCHEMA_VERSION = 2

@@ -9,7 +9,7 @@ from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.values import Status, parse_number, parse_percent
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import GridBlock
 
 # Amounts have 2 decimals (百元): differences below half a hundredth are equal.

@@ -12,7 +12,7 @@ from xlsx_kpi.audit.reader import Filing, RawCell
 from xlsx_kpi.audit.values import Target, parse_targets
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.expr import ExcelError, Value
-from xlsx_kpi.formats.layout import Cell, WorkbookLayout
+from xlsx_kpi.formats.plan import Cell, WorkbookLayout
 
 
 def show(value: Value | object, fmt: str = "number") -> str:

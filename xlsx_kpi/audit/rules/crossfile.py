@@ -12,7 +12,7 @@ from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import REGISTRY, Context, Rule, register
 from xlsx_kpi.formats.expr import Value
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 
 __all__ = [
     "CrossFinding",

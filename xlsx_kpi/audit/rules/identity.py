@@ -9,7 +9,7 @@ from xlsx_kpi.audit.findings import Finding, Severity
 from xlsx_kpi.audit.recalc import once_per_layout, plan
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import CheckSpec, ChoiceBlock, FieldsBlock, TextBlock
 
 IDENTITY_NAMES = {"unit_name": "单位名称", "unit_code": "预算单位编码", "project_name": "项目名称"}

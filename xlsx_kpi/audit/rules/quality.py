@@ -13,7 +13,7 @@ from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.indicators import IndicatorRow, full_marks, indicator_rows, quality_data
 from xlsx_kpi.audit.values import Target
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import GridBlock, TextBlock
 
 YEAR = re.compile(r"((?:19|20)\d{2})\s*年")

@@ -15,7 +15,7 @@ from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.targets import missed
 from xlsx_kpi.audit.values import Status, parse_number, parse_percent
 from xlsx_kpi.formats import expr
-from xlsx_kpi.formats.layout import WorkbookLayout
+from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import Indicator, IndicatorsBlock, Measure
 
 # A score is compared at the table's 2 decimals: differences below half a hundredth are equal.
