@@ -30,7 +30,8 @@ from make_corpus import NON_UTF8_NAME, expected_json, make_corpus  # noqa: E402
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
 from xlsx_kpi import api
-from xlsx_kpi.audit.reader import read_workbook, to_inputs  # noqa: E402
+from xlsx_kpi.audit.cells import to_inputs  # noqa: E402
+from xlsx_kpi.audit.reader import read_workbook  # noqa: E402
 from xlsx_kpi.audit.values import parse_percent  # noqa: E402
 from xlsx_kpi.batch import check as audit
 from xlsx_kpi.cli import main  # noqa: E402

@@ -21,7 +21,8 @@ from seed_data import (
 )
 
 from xlsx_kpi.audit import values as values_module
-from xlsx_kpi.audit.reader import read_workbook, to_inputs
+from xlsx_kpi.audit.cells import to_inputs
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.audit.recalc import (
     failing_checks,
     once_per_layout,

@@ -20,8 +20,10 @@ import pytest
 from helpers import fill, recalc_with_libreoffice, soffice
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.audit import reader
-from xlsx_kpi.audit.reader import Filing, RawCell, read_workbook, shift_formula, to_inputs
+from xlsx_kpi.audit import reader, xml_parts
+from xlsx_kpi.audit.cells import is_date_format, shift_formula, to_inputs
+from xlsx_kpi.audit.filing import Filing, RawCell
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.audit.recalc import prefilled
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.expr import ExcelError
@@ -294,14 +296,14 @@ def test_workbook_part_parsed_once_per_content(
 ) -> None:
     """workbook.xml is parsed once per distinct content; a changed copy (a name moved) is parsed anew."""
     calls: list[str] = []
-    real = reader._read_book
+    real = xml_parts.read_book
 
     def counting(pkg: Any) -> Any:
         calls.append(pkg.path.name)
         return real(pkg)
 
-    monkeypatch.setattr(reader, "_read_book", counting)
-    monkeypatch.setattr(reader, "_PARTS", type(reader._PARTS)())
+    monkeypatch.setattr(reader, "read_book", counting)
+    monkeypatch.setattr(xml_parts, "_PARTS", type(xml_parts._PARTS)())
     copy = tmp_path / "copy.xlsx"
     copy.write_bytes(filled.read_bytes())
     name = "<definedName name=\"K_s__staff_control__score\">'附件1'!$F$"
@@ -728,20 +730,20 @@ def test_deleted_sheet(filled: Path, catalog: Catalog, tmp_path: Path) -> None:
 
 
 def test_date_formats() -> None:
-    assert reader.is_date_format("yyyy-mm-dd")
-    assert reader.is_date_format('yyyy"年"m"月"d"日";@')
-    assert reader.is_date_format("[$-804]aaaa h:mm")
-    assert reader.is_date_format("[h]:mm:ss")
-    assert not reader.is_date_format("General")
-    assert not reader.is_date_format("0.00%")
-    assert not reader.is_date_format('#,##0.00"元"')
-    assert not reader.is_date_format("0.00E+00")
-    assert not reader.is_date_format("[Red]0.00;[Blue]-0.00")
+    assert is_date_format("yyyy-mm-dd")
+    assert is_date_format('yyyy"年"m"月"d"日";@')
+    assert is_date_format("[$-804]aaaa h:mm")
+    assert is_date_format("[h]:mm:ss")
+    assert not is_date_format("General")
+    assert not is_date_format("0.00%")
+    assert not is_date_format('#,##0.00"元"')
+    assert not is_date_format("0.00E+00")
+    assert not is_date_format("[Red]0.00;[Blue]-0.00")
 
 
 def test_size_and_count_limits(filled: Path, catalog: Catalog, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(package, "MAX_FILE_BYTES", 1000)
     assert refusal(filled, catalog).message == "文件过大（超过 200 MB），不是填报的模板，已拒绝读取"
     monkeypatch.setattr(package, "MAX_FILE_BYTES", 200 * 1024 * 1024)
-    monkeypatch.setattr(reader, "MAX_SHARED_STRINGS", 10)
+    monkeypatch.setattr(xml_parts, "MAX_SHARED_STRINGS", 10)
     assert refusal(filled, catalog).message == "文件异常（超过 1000000 个文字单元格内容），已拒绝读取"

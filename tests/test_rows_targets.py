@@ -13,8 +13,9 @@ import pytest
 from helpers import fill, soffice
 from seed_data import CN_IDENTITY, cn_inputs, kechuang_inputs
 
+from xlsx_kpi.audit.cells import to_inputs
 from xlsx_kpi.audit.findings import Severity
-from xlsx_kpi.audit.reader import read_workbook, to_inputs
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules import Context
 from xlsx_kpi.audit.rules.indicators import indicator_rows

@@ -16,8 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.audit import reader
-from xlsx_kpi.audit.reader import read_workbook, to_inputs
+from xlsx_kpi.audit import filing, xml_parts
+from xlsx_kpi.audit.cells import to_inputs
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
@@ -164,7 +165,7 @@ def snapshot(path: Path, catalog: Catalog) -> tuple[Any, ...]:
 
 
 def full_parser_only(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(reader, "read_plain", lambda data, limit, finish: None)
+    monkeypatch.setattr(xml_parts, "read_plain", lambda data, limit, finish: None)
 
 
 @pytest.mark.parametrize("name", ["filled", "tianfu_stray_lo.xlsx", "cn_inserted_lo.xlsx"])
@@ -189,7 +190,7 @@ def test_only_the_strings_the_cells_use_are_decoded(
         seen.append(strings)
         return strings
 
-    monkeypatch.setattr(reader, "read_plain", spy)
+    monkeypatch.setattr(xml_parts, "read_plain", spy)
     filing = read_workbook(filled, catalog)
     assert filing.cells["info.unit_name"].value == "资阳市科学技术协会"
     (strings,) = seen
@@ -231,7 +232,7 @@ def test_strings_written_in_other_forms_read_the_same(
     changed = rezip(filled, tmp_path / "changed.xlsx", "xl/sharedStrings.xml", edit)
     with zipfile.ZipFile(changed) as zf:
         data = zf.read("xl/sharedStrings.xml")
-    assert (read_plain(data, reader.MAX_SHARED_STRINGS, same) is not None) is plain, form
+    assert (read_plain(data, filing.MAX_SHARED_STRINGS, same) is not None) is plain, form
     assert snapshot(changed, catalog) == snapshot(filled, catalog)
 
 

@@ -33,7 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from published import corrected_dept_inputs, dept_published  # noqa: E402
 
-from xlsx_kpi.audit import reader  # noqa: E402
+from xlsx_kpi.audit import filing  # noqa: E402
+from xlsx_kpi.audit.xml_parts import STRICT_NS  # noqa: E402
 from xlsx_kpi.formats.catalog import load_specs  # noqa: E402
 from xlsx_kpi.formats.plan import WorkbookLayout  # noqa: E402
 from xlsx_kpi.formats.spec import Catalog, col_letters  # noqa: E402
@@ -480,9 +481,9 @@ CASES: list[Case] = [
     Case("encrypted.xlsx", "设置了打开密码的工作簿（OLE 文件，含 EncryptedPackage）", 2, E, package.MSG_ENCRYPTED),
     # Workbooks we will not open.
     Case("macros.xlsm", "含宏（VBA）的 .xlsm", 2, E, parts.MSG_MACRO),
-    Case("strict.xlsx", "“严格 Open XML”格式", 2, E, reader.MSG_STRICT),
+    Case("strict.xlsx", "“严格 Open XML”格式", 2, E, filing.MSG_STRICT),
     Case("bad_string_index.xlsx", "单元格指向不存在的共享文字", 2, E, package.MSG_CORRUPT, cell="附件1!G5"),
-    Case("not_ours.xlsx", "不是本工具生成的模板", 2, E, reader.MSG_NOT_OURS),
+    Case("not_ours.xlsx", "不是本工具生成的模板", 2, E, filing.MSG_NOT_OURS),
     Case("old_version.xlsx", "旧版模板（第 0 版）", 2, E, "模板版本 0 已过期（当前为第 1 版）"),
     Case("sheet_renamed.xlsx", "附件2 被改名为 表2：按标题和表头文字认出并读取", 0, F, codes=("sheet-renamed",)),
     Case("sheet_deleted.xlsx", "基础数据 表被删除", 2, E, "缺少工作表“基础数据”（可能被删除或改名）"),
@@ -564,16 +565,16 @@ CASES: list[Case] = [
         "附件1!F5 在工作表中出现两次（值不同）",
         2,
         E,
-        reader.MSG_DUPLICATE_CELL,
+        filing.MSG_DUPLICATE_CELL,
         cell="附件1!F5",
     ),
-    Case("identity_year_edited.xlsx", "隐藏标识的年度 2021 被改成 2022", 2, E, reader.MSG_IDENTITY_TAMPERED),
+    Case("identity_year_edited.xlsx", "隐藏标识的年度 2021 被改成 2022", 2, E, filing.MSG_IDENTITY_TAMPERED),
     Case(
         "identity_digest_missing.xlsx",
         "隐藏标识没有校验值（旧版工具生成的模板）",
         2,
         E,
-        reader.MSG_IDENTITY_MISSING,
+        filing.MSG_IDENTITY_MISSING,
     ),
     Case(
         "identity_year_forged.xlsx", "年度改成 2022 且重算了校验值：标题仍是 2021 年度", 1, F, codes=("year-mismatch",)
@@ -634,7 +635,7 @@ def make_corpus(folder: Path, catalog: Catalog | None = None) -> list[Case]:
     rezip(clean, folder / "macros.xlsm", {"[Content_Types].xml": macro_types, "xl/vbaProject.bin": vba})
 
     def strict(xml: str) -> str:
-        xml = xml.replace("http://schemas.openxmlformats.org/spreadsheetml/2006/main", reader.STRICT_NS)
+        xml = xml.replace("http://schemas.openxmlformats.org/spreadsheetml/2006/main", STRICT_NS)
         xml = xml.replace(
             "http://schemas.openxmlformats.org/officeDocument/2006/relationships",
             "http://purl.oclc.org/ooxml/officeDocument/relationships",

@@ -12,8 +12,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
 
+from xlsx_kpi.audit.cells import to_inputs
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.reader import Filing, read_workbook, to_inputs
+from xlsx_kpi.audit.filing import Filing
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.audit.recalc import reading_values, recalculate
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules import Context, run_rules

@@ -11,8 +11,8 @@ from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
+from xlsx_kpi.audit.filing import REVIEW_SHEET
 from xlsx_kpi.audit.findings import Finding, Severity
-from xlsx_kpi.audit.reader import REVIEW_SHEET
 from xlsx_kpi.audit.report import REPLACED_LABEL, Report, replaced_text
 from xlsx_kpi.errors import OutputExistsError, XlsxKpiError
 from xlsx_kpi.formats.widths import display_width, text_lines

@@ -9,8 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from xlsx_kpi.audit.filing import Filing
 from xlsx_kpi.audit.findings import Finding
-from xlsx_kpi.audit.reader import Filing
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules.report_rules import (
     ReportContradiction,

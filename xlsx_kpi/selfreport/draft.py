@@ -15,7 +15,9 @@ from docx.shared import Cm, Pt, RGBColor
 from docx.table import Table
 from docx.text.paragraph import Paragraph
 
-from xlsx_kpi.audit.reader import Filing, read_workbook, to_inputs
+from xlsx_kpi.audit.cells import to_inputs
+from xlsx_kpi.audit.filing import Filing
+from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.audit.recalc import recalculate
 from xlsx_kpi.audit.rules.quality import no_deviation, placeholder
 from xlsx_kpi.audit.values import Status, meets, parse_number, parse_target, parse_targets

@@ -7,8 +7,8 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, ClassVar, TypeVar
 
+from xlsx_kpi.audit.filing import Filing, RawCell
 from xlsx_kpi.audit.findings import Finding, Severity
-from xlsx_kpi.audit.reader import Filing, RawCell
 from xlsx_kpi.audit.values import Target, parse_targets
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.expr import ExcelError, Value

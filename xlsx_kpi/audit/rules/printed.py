@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from decimal import Decimal
 
+from xlsx_kpi.audit.cells import to_inputs
+from xlsx_kpi.audit.filing import Filing
 from xlsx_kpi.audit.findings import Finding, Severity
-from xlsx_kpi.audit.reader import Filing, to_inputs
 from xlsx_kpi.audit.recalc import recalculate
 from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.audit.rules.formulas import explain, formula_cells, kind_of
