@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from xlsx_kpi.audit import collection, figures
+from xlsx_kpi import safe_text
+from xlsx_kpi.audit import figures
 from xlsx_kpi.formats import widths
 from xlsx_kpi.store import encoding
 
@@ -18,4 +19,4 @@ def test_the_moved_pieces_behave_as_before() -> None:
     assert encoding.encode_values({"s.total": Decimal("95.35"), "blank": None}) == '{"s.total":"95.35"}'
     assert encoding.decode_values('{"s.total":"95.35"}') == {"s.total": Decimal("95.35")}
     assert widths.display_width("合计A") == 5 and widths.text_lines("预算执行率", 6) == 3
-    assert collection.without_spaces(" 资阳市 科协\n") == "资阳市科协"
+    assert safe_text.without_spaces(" 资阳市 科协\n") == "资阳市科协"

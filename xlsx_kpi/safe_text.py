@@ -55,3 +55,8 @@ def printable(text: str) -> str:
 def _only_escapes(text: str) -> bool:
     """True when every surrogate is a surrogateescape byte (U+DC80..U+DCFF), i.e. came from os.fsdecode."""
     return all("\udc80" <= ch <= "\udcff" for ch in _SURROGATE.findall(text))
+
+
+def without_spaces(text: str) -> str:
+    """The text with every space, tab and line break removed: how names and labels are compared."""
+    return re.sub(r"\s+", "", text)

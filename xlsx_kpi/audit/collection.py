@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -15,15 +14,12 @@ from xlsx_kpi.audit.report import Report
 from xlsx_kpi.audit.rules.crossfile import CrossFinding
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.units import UnitRow
+from xlsx_kpi.safe_text import without_spaces
 
 __all__ = ["KIND_LABELS", "KIND_ORDER", "Collection", "Submission", "without_spaces"]
 
 KIND_LABELS = {"department": "部门整体", "project": "项目支出"}
 KIND_ORDER = {"department": 0, "project": 1}
-
-
-def without_spaces(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 @dataclass

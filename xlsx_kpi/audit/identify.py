@@ -121,10 +121,6 @@ def _fixed_labels(layout: WorkbookLayout) -> tuple[list[tuple[str, int]], list[s
     return cols, texts
 
 
-def squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
 def wanted_cells(cells: Iterator[tuple[str, int, int, str]]) -> dict[str, tuple[set[str], set[int]]]:
     out: dict[str, tuple[set[str], set[int]]] = {}
     for sheet, row, _, a1 in cells:

@@ -22,7 +22,6 @@ from xlsx_kpi.audit.identify import (
     name_target,
     read_meta_sheet,
     renamed_sheets,
-    squash,
     wanted_cells,
 )
 from xlsx_kpi.audit.rows import discover_rows, printed_texts, stray_candidates
@@ -38,6 +37,7 @@ from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET
 from xlsx_kpi.formats.spec import Catalog, col_letters
 from xlsx_kpi.ooxml.package import MSG_BAD_PART, Package, open_package
 from xlsx_kpi.ooxml.parts import check_kind, rels_of
+from xlsx_kpi.safe_text import without_spaces
 
 __all__ = ["read_workbook"]
 
@@ -138,7 +138,7 @@ def _read_package(pkg: Package, path: Path, catalog: Catalog) -> Filing:
     for (sheet, row, _, a1), expected in zip(where_labels, plan.label_texts, strict=True):
         label = found[sheet].get(a1)
         text = as_text(raw_cell(label, f"{sheet}!{a1}", (row, 0), strings, frozenset(), {}, path)) or ""
-        if squash(text) != squash(expected):
+        if without_spaces(text) != without_spaces(expected):
             shown = text.strip() or "（空）"
             raise fail(MSG_LABEL_MOVED.format(expected=expected, found=shown), path, cell=f"{sheet}!{a1}")
 

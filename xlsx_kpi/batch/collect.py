@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from xlsx_kpi.audit.checked import Checked
-from xlsx_kpi.audit.collection import Collection, Submission, without_spaces
+from xlsx_kpi.audit.collection import Collection, Submission
 from xlsx_kpi.audit.figures import AMOUNTS
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, audit_file, audit_paths, cross_check, find_workbooks, saved_at
@@ -20,6 +20,7 @@ from xlsx_kpi.formats.plan import Identity
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.formats.units import UnitRow, read_units
 from xlsx_kpi.outputs.summary import is_summary
+from xlsx_kpi.safe_text import without_spaces
 from xlsx_kpi.store.encoding import from_snapshot
 from xlsx_kpi.store.history import History
 

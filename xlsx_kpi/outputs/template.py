@@ -31,6 +31,7 @@ from xlsx_kpi.formats.spec import Catalog, WorkbookSpec, col_index, col_letters
 from xlsx_kpi.formats.units import TargetRow, safe_filename
 from xlsx_kpi.formats.widths import display_width
 from xlsx_kpi.outputs.template_batch import write_batch
+from xlsx_kpi.safe_text import without_spaces
 
 STAGING_PREFIX = ".xlsx-kpi-batch-"  # the hidden folder a batch of templates is written into first
 # Set (to anything) to write every template of a batch with XlsxWriter, as before template_batch (benchmarks).
@@ -512,10 +513,6 @@ def generate(
     return paths
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
 # The groups of the last few (catalog, workbook, year): a --units batch shapes every unit with the same ones.
 _GROUPS: dict[tuple[int, str, int], tuple[Catalog, list[RowGroup]]] = {}
 
@@ -570,13 +567,13 @@ def shaped(
     for t in targets or []:
         if t.unit_code != identity.unit_code:
             continue
-        if wb.kind == "project" and _squash(t.project_name) != _squash(identity.project_name):
+        if wb.kind == "project" and without_spaces(t.project_name) != without_spaces(identity.project_name):
             continue
         # A department's own targets: rows without a project (or naming the unit itself, or 部门整体).
         if (
             wb.kind != "project"
             and t.project_name
-            and _squash(t.project_name) not in (_squash(identity.unit_name), "部门整体")
+            and without_spaces(t.project_name) not in (without_spaces(identity.unit_name), "部门整体")
         ):
             continue
         approved.append(Approved(find(t.group, f"文件 {targets_file} 第 {t.line} 行“指标组”"), t.name, t.target))

@@ -19,6 +19,7 @@ from xlsx_kpi.audit.rules.report_rules import ReportCalcMismatch
 from xlsx_kpi.audit.values import NUMBER_PATTERN, normalise_text
 from xlsx_kpi.errors import SpecError, XlsxKpiError
 from xlsx_kpi.formats.outline import AMOUNT_UNITS, half_up, outlines_dir
+from xlsx_kpi.safe_text import without_spaces
 
 if TYPE_CHECKING:
     from docx.table import Table
@@ -172,10 +173,6 @@ def read_report(path: Path) -> list[Piece]:
             tables += 1
             pieces.extend(_table_pieces(item, tables))
     return pieces
-
-
-def without_spaces(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 def _table_pieces(table: Table, number: int) -> Iterator[Piece]:

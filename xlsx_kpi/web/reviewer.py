@@ -24,11 +24,12 @@ from starlette.responses import RedirectResponse, Response
 
 from xlsx_kpi import api
 from xlsx_kpi.errors import XlsxKpiError
+from xlsx_kpi.safe_text import without_spaces
 from xlsx_kpi.web.chart import chart_svg
 from xlsx_kpi.web.jobs import build_summary
 from xlsx_kpi.web.pages import XLSX, Pages, attachment, state_label
 from xlsx_kpi.web.security import hash_token, new_token
-from xlsx_kpi.web.store import SubmissionRow, UnitLink, squash
+from xlsx_kpi.web.store import SubmissionRow, UnitLink
 from xlsx_kpi.web.uploads import load_targets, load_unit_list
 
 if TYPE_CHECKING:
@@ -64,9 +65,9 @@ class ReviewerPages(Pages):
                 duplicates.append(g)
             else:
                 del g[1:]  # the same file uploaded again: one submission, not a duplicate
-        filed = {(s.unit_code, squash(s.project_name)) for s in done}
+        filed = {(s.unit_code, without_spaces(s.project_name)) for s in done}
         rows = self.store.unit_rows()
-        missing = [r for r in rows if (r.unit_code.strip(), squash(r.project_name)) not in filed]
+        missing = [r for r in rows if (r.unit_code.strip(), without_spaces(r.project_name)) not in filed]
         used = [g[0] for g in groups.values()]
         return {"missing": missing, "duplicates": duplicates, "rows": rows, "cross": self.cross(used)}
 

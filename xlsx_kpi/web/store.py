@@ -17,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from xlsx_kpi.api import DB_NAME, UnitRow
+from xlsx_kpi.safe_text import without_spaces
 
-__all__ = ["Store", "SubmissionRow", "UnitLink", "now", "squash"]
+__all__ = ["Store", "SubmissionRow", "UnitLink", "now"]
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -55,10 +56,6 @@ SUFFIXES = (".xlsx", ".csv")
 
 def now() -> str:
     return datetime.now().isoformat(timespec="seconds")
-
-
-def squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 @dataclass(frozen=True)
@@ -101,7 +98,7 @@ class SubmissionRow:
     @property
     def key(self) -> tuple[str, str, str, str]:
         """Who filed what, as collect groups duplicates: unit code, workbook kind, project, year."""
-        return (self.unit_code.strip(), self.workbook_id, squash(self.project_name), self.year.strip())
+        return (self.unit_code.strip(), self.workbook_id, without_spaces(self.project_name), self.year.strip())
 
 
 _SUB_COLUMNS = ", ".join(SubmissionRow.__dataclass_fields__)

@@ -13,6 +13,7 @@ from xlsx_kpi.audit.recalc import once_per_layout
 from xlsx_kpi.audit.rules.base import REGISTRY, Context, Rule, register
 from xlsx_kpi.formats.expr import Value
 from xlsx_kpi.formats.plan import WorkbookLayout
+from xlsx_kpi.safe_text import without_spaces
 
 __all__ = [
     "CrossFinding",
@@ -147,13 +148,9 @@ class UnitGroup:
         return (self.departments or self.files)[0]
 
 
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
-
-
 def _indicator(text: str) -> str:
     """An indicator name compared loosely: no spaces, no trailing punctuation, full-width brackets as typed."""
-    return _squash(text).rstrip("。；;，,.")
+    return without_spaces(text).rstrip("。；;，,.")
 
 
 def _root(parent: list[int], i: int) -> int:
@@ -175,7 +172,7 @@ def group_units(files: Sequence[UnitFile]) -> list[UnitGroup]:
         parent = list(range(len(members)))
         seen: dict[tuple[str, str], int] = {}
         for i, f in enumerate(members):
-            for key in (("code", f.unit_code.strip()), ("name", _squash(f.unit_name))):
+            for key in (("code", f.unit_code.strip()), ("name", without_spaces(f.unit_name))):
                 if not key[1]:
                     continue
                 if key in seen:
@@ -264,7 +261,7 @@ class UnitIdentityDiffers(CrossRule):
             differing = [
                 f
                 for f in group.files
-                if _squash(f.unit_code if key.endswith("code") else f.unit_name) != _squash(wanted)
+                if without_spaces(f.unit_code if key.endswith("code") else f.unit_name) != without_spaces(wanted)
             ]
             if not differing:
                 continue
@@ -388,7 +385,7 @@ class TargetContradictsDepartment(CrossRule):
                         continue
                     ptarget_key = pname_key.removesuffix(".name") + ".target"
                     ptarget = p.text(ptarget_key)
-                    if not dtarget or not ptarget or _squash(ptarget) == _squash(dtarget):
+                    if not dtarget or not ptarget or without_spaces(ptarget) == without_spaces(dtarget):
                         continue
                     yield self.cross(
                         group,

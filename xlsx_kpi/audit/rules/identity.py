@@ -11,12 +11,9 @@ from xlsx_kpi.audit.rules.base import Context, Rule, register, show
 from xlsx_kpi.formats import expr
 from xlsx_kpi.formats.plan import WorkbookLayout
 from xlsx_kpi.formats.spec import CheckSpec, ChoiceBlock, FieldsBlock, TextBlock
+from xlsx_kpi.safe_text import without_spaces
 
 IDENTITY_NAMES = {"unit_name": "单位名称", "unit_code": "预算单位编码", "project_name": "项目名称"}
-
-
-def _squash(text: str) -> str:
-    return re.sub(r"\s+", "", text)
 
 
 @register
@@ -41,7 +38,7 @@ class IdentityMismatch(Rule):
                         what = IDENTITY_NAMES[item.identity]
                         if not written:
                             yield self.finding(ctx, key, f"未填写{what}", expected=sent or what, actual="（空）")
-                        elif sent and _squash(written) != _squash(sent):
+                        elif sent and without_spaces(written) != without_spaces(sent):
                             yield self.finding(
                                 ctx,
                                 key,
