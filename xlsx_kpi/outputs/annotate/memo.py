@@ -10,6 +10,7 @@ new, it is parsed as before, and the oldest entries make room. Nothing kept is m
 
 from __future__ import annotations
 
+import functools
 import re
 import threading
 from collections.abc import Callable, Hashable
@@ -22,10 +23,11 @@ from defusedxml.common import DefusedXmlException
 from xlsx_kpi.ooxml.package import new_parser
 from xlsx_kpi.ooxml.patch import START_TAG, Element, Row, Unpatchable, parse_sheet, parse_tags, prefix_of, tag_attrs
 
-__all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "tags"]
+__all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "forget", "tags"]
 
 KEPT = 64  # entries per kind: a batch mixes a few layouts; each entry holds its part's bytes (at most ~0.2 MB)
 T = TypeVar("T")
+_ALL: list[Memo[object]] = []
 
 
 class Memo(Generic[T]):
@@ -35,6 +37,7 @@ class Memo(Generic[T]):
         self.kept = kept
         self.entries: dict[Hashable, T] = {}
         self.lock = threading.Lock()  # the web app's threads share the entries
+        _ALL.append(self)  # type: ignore[arg-type]  # forget() empties every memo
 
     def get(self, key: Hashable, make: Callable[[], T]) -> T:
         """The kept value for `key`, else make()'s (kept unless it raised)."""
@@ -51,7 +54,15 @@ class Memo(Generic[T]):
             self.entries[key] = value
 
     def clear(self) -> None:
-        self.entries.clear()
+        with self.lock:
+            self.entries.clear()
+
+
+def forget() -> None:
+    """Empty every memo of the patcher (the next file of each layout is parsed afresh)."""
+    for memo in _ALL:
+        memo.clear()
+    _row_attrs.cache_clear()
 
 
 _TAGS: Memo[Element] = Memo()
@@ -157,6 +168,12 @@ def _shifted(el: Element, at: int, delta: int) -> Element:
     )
 
 
+@functools.lru_cache(maxsize=4096)
+def _row_attrs(head: bytes) -> dict[str, str]:
+    """tag_attrs of a <row> start tag, once per distinct tag (a layout's rows repeat theirs): shared, read only."""
+    return tag_attrs(head)
+
+
 def _rows(data: bytes, a: int, b: int, p: bytes) -> list[Row]:
     """parse_sheet's rows of a part with no comment, CDATA or processing instruction in data[a:b] (<sheetData>)."""
     rows: list[Row] = []
@@ -166,7 +183,7 @@ def _rows(data: bytes, a: int, b: int, p: bytes) -> list[Row]:
         if head is None:
             raise Unpatchable
         el = Element(
-            p.decode() + "row", tag_attrs(data[m.start() : head.end()]), m.start(), head.end(), bool(head.group(1))
+            p.decode() + "row", _row_attrs(data[m.start() : head.end()]), m.start(), head.end(), bool(head.group(1))
         )
         if el.empty:
             el.inner_end = el.end = el.head_end
