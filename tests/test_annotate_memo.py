@@ -134,9 +134,9 @@ def test_the_memo_is_bounded_and_keeps_no_failure() -> None:
     kept: Memo[int] = Memo(kept=2)
     assert kept.get(b"a", lambda: 1) == 1
     assert kept.get(b"b", lambda: 2) == 2
-    assert kept.get(b"a", lambda: 99) == 1  # kept
+    assert kept.get(b"a", lambda: 99) == 1  # kept, and now the most recently used
     assert kept.get(b"c", lambda: 3) == 3
-    assert list(kept.entries) == [b"b", b"c"]  # the oldest left
+    assert list(kept.entries) == [b"a", b"c"]  # b, used longest ago, left
 
     def fails() -> int:
         raise Unpatchable

@@ -31,7 +31,7 @@ _ALL: list[Memo[object]] = []
 
 
 class Memo(Generic[T]):
-    """A bounded map from a key to what `make` built for it; the oldest entry leaves first."""
+    """A bounded map from a key to what `make` built for it; the entry used longest ago leaves first."""
 
     def __init__(self, kept: int = KEPT) -> None:
         self.kept = kept
@@ -39,9 +39,17 @@ class Memo(Generic[T]):
         self.lock = threading.Lock()  # the web app's threads share the entries
         _ALL.append(self)  # type: ignore[arg-type]  # forget() empties every memo
 
+    def find(self, key: Hashable) -> T | None:
+        """The kept value for `key` (now the most recently used), or None."""
+        with self.lock:
+            found = self.entries.pop(key, None)
+            if found is not None:
+                self.entries[key] = found
+        return found
+
     def get(self, key: Hashable, make: Callable[[], T]) -> T:
         """The kept value for `key`, else make()'s (kept unless it raised)."""
-        found = self.entries.get(key)
+        found = self.find(key)
         if found is None:
             found = make()
             self.put(key, found)
@@ -128,7 +136,7 @@ def flagged_sheet(
         root, rows = parse_sheet(data, keep, True)  # parse_sheet walks such content with expat's callbacks
         return Sheet(root, rows, merges_of(root))
     key = (data[:a], data[b:], tuple(keep.items()))
-    skeleton = _SKELETONS.entries.get(key)
+    skeleton = _SKELETONS.find(key)
     if skeleton is None:
         root, rows = parse_sheet(data, keep, True)
         merges = merges_of(root)
