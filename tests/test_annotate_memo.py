@@ -144,3 +144,22 @@ def test_the_memo_is_bounded_and_keeps_no_failure() -> None:
     with pytest.raises(Unpatchable):
         kept.get(b"d", fails)
     assert b"d" not in kept.entries
+
+
+def test_other_findings_on_the_same_file_get_their_own_styles(source: Path, report: Report, tmp_path: Path) -> None:
+    """styles.xml is parsed once, but patched once per set of additions: a report with only the 提示 adds no red."""
+    only_info = Report(file=source, findings=[f for f in report.findings if f.severity.name == "INFO"])
+    assert len(only_info.findings) == 1
+    forget()
+    full = annotate_fast(source, report, tmp_path / "full.xlsx")
+    warm = annotate_fast(source, only_info, tmp_path / "warm.xlsx")
+    forget()
+    cold = annotate_fast(source, only_info, tmp_path / "cold.xlsx")
+    assert full is not None and warm is not None and cold is not None
+    assert members(warm) == members(cold)
+    assert members(warm)["xl/styles.xml"] != members(full)["xl/styles.xml"]
+    with zipfile.ZipFile(source) as z:
+        red = z.read("xl/styles.xml").count(b'rgb="FFFF9C9C"')  # the 错误 fill (the template's own self-check red)
+    assert members(full)["xl/styles.xml"].count(b'rgb="FFFF9C9C"') == red + 2  # our fill: fgColor and bgColor
+    assert members(warm)["xl/styles.xml"].count(b'rgb="FFFF9C9C"') == red
+    assert members(warm)["xl/styles.xml"].count(b'rgb="FFBDD7EE"') == 2  # the 提示 fill
