@@ -2,10 +2,10 @@
 
 Workbooks made from one template and not saved again by Excel (XlsxWriter's, and what tools that keep the parts
 return) carry byte-identical workbook.xml, styles.xml, [Content_Types].xml, relationships and docProps/app.xml, and
-worksheets that differ only inside <sheetData>. Parsing those parts with expat's callbacks is most of a copy's cost
-(~5 of ~12 ms), so each parse is kept, keyed by the bytes themselves (never by a digest: a collision would misplace
-an edit), and reused by the next file with the same bytes. A file saved by Excel has parts of its own: its keys are
-new, it is parsed as before, and the oldest entries make room. Nothing kept is mutated by its users.
+worksheets that differ only inside <sheetData>. Parsing those parts with expat's callbacks was about half of a copy's
+cost, so each parse is kept, keyed by the bytes themselves (never by a digest: a collision would misplace an edit),
+and reused by the next file with the same bytes. A file saved by Excel has parts of its own: its keys are new, it is
+parsed as before, and the entries used longest ago make room. Nothing kept is mutated by its users.
 """
 
 from __future__ import annotations
