@@ -16,11 +16,7 @@ import threading
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
-from xml.parsers import expat
 
-from defusedxml.common import DefusedXmlException
-
-from xlsx_kpi.ooxml.package import new_parser
 from xlsx_kpi.ooxml.patch import START_TAG, Element, Row, Unpatchable, parse_sheet, parse_tags, prefix_of, tag_attrs
 
 __all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "forget", "tags"]
@@ -144,10 +140,8 @@ def flagged_sheet(
         if sheet_data is not None and (sheet_data.head_end, sheet_data.inner_end) == (a, b):
             _SKELETONS.put(key, _Skeleton(root, b - a, merges, prefix_of(root.tag).encode()))
         return Sheet(root, rows, merges)
-    try:
-        new_parser().Parse(b"<x>" + content + b"</x>", True)
-    except (expat.ExpatError, DefusedXmlException):
-        raise Unpatchable from None
+    # expat with no callbacks over the content (parse_tags' skip): Unpatchable unless it is well-formed
+    parse_tags(b"<x><y>" + content + b"</y></x>", {}, None, [(6, 6 + len(content))])
     return Sheet(
         _shifted(skeleton.root, a + skeleton.length, len(content) - skeleton.length),
         _rows(data, a, b, skeleton.prefix),
