@@ -14,7 +14,7 @@ from typing import Any
 from xlsx_kpi import __version__
 from xlsx_kpi.errors import SpecError
 from xlsx_kpi.formats.layout import check_catalog
-from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir, load_file
+from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir
 
 __all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_specs"]
 
@@ -108,6 +108,9 @@ def _write_cache(where: Path, key: str, catalog: Catalog) -> None:
 
 
 def _load_specs(directory: Path, paths: list[Path]) -> Catalog:
+    # Validation (pydantic, PyYAML) only here, when the cache cannot serve: not on a warm `check` (issue 14).
+    from xlsx_kpi.formats.spec_schema import load_file
+
     workbooks: dict[str, WorkbookSpec] = {}
     sheets: dict[str, SheetSpec] = {}
     for path in paths:
