@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from rich.console import Console
 
 __all__ = [
+    "APP_SETTINGS",
     "LazyConsole",
     "SpecsDir",
     "app",
@@ -61,13 +62,15 @@ def real(console: Console) -> Console:
     return lazy.real() if isinstance(lazy, LazyConsole) else console
 
 
-app = typer.Typer(
+# The app's settings, also those of the one-command apps cli.app_for makes.
+APP_SETTINGS: dict[str, Any] = dict(
     help="预算绩效自评表工具：生成模板（template）、审核回收的工作簿（check）、起草自评报告（report）、汇总（collect）、"
     "历年对比（history）、列出表种（specs）、重建内置模板（build-templates）、网页版（serve）。",
     add_completion=False,
     no_args_is_help=True,
     rich_markup_mode=None,
 )
+app = typer.Typer(**APP_SETTINGS)
 out = cast("Console", LazyConsole(stderr=False))
 err = cast("Console", LazyConsole(stderr=True))
 

@@ -1,0 +1,76 @@
+"""What `xlsx-kpi check ONE.xlsx` leaves out once the spec cache is warm (issue 14), and the one-command app the CLI
+runs a command in: the same help and the same usage errors as the whole app."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from xlsx_kpi.cli import COMMANDS, app, app_for
+
+SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
+
+# Each was on the path of checking one workbook before issue 14's startup work, and none is needed there:
+NOT_ON_THE_CHECK_PATH = (
+    "pydantic",  # spec validation: only when a spec is not in the cache
+    "xlsx_kpi.formats.spec_schema",
+    "xml.sax",  # defusedxml.expatreader, for four guard callbacks (and through it urllib, http, email)
+    "defusedxml.expatreader",
+    "urllib.request",
+    "http.client",
+    "email.parser",
+)
+
+
+def modules_after_check(tmp_path: Path, out: str) -> tuple[int, list[str]]:
+    """(exit code, which NOT_ON_THE_CHECK_PATH modules were imported) of `xlsx-kpi check SAMPLE --out-dir out`
+    in a fresh interpreter."""
+    code = (
+        "import json, sys\n"
+        "from xlsx_kpi.cli import main\n"
+        f"rc = main(['check', {str(SAMPLE)!r}, '--out-dir', {out!r}])\n"
+        f"print(json.dumps([rc, sorted(m for m in {NOT_ON_THE_CHECK_PATH!r} if m in sys.modules)]), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    rc, loaded = json.loads(run.stderr.strip().splitlines()[-1])
+    return rc, loaded
+
+
+def test_a_warm_check_imports_no_validation_and_no_sax(tmp_path: Path) -> None:
+    # A cold cache validates the specs (pydantic, spec_schema); the read path never needs xml.sax.
+    assert modules_after_check(tmp_path, str(tmp_path / "cold")) == (1, ["pydantic", "xlsx_kpi.formats.spec_schema"])
+    assert modules_after_check(tmp_path, str(tmp_path / "warm")) == (1, [])
+    assert [p.name for p in (tmp_path / "warm").iterdir()] == ["cn_inserted_lo_审核.xlsx"]
+
+
+def test_a_command_name_gets_an_app_of_that_command_alone() -> None:
+    one = app_for(["check", "a.xlsx"])
+    assert [c.name for c in one.registered_commands] == ["check"]
+    assert app_for(["--help"]) is app
+    assert app_for([]) is app
+    assert app_for(["chek"]) is app  # the whole app suggests the command meant
+
+
+@pytest.mark.parametrize("name", [name for name, _ in COMMANDS])
+def test_help_of_each_command_is_the_same_in_its_own_app(name: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for runner in (app, app_for([name])):
+        runner(args=[name, "--help"], standalone_mode=False, prog_name="xlsx-kpi")
+    whole, alone = capsys.readouterr().out.split(f"Usage: xlsx-kpi {name} ")[1:]
+    assert whole == alone
+    assert "\nOptions:\n" in whole and "--help" in whole
+
+
+def test_a_usage_error_is_the_same_in_the_command_s_own_app() -> None:
+    messages = []
+    for runner in (app, app_for(["check"])):
+        with pytest.raises(Exception) as e:
+            runner(args=["check", "a.xlsx", "--workers", "two"], standalone_mode=False, prog_name="xlsx-kpi")
+        messages.append((type(e.value).__name__, e.value.format_message()))  # type: ignore[attr-defined]
+    assert messages[0] == messages[1]
+    assert messages[0][0] == "BadParameter" and "two" in messages[0][1]
