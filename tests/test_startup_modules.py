@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from xlsx_kpi.cli import COMMANDS, app, app_for
+from xlsx_kpi.formats import catalog
+from xlsx_kpi.formats.catalog import load_data
 
 SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
 
@@ -19,6 +21,7 @@ SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
 NOT_ON_THE_CHECK_PATH = (
     "pydantic",  # spec validation: only when a spec is not in the cache
     "xlsx_kpi.formats.spec_schema",
+    "yaml",  # the specs and the indicator rules' data file, parsed once and cached
     "xml.sax",  # defusedxml.expatreader, for four guard callbacks (and through it urllib, http, email)
     "defusedxml.expatreader",
     "urllib.request",
@@ -44,7 +47,8 @@ def modules_after_check(tmp_path: Path, out: str) -> tuple[int, list[str]]:
 
 def test_a_warm_check_imports_no_validation_and_no_sax(tmp_path: Path) -> None:
     # A cold cache validates the specs (pydantic, spec_schema); the read path never needs xml.sax.
-    assert modules_after_check(tmp_path, str(tmp_path / "cold")) == (1, ["pydantic", "xlsx_kpi.formats.spec_schema"])
+    cold = modules_after_check(tmp_path, str(tmp_path / "cold"))
+    assert cold == (1, ["pydantic", "xlsx_kpi.formats.spec_schema", "yaml"])
     assert modules_after_check(tmp_path, str(tmp_path / "warm")) == (1, [])
     assert [p.name for p in (tmp_path / "warm").iterdir()] == ["cn_inserted_lo_审核.xlsx"]
 
@@ -74,3 +78,24 @@ def test_a_usage_error_is_the_same_in_the_command_s_own_app() -> None:
         messages.append((type(e.value).__name__, e.value.format_message()))  # type: ignore[attr-defined]
     assert messages[0] == messages[1]
     assert messages[0][0] == "BadParameter" and "two" in messages[0][1]
+
+
+def test_a_data_file_is_parsed_once_then_read_from_the_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import yaml
+
+    monkeypatch.setenv(catalog.CACHE_ENV, str(tmp_path / "cache"))
+    path = tmp_path / "words.yml"
+    path.write_text("upper_bound: [满意度, 合格率]\nthreshold: 0.5\n", encoding="utf-8")
+    assert load_data(path) == {"upper_bound": ["满意度", "合格率"], "threshold": 0.5}
+    assert len(list((tmp_path / "cache").glob("data-*.pickle"))) == 1
+
+    def no_parse(*args: object, **kwargs: object) -> object:
+        raise AssertionError("parsed again")
+
+    monkeypatch.setattr(yaml, "load", no_parse)
+    assert load_data(path)["upper_bound"] == ["满意度", "合格率"]
+    monkeypatch.undo()
+    monkeypatch.setenv(catalog.CACHE_ENV, str(tmp_path / "cache"))
+    path.write_text("upper_bound: [完成率]\n", encoding="utf-8")
+    assert load_data(path) == {"upper_bound": ["完成率"]}  # a changed file is parsed again
+    assert len(list((tmp_path / "cache").glob("data-*.pickle"))) == 1

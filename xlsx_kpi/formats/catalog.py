@@ -16,7 +16,7 @@ from xlsx_kpi.errors import SpecError
 from xlsx_kpi.formats.layout import check_catalog
 from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir
 
-__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_specs"]
+__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_data", "load_specs"]
 
 
 def load_specs(directory: Path | None = None) -> Catalog:
@@ -31,12 +31,37 @@ def load_specs(directory: Path | None = None) -> Catalog:
     key, where = _cache_key(directory, paths)
     if where is not None:
         cached = _read_cache(where, key)
-        if cached is not None:
+        if isinstance(cached, Catalog):
             return cached
     catalog = _load_specs(directory, paths)
     if where is not None:
         _write_cache(where, key, catalog)
     return catalog
+
+
+def load_data(path: Path) -> Any:
+    """A YAML data file of the sheets folder (indicator-quality.yml): parsed once, then read from the cache.
+
+    Keyed like the catalog by the file's bytes and path and the tool's version, so PyYAML (~15 ms to import) is
+    not loaded by a `check` the cache serves (issue 14). A bad file raises PyYAML's error, as parsing it did.
+    """
+    text = path.read_bytes()
+    root = cache_dir()
+    h = hashlib.sha256(f"{__version__}\0{sys.version}\0{path}\0".encode())
+    h.update(text)
+    key = h.hexdigest()
+    where = root / f"data-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}.pickle" if root else None
+    if where is not None:
+        cached = _read_cache(where, key)
+        if cached is not None:
+            return cached
+    import yaml
+
+    # libyaml's safe loader when PyYAML has it: the pure-Python one takes ~20 ms more.
+    data = yaml.load(text.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if where is not None:
+        _write_cache(where, key, data)
+    return data
 
 
 CACHE_ENV = "XLSX_KPI_CACHE_DIR"
@@ -77,26 +102,28 @@ def _cache_key(directory: Path, paths: list[Path]) -> tuple[str, Path | None]:
     return h.hexdigest(), root / f"catalog-{name}.pickle"
 
 
-def _read_cache(where: Path, key: str) -> Catalog | None:
+def _read_cache(where: Path, key: str) -> Any:
+    """What was stored under `key`, or None (no file, another key, unreadable)."""
     try:
         with where.open("rb") as fh:
-            stored_key, catalog = pickle.load(fh)
+            stored_key, value = pickle.load(fh)
     except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache file is only a cache miss
         return None
-    return catalog if stored_key == key and isinstance(catalog, Catalog) else None
+    return value if stored_key == key else None
 
 
-def _write_cache(where: Path, key: str, catalog: Catalog) -> None:
+def _write_cache(where: Path, key: str, value: object) -> None:
     """Write atomically (a temporary file renamed into place); a cache that cannot be written is skipped."""
     tmp: str | None = None
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".catalog.", suffix=".tmp", dir=where.parent)
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump((key, catalog), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, where)
         tmp = None
-        old = sorted(where.parent.glob("catalog-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        kind = where.name.split("-", 1)[0]  # catalog-..., data-...
+        old = sorted(where.parent.glob(f"{kind}-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in old[CACHE_KEEP:]:
             stale.unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, RecursionError):
