@@ -99,3 +99,38 @@ def test_a_data_file_is_parsed_once_then_read_from_the_cache(tmp_path: Path, mon
     path.write_text("upper_bound: [完成率]\n", encoding="utf-8")
     assert load_data(path) == {"upper_bound": ["完成率"]}  # a changed file is parsed again
     assert len(list((tmp_path / "cache").glob("data-*.pickle"))) == 1
+
+
+def layout_in_a_fresh_interpreter(tmp_path: Path, rows: int, *, parse: bool) -> list[str]:
+    """Lay out cn-department with `rows` output-kind rows in a fresh interpreter; with parse=False, parsing any
+    expression fails. The cache files' kinds after it."""
+    code = (
+        "import sys\n"
+        "from xlsx_kpi.formats.catalog import layout_of, load_specs\n"
+        "from xlsx_kpi.formats.expr import syntax\n"
+        "from xlsx_kpi.formats.plan import Identity\n"
+        "catalog = load_specs()\n"
+        f"if not {parse}:\n"
+        "    def refuse(self):\n"
+        "        raise AssertionError('parsed again: ' + self.source)\n"
+        "    syntax._Parser.parse = refuse\n"
+        f"shape = Identity(2025, rows=(('s.output_kinds', {rows}),))\n"
+        "layout = layout_of(catalog, catalog.workbook('cn-department'), shape)\n"
+        "assert layout.refs['s.output_kinds.1.score'].sheet == '附件1'\n"
+    )
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    if run.returncode:
+        return [run.stderr.strip().splitlines()[-1].split(":")[0]]
+    return sorted(p.name.split("-")[0] for p in (tmp_path / "cache").iterdir())
+
+
+def test_parsed_expressions_come_from_the_cache_per_workbook_kind(tmp_path: Path) -> None:
+    load = ["catalog", "exprs"]  # the cache files: the catalog and cn-department's parsed expressions
+    assert layout_in_a_fresh_interpreter(tmp_path, 5, parse=True) == load
+    assert layout_in_a_fresh_interpreter(tmp_path, 5, parse=False) == load  # nothing parsed again
+    # Eight rows change three formulas (the sums over the rows): those are parsed, then kept beside the others.
+    assert layout_in_a_fresh_interpreter(tmp_path, 8, parse=False) == ["AssertionError"]
+    assert layout_in_a_fresh_interpreter(tmp_path, 8, parse=True) == load
+    assert layout_in_a_fresh_interpreter(tmp_path, 8, parse=False) == load
+    assert layout_in_a_fresh_interpreter(tmp_path, 5, parse=False) == load

@@ -13,10 +13,13 @@ from typing import Any
 
 from xlsx_kpi import __version__
 from xlsx_kpi.errors import SpecError
-from xlsx_kpi.formats.layout import check_catalog
-from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir
+from xlsx_kpi.formats import expr
+from xlsx_kpi.formats.expr.syntax import remember
+from xlsx_kpi.formats.layout import build_layout, check_catalog
+from xlsx_kpi.formats.plan import Identity, WorkbookLayout
+from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, SheetSpec, WorkbookSpec, default_dir
 
-__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_data", "load_specs"]
+__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "layout_of", "load_data", "load_specs"]
 
 
 def load_specs(directory: Path | None = None) -> Catalog:
@@ -32,11 +35,63 @@ def load_specs(directory: Path | None = None) -> Catalog:
     if where is not None:
         cached = _read_cache(where, key)
         if isinstance(cached, Catalog):
+            _KEYS[id(cached)] = (cached, key)
             return cached
     catalog = _load_specs(directory, paths)
     if where is not None:
         _write_cache(where, key, catalog)
+        _KEYS[id(catalog)] = (catalog, key)
     return catalog
+
+
+# Catalogs load_specs returned from (or wrote to) the cache, by id: (the catalog, kept so its id is not reused; its
+# cache key). layout_of caches parsed expressions only for these.
+_KEYS: dict[int, tuple[Catalog, str]] = {}
+# (id of a catalog, workbook id) -> the sources whose parsed trees that workbook's cache file holds.
+_STORED: dict[tuple[int, str], frozenset[str]] = {}
+
+
+def layout_of(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> WorkbookLayout:
+    """build_layout, with the expressions of that kind of workbook parsed in an earlier run read from the cache.
+
+    The first layout of a kind in a process reads the trees its formulas, self-checks and rule readings parsed into
+    (one file per kind, next to the catalog, keyed by the catalog's key); a layout that needs a tree not in the
+    file (another row count) writes the file again with it. A catalog not from the cache: build_layout alone.
+    """
+    known = _KEYS.get(id(catalog))
+    root = cache_dir()
+    if known is None or known[0] is not catalog or root is None:
+        return build_layout(catalog, wb, identity)
+    key = hashlib.sha256(f"{known[1]}\0{wb.id}".encode()).hexdigest()
+    where = root / f"exprs-{key[:24]}.pickle"
+    slot = (id(catalog), wb.id)
+    if slot not in _STORED:
+        trees = _read_cache(where, key)
+        trees = trees if isinstance(trees, list) and all(isinstance(t, expr.Expr) for t in trees) else []
+        remember(trees)
+        _STORED[slot] = frozenset(t.source for t in trees)
+    layout = build_layout(catalog, wb, identity)
+    sources = _sources(layout)
+    if not sources <= _STORED[slot]:
+        everything = _STORED[slot] | sources
+        # One kind's few shapes stay well under this; past it (many row counts) keep this layout's only.
+        kept = everything if len(everything) <= 4 * len(sources) else sources
+        _write_cache(where, key, [expr.parse(s) for s in sorted(kept)])
+        _STORED[slot] = frozenset(kept)
+    return layout
+
+
+def _sources(layout: WorkbookLayout) -> frozenset[str]:
+    """The expressions a check of this layout parses: formulas, self-checks, rule readings."""
+    found = {c.expr for c in layout.formulas() if c.expr is not None}
+    found.update(chk.expr for chk in layout.checks())
+    for sl in layout.sheets:
+        for block in sl.spec.blocks:
+            if isinstance(block, IndicatorsBlock):
+                for _, _, ind in block.indicators():
+                    if ind.rule is not None:
+                        found.update(r.expr for r in ind.rule.readings.values())
+    return frozenset(found)
 
 
 def load_data(path: Path) -> Any:
