@@ -8,10 +8,10 @@ keeps the two in step).
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Iterator
 from decimal import Decimal
-from importlib import resources
 from pathlib import Path
 from typing import Any, ClassVar, Literal, dataclass_transform
 
@@ -540,5 +540,6 @@ class Catalog(Record):
 
 
 def default_dir() -> Path:
-    """The sheets/ folder shipped with the package."""
-    return Path(str(resources.files("xlsx_kpi.sheets")))
+    """The sheets/ folder shipped with the package (installed as files, as importlib.resources would find it; its
+    __path__ directly: importlib.resources.files takes ~5 ms of every command, issue 14)."""
+    return Path(next(iter(importlib.import_module("xlsx_kpi.sheets").__path__)))
