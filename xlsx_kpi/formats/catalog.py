@@ -35,20 +35,27 @@ def load_specs(directory: Path | None = None) -> Catalog:
     if where is not None:
         cached = _read_cache(where, key)
         if isinstance(cached, Catalog):
-            _KEYS[id(cached)] = (cached, key)
+            _keep_key(cached, key)
             return cached
     catalog = _load_specs(directory, paths)
     if where is not None:
         _write_cache(where, key, catalog)
-        _KEYS[id(catalog)] = (catalog, key)
+        _keep_key(catalog, key)
     return catalog
 
 
-# Catalogs load_specs returned from (or wrote to) the cache, by id: (the catalog, kept so its id is not reused; its
-# cache key). layout_of caches parsed expressions only for these.
+# The last catalogs load_specs returned from (or wrote to) the cache, by id: (the catalog, kept so its id is not
+# reused; its cache key). layout_of caches parsed expressions only for these.
 _KEYS: dict[int, tuple[Catalog, str]] = {}
-# (id of a catalog, workbook id) -> the sources whose parsed trees that workbook's cache file holds.
-_STORED: dict[tuple[int, str], frozenset[str]] = {}
+_KEYS_KEPT = 8
+# (a catalog's cache key, workbook id) -> the sources whose parsed trees that workbook's cache file holds.
+_STORED: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _keep_key(catalog: Catalog, key: str) -> None:
+    _KEYS[id(catalog)] = (catalog, key)
+    while len(_KEYS) > _KEYS_KEPT:  # a server loading the specs per request holds only the last few
+        del _KEYS[next(iter(_KEYS))]
 
 
 def layout_of(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> WorkbookLayout:
@@ -64,7 +71,7 @@ def layout_of(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> Workboo
         return build_layout(catalog, wb, identity)
     key = hashlib.sha256(f"{known[1]}\0{wb.id}".encode()).hexdigest()
     where = root / f"exprs-{key[:24]}.pickle"
-    slot = (id(catalog), wb.id)
+    slot = (known[1], wb.id)
     if slot not in _STORED:
         trees = _read_cache(where, key)
         trees = trees if isinstance(trees, list) and all(isinstance(t, expr.Expr) for t in trees) else []
