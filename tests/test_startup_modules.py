@@ -134,3 +134,36 @@ def test_parsed_expressions_come_from_the_cache_per_workbook_kind(tmp_path: Path
     assert layout_in_a_fresh_interpreter(tmp_path, 8, parse=True) == load
     assert layout_in_a_fresh_interpreter(tmp_path, 8, parse=False) == load
     assert layout_in_a_fresh_interpreter(tmp_path, 5, parse=False) == load
+
+
+def program_in_a_fresh_interpreter(args: list[str], tmp_path: Path) -> list[object]:
+    """[exit code, collector on, startup's objects still frozen] after cli.program() returns."""
+    code = (
+        "import gc, json, sys\n"
+        "from xlsx_kpi.cli import program\n"
+        f"sys.argv = ['xlsx-kpi', *{args!r}]\n"
+        "rc = program()\n"
+        "print(json.dumps([rc, gc.isenabled(), gc.get_freeze_count() > 10000]), file=sys.stderr)\n"
+    )
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    result: list[object] = json.loads(run.stderr.strip().splitlines()[-1])
+    return result
+
+
+def test_the_program_ends_with_startup_still_frozen(tmp_path: Path) -> None:
+    # The process exits next: unfreezing would only make the final collection scan startup's objects again.
+    assert program_in_a_fresh_interpreter(["check", str(SAMPLE), "--out-dir", str(tmp_path / "o")], tmp_path) == [
+        1,
+        True,
+        True,
+    ]
+    # A usage error ends before the work begins: nothing was frozen, the collector is on again.
+    assert program_in_a_fresh_interpreter(["check", "--no-such-option"], tmp_path) == [2, True, False]
+
+
+def test_the_installed_command_runs_the_program() -> None:
+    from importlib.metadata import entry_points
+
+    [script] = [e for e in entry_points(group="console_scripts") if e.name == "xlsx-kpi"]
+    assert script.value == "xlsx_kpi.cli:program"

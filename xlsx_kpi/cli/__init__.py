@@ -10,11 +10,11 @@ import sys
 import typer
 
 from xlsx_kpi.cli import check, history, templates
-from xlsx_kpi.cli.common import APP_SETTINGS, app, err, pause_collector, resume_collector
+from xlsx_kpi.cli.common import APP_SETTINGS, app, err, pause_collector, program_ends, resume_collector
 from xlsx_kpi.cli.render import JsonFiles, JsonLines, batch_json
 from xlsx_kpi.errors import XlsxKpiError
 
-__all__ = ["JsonFiles", "JsonLines", "app", "app_for", "batch_json", "main", "run"]
+__all__ = ["JsonFiles", "JsonLines", "app", "app_for", "batch_json", "main", "program", "run"]
 
 # The commands in the order --help lists them: a round from its set-up to what it leaves behind.
 COMMANDS = (
@@ -63,6 +63,16 @@ def main(argv: list[str] | None = None) -> int:
         return run(sys.argv[1:] if argv is None else argv)
     finally:
         resume_collector()
+
+
+def program() -> int:
+    """The xlsx-kpi command itself (the console script, `python -m xlsx_kpi.cli`): main() run as the program, which
+    leaves the objects startup froze frozen when it returns, since the process ends next (common.program_ends)."""
+    pause_collector()
+    try:
+        return run(sys.argv[1:])
+    finally:
+        program_ends()
 
 
 def run(args: list[str]) -> int:
