@@ -27,6 +27,7 @@ NOT_ON_THE_CHECK_PATH = (
     "urllib.request",
     "http.client",
     "email.parser",
+    "rich._emoji_codes",  # the console prints text as it is: no emoji codes (nor markup) in file names
 )
 
 
@@ -167,3 +168,16 @@ def test_the_installed_command_runs_the_program() -> None:
 
     [script] = [e for e in entry_points(group="console_scripts") if e.name == "xlsx-kpi"]
     assert script.value == "xlsx_kpi.cli:program"
+
+
+def test_file_names_are_printed_as_they_are(tmp_path: Path) -> None:
+    # Rich would read "[red]" as markup (the name loses it) and ":smile:" as an emoji code.
+    odd = tmp_path / "[red]科目:smile:表.xlsx"
+    odd.write_bytes(SAMPLE.read_bytes())
+    env = dict(os.environ, XLSX_KPI_CACHE_DIR=str(tmp_path / "cache"))
+    args = [sys.executable, "-m", "xlsx_kpi.cli", "check", str(odd), "--out-dir", str(tmp_path / "o")]
+    run = subprocess.run(args, capture_output=True, text=True, env=env)
+    assert run.returncode == 1
+    assert f"{odd}（蒸湘区教育局）" in run.stdout.splitlines()
+    assert "│ [red]科目:smile:表.xlsx │ 蒸湘区教育局 │ 49.30 │" in run.stdout
+    assert f"审核文件：{tmp_path / 'o' / '[red]科目:smile:表_审核.xlsx'}" in run.stdout

@@ -51,8 +51,15 @@ class LazyConsole:
 
             stream = sys.stderr if self._stderr else sys.stdout
             # Not a terminal (a log, a pipe): wide enough that file names in the summary table do not fold.
+            # No markup and no emoji codes: a file name such as "[red]a.xlsx" or "a:smile:.xlsx" is printed as it is
+            # (and rich's table of emoji codes is not loaded).
             self._console = Console(
-                stderr=self._stderr, highlight=False, soft_wrap=True, width=None if stream.isatty() else 160
+                stderr=self._stderr,
+                highlight=False,
+                markup=False,
+                emoji=False,
+                soft_wrap=True,
+                width=None if stream.isatty() else 160,
             )
         return self._console
 
