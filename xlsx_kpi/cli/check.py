@@ -166,6 +166,6 @@ def collect_cmd(
             progress=lambda _: advance(),
             recheck=recheck,
         )
-        api.write_summary(collection, output, force=force)
-    print_collection(collection, output, db_path)
+        written = api.update_summary(collection, output, db_path, force=force)
+    print_collection(collection, output, db_path, written=written)
     raise typer.Exit(collection.exit_code)

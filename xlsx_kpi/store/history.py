@@ -65,6 +65,17 @@ CREATE TABLE IF NOT EXISTS finding (
     PRIMARY KEY (submission_id, seq)
 );
 """
+# The summary workbooks collect wrote: which inputs (fingerprint) and the file's own SHA-256, so that collect run again
+# on an unchanged folder keeps the summary instead of writing the same workbook again (issue 14). Created on first
+# use, without a new schema version: an older xlsx-kpi opens the database as before and ignores the table.
+SUMMARY_TABLE = """
+CREATE TABLE IF NOT EXISTS summary_file (
+    path         TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    written_at   TEXT NOT NULL
+);
+"""
 _UPGRADE_1_TO_2 = (
     "ALTER TABLE submission ADD COLUMN tool_version TEXT NOT NULL DEFAULT '';"
     "ALTER TABLE submission ADD COLUMN snapshot TEXT NOT NULL DEFAULT '';"
@@ -265,6 +276,30 @@ class History:
             return None
         return data if isinstance(data, dict) else None
 
+    def summary_record(self, path: Path) -> tuple[str, str] | None:
+        """(fingerprint, SHA-256) of the summary workbook record_summary noted at `path`; None when none."""
+        try:
+            row = self.conn.execute(
+                "SELECT fingerprint, sha256 FROM summary_file WHERE path = ?", (_path_key(path),)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # no such table yet (written by an older xlsx-kpi), or unreadable: written again
+        return None if row is None else (row[0], row[1])
+
+    def record_summary(self, path: Path, fingerprint: str, sha256: str) -> None:
+        """Note the summary workbook just written at `path` (from inputs `fingerprint`, its bytes `sha256`)."""
+        if self.readonly:
+            raise self._fail("历史数据库以只读方式打开，不能写入")
+        try:
+            with self._transaction() as conn:
+                conn.execute(SUMMARY_TABLE)
+                conn.execute(
+                    "INSERT OR REPLACE INTO summary_file (path, fingerprint, sha256, written_at) VALUES (?, ?, ?, ?)",
+                    (_path_key(path), fingerprint, sha256, datetime.now().isoformat(timespec="seconds")),
+                )
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"写入历史数据库失败（{e}）") from None
+
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM submission").fetchone()[0])
 
@@ -346,6 +381,11 @@ class History:
 
 def _is_full(e: sqlite3.DatabaseError) -> bool:
     return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+
+
+def _path_key(path: Path) -> str:
+    # SQLite text must be UTF-8: a GBK file name held as lone surrogates is kept as its escapes.
+    return str(Path(path).resolve()).encode("utf-8", "backslashreplace").decode()
 
 
 def _reopen(path: Path, readonly: bool) -> History:
