@@ -67,10 +67,13 @@ def _amount_unit(catalog: Catalog, workbook_id: str, submissions: Sequence[Submi
 def _inputs_of(paths: Sequence[Path], exclude: Iterable[Path]) -> list[Path]:
     """The workbooks under `paths` but `exclude` and our own temp files (summaries are left out later)."""
     skip = {p.resolve() for p in exclude}
+    names = {p.name for p in skip}
     return [
         f
         for f in find_workbooks(paths)
-        if f.resolve() not in skip and not f.name.startswith(".xlsx-kpi-")  # our own half-written temp files
+        # Resolved (a system call per folder level) only when the name is one to leave out.
+        if not (f.name in names and f.resolve() in skip)
+        and not f.name.startswith(".xlsx-kpi-")  # our own half-written temp files
     ]
 
 
@@ -94,7 +97,7 @@ def fingerprint(files: Sequence[Path], shas: dict[Path, str], units: Path | None
         except OSError:
             st = None
         stamp = f"{st.st_mtime_ns}:{st.st_size}" if st is not None else "-"
-        h.update(f"{f.resolve()}\0{shas.get(f, '-')}\0{stamp}\0".encode("utf-8", "backslashreplace"))
+        h.update(f"{f.absolute()}\0{shas.get(f, '-')}\0{stamp}\0".encode("utf-8", "backslashreplace"))
     return h.hexdigest()
 
 

@@ -179,8 +179,9 @@ def print_summary(console: Console, reports: list[Report]) -> None:
         shown = [r for r in reports if r.status != "通过" or r.output_error]
         rest = [r for r in reports if r.status == "通过" and not r.output_error]
         lines = [f"审核汇总：共 {len(reports)} 份，需要注意的 {len(shown)} 份（有错误、警告或无法读取）逐份列出："]
-        lines += [f"  {printable(r.file.name)}（{r.unit_name}）：{r.status}" for r in shown if not r.usable]
-        lines += [f"  {printable(r.file.name)}（{r.unit_name}）：{r.status}，{_figures(r)}" for r in shown if r.usable]
+        for r in shown:
+            who = f"{printable(r.file.name)}（{r.unit_name}）" if r.unit_name else printable(r.file.name)
+            lines.append(f"  {who}：{r.status}，{_figures(r)}" if r.usable else f"  {who}：{r.status}")
         if rest:
             lines.append(
                 f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出；加 --json 可得每份的结果"

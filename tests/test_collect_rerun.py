@@ -1,0 +1,189 @@
+"""collect run again (issue 14): an unchanged summary is kept, a long batch prints only the rows needing attention."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+import openpyxl
+import pytest
+from test_collect import Batch, batch, dept_workbook  # noqa: F401 - the session's collected batch
+
+from xlsx_kpi.cli import main, render
+from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.store.history import History
+
+KEPT = "汇总表未变，未重写："
+WRITTEN = "汇总工作簿："
+
+
+@dataclass
+class Round:
+    folder: Path
+    db: Path
+    summary: Path
+
+    def collect(self, capsys: pytest.CaptureFixture[str], *extra: str) -> tuple[int, str]:
+        args = ["collect", str(self.folder), "--db", str(self.db), "-o", str(self.summary), "--workers", "1"]
+        code = main([*args, *extra])
+        return code, capsys.readouterr().out
+
+
+@pytest.fixture()
+def again(batch: Batch, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Round:  # noqa: F811
+    """The session's batch copied (files with their times, the history database), collected once into 汇总.xlsx."""
+    folder = tmp_path / "回收"
+    shutil.copytree(batch.folder, folder)
+    db = tmp_path / "history.sqlite"
+    shutil.copyfile(batch.db, db)
+    r = Round(folder, db, tmp_path / "汇总.xlsx")
+    code, out = r.collect(capsys)
+    assert code == 2  # the broken file
+    assert out.rstrip().endswith(f"{WRITTEN}{r.summary}")
+    return r
+
+
+def state(path: Path) -> tuple[int, bytes]:
+    return path.stat().st_mtime_ns, path.read_bytes()
+
+
+def test_an_unchanged_folder_keeps_the_summary(again: Round, capsys: pytest.CaptureFixture[str]) -> None:
+    before = state(again.summary)
+    code, out = again.collect(capsys, "--force")
+    assert code == 2  # exit code as when it is written
+    assert out.rstrip().splitlines()[-1] == f"{KEPT}{again.summary}"
+    assert "新存入 0 份，已有 22 份" in out
+    assert state(again.summary) == before
+    with sqlite3.connect(again.db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM summary_file").fetchone()[0] == 1
+
+
+def test_without_force_an_existing_summary_is_refused_as_before(
+    again: Round, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state(again.summary)
+    assert main(["collect", str(again.folder), "--db", str(again.db), "-o", str(again.summary)]) == 2
+    assert "文件已存在；如需覆盖请加 --force" in capsys.readouterr().err
+    assert state(again.summary) == before
+
+
+def test_a_changed_file_rewrites_the_summary(
+    again: Round, catalog: Catalog, capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = state(again.summary)
+    # Unit 2 (资阳市教育局) sends its workbook again with other scores.
+    dept_workbook(catalog, again.folder, 2, "差")
+    code, out = again.collect(capsys, "--force")
+    assert code == 2
+    assert out.rstrip().splitlines()[-1] == f"{WRITTEN}{again.summary}"
+    assert "新存入 1 份，已有 21 份" in out
+    assert state(again.summary) != before
+    # And then it is the summary of record: run again, it is kept.
+    code, out = again.collect(capsys, "--force")
+    assert out.rstrip().splitlines()[-1] == f"{KEPT}{again.summary}"
+
+
+def test_a_deleted_summary_is_written_again(again: Round, capsys: pytest.CaptureFixture[str]) -> None:
+    again.summary.unlink()
+    code, out = again.collect(capsys)
+    assert out.rstrip().splitlines()[-1] == f"{WRITTEN}{again.summary}"
+    assert again.summary.stat().st_size > 10_000
+
+
+def test_an_edited_summary_is_written_again(again: Round, capsys: pytest.CaptureFixture[str]) -> None:
+    wb = openpyxl.load_workbook(again.summary)
+    wb["汇总"]["A1"] = "我的备注"  # the reviewer typed into it and saved
+    wb.save(again.summary)
+    code, out = again.collect(capsys, "--force")
+    assert out.rstrip().splitlines()[-1] == f"{WRITTEN}{again.summary}"
+    assert openpyxl.load_workbook(again.summary, read_only=True)["汇总"]["A1"].value == "2021年度预算绩效自评汇总"
+
+
+def test_recheck_always_writes_the_summary(again: Round, capsys: pytest.CaptureFixture[str]) -> None:
+    before = state(again.summary)
+    code, out = again.collect(capsys, "--force", "--recheck")
+    assert out.rstrip().splitlines()[-1] == f"{WRITTEN}{again.summary}"
+    assert state(again.summary)[0] != before[0]
+
+
+def test_another_unit_list_writes_the_summary(
+    again: Round,
+    batch: Batch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],  # noqa: F811
+) -> None:
+    units = tmp_path / "单位清单.csv"
+    units.write_text(batch.units.read_text(encoding="utf-8") + "资阳市新单位,156099,\n", encoding="utf-8")
+    code, out = again.collect(capsys, "--force", "--units", str(units))
+    assert "未报送：156099 资阳市新单位" in out
+    assert out.rstrip().splitlines()[-1] == f"{WRITTEN}{again.summary}"
+
+
+def test_the_record_is_per_summary_path(again: Round, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    other = tmp_path / "另一份汇总.xlsx"
+    code = main(["collect", str(again.folder), "--db", str(again.db), "-o", str(other), "--workers", "1"])
+    assert capsys.readouterr().out.rstrip().splitlines()[-1] == f"{WRITTEN}{other}"
+    with History(again.db) as history:
+        assert history.summary_record(again.summary) is not None
+        assert history.summary_record(other) is not None
+        assert history.summary_record(tmp_path / "没有.xlsx") is None
+    assert code == 2
+
+
+def test_a_long_batch_lists_only_the_rows_needing_attention(
+    again: Round, catalog: Catalog, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "LONG_BATCH", 10)  # 22 submissions: a long batch
+    code, out = again.collect(capsys, "--force")
+    lines = out.splitlines()
+    assert lines[:5] == [
+        "汇总：采用 22 份，需要注意的 3 份（有错误、警告或本次新存入）逐份列出：",
+        "  156001 资阳市科学技术协会（2021）：合计 95.35 优，错误 5、警告 3、已说明 0、提示 1",
+        "  156001 资阳市科学技术协会（2021，“科创会”专项经费）：合计 98.50 优，错误 5、警告 1、已说明 0、提示 1",
+        "  156007 资阳市自然资源和规划局（2021）：合计 96.35 优，错误 1、警告 0、已说明 3、提示 1",
+        "其余 19 份无错误、无警告、此前已存入（优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出，"
+        f"见汇总工作簿：{again.summary}",
+    ]
+    assert "│" not in out  # no table
+    assert "无法读取：文件 " in out and "重复报送：采用 2021_156005_资阳市司法局" in out  # as before
+    # A file sent again is listed as new even without errors or warnings.
+    dept_workbook(catalog, again.folder, 2, "差")
+    code, out = again.collect(capsys, "--force")
+    lines = out.splitlines()
+    assert lines[0] == "汇总：采用 22 份，需要注意的 4 份（有错误、警告或本次新存入）逐份列出："
+    assert [line for line in lines if line.startswith("  156002 ")] == [
+        "  156002 资阳市教育局（2021）：合计 59.35 差，错误 0、警告 0、已说明 3、提示 1；本次新存入"
+    ]
+    assert lines[5].startswith("其余 18 份无错误、无警告、此前已存入（优 5 份、良 5 份、中 4 份、差 4 份）")
+
+
+def test_a_short_batch_prints_the_table_as_before(again: Round, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = again.collect(capsys, "--force")
+    assert "逐份列出" not in out
+    rows = [line for line in out.splitlines() if "156007" in line and "│" in line]
+    assert len(rows) == 1 and "96.35" in rows[0]
+
+
+def test_check_of_a_long_folder_lists_only_files_needing_attention(
+    again: Round, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "LONG_BATCH", 10)
+    code = main(["check", str(again.folder), "--no-annotate", "--workers", "1"])
+    assert code == 2
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:7] == [
+        "审核汇总：共 24 份，需要注意的 5 份（有错误、警告或无法读取）逐份列出：",
+        "  2021_156001_资阳市科学技术协会_科创会_项目支出.xlsx（资阳市科学技术协会）：有错误，合计 98.50 优，"
+        "错误 5、警告 1、已说明 0、提示 1",
+        "  2021_156001_资阳市科学技术协会_部门整体支出绩效自评.xlsx（资阳市科学技术协会）：有错误，合计 95.35 优，"
+        "错误 5、警告 3、已说明 0、提示 1",
+        "  2021_156005_资阳市司法局_部门整体支出绩效自评（旧）.xlsx（资阳市司法局）：有错误，合计 96.35 优，"
+        "错误 1、警告 0、已说明 3、提示 1",
+        "  2021_156007_资阳市自然资源和规划局_部门整体支出绩效自评.xlsx（资阳市自然资源和规划局）：有错误，"
+        "合计 96.35 优，错误 1、警告 0、已说明 3、提示 1",
+        "  2021_156099_损坏.xlsx：无法读取",
+        "其余 19 份通过（无错误、无警告；优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出；加 --json 可得每份的结果",
+    ]
+    assert lines[7].startswith("无法读取：文件 ")
