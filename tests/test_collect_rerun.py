@@ -11,8 +11,11 @@ import openpyxl
 import pytest
 from test_collect import Batch, batch, dept_workbook  # noqa: F401 - the session's collected batch
 
+from xlsx_kpi.batch import collect as collect_module
+from xlsx_kpi.batch.collect import collect
 from xlsx_kpi.cli import main, render
-from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.spec import Catalog, default_dir
+from xlsx_kpi.store import history as history_module
 from xlsx_kpi.store.history import History
 
 KEPT = "汇总表未变，未重写："
@@ -110,9 +113,9 @@ def test_recheck_always_writes_the_summary(again: Round, capsys: pytest.CaptureF
 
 def test_another_unit_list_writes_the_summary(
     again: Round,
-    batch: Batch,
+    batch: Batch,  # noqa: F811
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],  # noqa: F811
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     units = tmp_path / "单位清单.csv"
     units.write_text(batch.units.read_text(encoding="utf-8") + "资阳市新单位,156099,\n", encoding="utf-8")
@@ -187,3 +190,64 @@ def test_check_of_a_long_folder_lists_only_files_needing_attention(
         "其余 19 份通过（无错误、无警告；优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出；加 --json 可得每份的结果",
     ]
     assert lines[7].startswith("无法读取：文件 ")
+
+
+@pytest.fixture()
+def audited(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files collect reads and audits."""
+    names: list[str] = []
+    real = collect_module.audit_paths
+
+    def counting(files, *args, **kwargs):  # type: ignore[no-untyped-def]
+        names.extend(f.name for f in files)
+        return real(files, *args, **kwargs)
+
+    monkeypatch.setattr(collect_module, "audit_paths", counting)
+    return names
+
+
+def test_files_checked_by_another_version_are_read_once_more_only(
+    batch: Batch,  # noqa: F811
+    catalog: Catalog,
+    tmp_path: Path,
+    audited: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    db = tmp_path / "history.sqlite"
+    shutil.copyfile(batch.db, db)
+    monkeypatch.setattr(history_module, "__version__", "9.9.9")  # an upgrade
+    with History(db) as history:
+        first = collect([batch.folder], catalog, units=batch.units, history=history)
+    assert len(audited) == 24 and (first.stored, first.already_stored) == (0, 22)
+    with History(db) as history:
+        again = collect([batch.folder], catalog, units=batch.units, history=history)
+    # The 22 stored files got this version's audit: only the broken file and the older duplicate are read.
+    assert sorted(audited[24:]) == sorted([batch.broken.name, batch.duplicate_old.name])
+    assert [s.report.flatten("code", "actual") for s in again.submissions] == [
+        s.report.flatten("code", "actual") for s in first.submissions
+    ]
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT DISTINCT tool_version FROM submission").fetchall() == [("9.9.9",)]
+
+
+def test_edited_specs_read_every_file_again(
+    batch: Batch,  # noqa: F811
+    catalog: Catalog,
+    tmp_path: Path,
+    audited: list[str],
+) -> None:
+    db = tmp_path / "history.sqlite"
+    shutil.copyfile(batch.db, db)
+    sheets = tmp_path / "sheets"
+    shutil.copytree(default_dir(), sheets)
+    with History(db) as history:
+        collect([batch.folder], catalog, units=batch.units, history=history, sheets=sheets)
+    assert len(audited) == 2  # the same specs elsewhere: nothing stored is read again
+    spec = sheets / "sc-department.yaml"
+    spec.write_text(spec.read_text(encoding="utf-8") + "\n# 本地修改\n", encoding="utf-8")
+    with History(db) as history:
+        collect([batch.folder], catalog, units=batch.units, history=history, sheets=sheets)
+    assert len(audited) == 2 + 24
+    with History(db) as history:
+        collect([batch.folder], catalog, units=batch.units, history=history, sheets=sheets)
+    assert len(audited) == 2 + 24 + 2

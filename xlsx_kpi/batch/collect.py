@@ -77,16 +77,29 @@ def _inputs_of(paths: Sequence[Path], exclude: Iterable[Path]) -> list[Path]:
     ]
 
 
-def fingerprint(files: Sequence[Path], shas: dict[Path, str], units: Path | None, sheets: Path | None) -> str:
-    """What a summary workbook is made from: tool version, specs, unit list, each file's path, content and time.
+def specs_digest(sheets: Path | None) -> str:
+    """The SHA-256 of what the audits read besides the files: the specs folder's *.yaml and the built-in *.yml
+    (the indicator-quality word lists), names and contents; "" when one cannot be read."""
+    h = hashlib.sha256()
+    try:
+        for spec in [*sorted((sheets or default_dir()).glob("*.yaml")), *sorted(default_dir().glob("*.yml"))]:
+            h.update(f"{spec.name}\0{sha256_of(spec)}\0".encode())
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
+def fingerprint(files: Sequence[Path], shas: dict[Path, str], units: Path | None, specs: str) -> str:
+    """What a summary workbook is made from: tool version, specs (digest), unit list, each file's path, content
+    and time.
 
     Two collections with one fingerprint whose files all came from the history (nothing stored anew, no
     --recheck) make the same workbook: collect then keeps the summary it wrote (issue 14).
     """
-    h = hashlib.sha256(f"xlsx-kpi {__version__}\0".encode())
+    if not specs:
+        return ""  # no claim: the summary is written
+    h = hashlib.sha256(f"xlsx-kpi {__version__}\0{specs}\0".encode())
     try:
-        for spec in sorted((sheets or default_dir()).glob("*.yaml")):
-            h.update(f"{spec.name}\0{sha256_of(spec)}\0".encode())
         if units is not None:
             h.update(f"{units.resolve()}\0{sha256_of(units)}\0".encode())
     except OSError:
@@ -131,10 +144,11 @@ def collect(
             shas[f] = sha256_of(f)
         except OSError:
             pass  # unreadable: the audit reports it
+    specs = specs_digest(sheets)
     known: dict[Path, Checked] = {}
     if history is not None and not recheck:
         for f in files:
-            stored = history.snapshot(shas[f]) if f in shas else None
+            stored = history.snapshot(shas[f], specs) if f in shas else None
             again = from_snapshot(f, stored) if stored is not None else None
             if again is not None:
                 known[f] = again
@@ -163,7 +177,7 @@ def collect(
         sources=list(paths),
         files=len(files),
         units_file=units,
-        fingerprint=fingerprint(files, shas, units, sheets),
+        fingerprint=fingerprint(files, shas, units, specs),
         rechecked=recheck,
     )
     groups: dict[tuple[str, str, str, str], list[Submission]] = {}
@@ -194,7 +208,7 @@ def collect(
             out.duplicates.append(group)
 
     if history is not None and not history.readonly:
-        _store(used, catalog, history, out)
+        _store(used, catalog, history, out, specs, set(known))
         rechecked = {s.file: s for s in used}
         out.duplicates = [[rechecked[g[0].file], *g[1:]] for g in out.duplicates]
 
@@ -207,9 +221,16 @@ def collect(
     return out
 
 
-def _store(used: list[Submission], catalog: Catalog, history: History, out: Collection) -> None:
-    """Store oldest year first; a submission whose previous year was stored just now is checked again."""
+def _store(
+    used: list[Submission], catalog: Catalog, history: History, out: Collection, specs: str, known: set[Path]
+) -> None:
+    """Store oldest year first; a submission whose previous year was stored just now is checked again.
+
+    A file already stored that was read again (its snapshot from another version or other specs, or --recheck)
+    gets this audit as its snapshot, so that the next run need not read it again.
+    """
     stored_now: set[tuple[str, str, str, str]] = set()
+    stale: list[tuple[Checked, str]] = []
     for i in sorted(range(len(used)), key=lambda i: used[i].report.year):
         sub = used[i]
         code, wid, project, year = sub.key
@@ -217,12 +238,15 @@ def _store(used: list[Submission], catalog: Catalog, history: History, out: Coll
             rechecked = audit_file(sub.file, catalog, Options(annotate=False), history=history)
             if rechecked.report.usable:
                 sub = used[i] = Submission(rechecked, sub.sha256, sub.mtime, sub.kind, sub.saved)
-        if history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime):
+        if history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime, specs=specs):
             out.stored += 1
             out.new_files.append(sub.file)
             stored_now.add(sub.key)
         else:
             out.already_stored += 1
+            if sub.file not in known:
+                stale.append((sub.checked, sub.sha256))
+    history.refresh_snapshots(stale, specs=specs)
 
 
 def _units_and_amounts(out: Collection, catalog: Catalog, unit_rows: list[UnitRow] | None) -> None:
