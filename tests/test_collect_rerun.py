@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import openpyxl
 import pytest
@@ -251,3 +253,40 @@ def test_edited_specs_read_every_file_again(
     with History(db) as history:
         collect([batch.folder], catalog, units=batch.units, history=history, sheets=sheets)
     assert len(audited) == 2 + 24 + 2
+
+
+def as_version_1(data: dict[str, Any]) -> dict[str, Any]:
+    """A snapshot as the first release of the snapshot wrote it: one tagged value per key."""
+    old = dict(data)
+    del old["v"]
+    for part in ("inputs", "values", "written"):
+        m = data[part]
+        old[part] = {**m["s"], **{k: {"d": v} for k, v in m["d"].items()}, **{k: {"e": v} for k, v in m["e"].items()}}
+    return old
+
+
+def test_snapshots_written_before_are_still_read(
+    batch: Batch,  # noqa: F811
+    catalog: Catalog,
+    tmp_path: Path,
+    audited: list[str],
+) -> None:
+    db = tmp_path / "history.sqlite"
+    shutil.copyfile(batch.db, db)
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT sha256, snapshot FROM submission").fetchall()
+        assert {json.loads(s)["v"] for _, s in rows} == {2}
+        conn.executemany(
+            "UPDATE submission SET snapshot = ? WHERE sha256 = ?",
+            [(json.dumps(as_version_1(json.loads(s)), ensure_ascii=False), sha) for sha, s in rows],
+        )
+    with History(db) as history:
+        again = collect([batch.folder], catalog, units=batch.units, history=history)
+    assert sorted(audited) == sorted([batch.broken.name, batch.duplicate_old.name])
+    first = batch.collection
+    assert [s.checked.values for s in again.submissions] == [s.checked.values for s in first.submissions]
+    assert [s.checked.inputs for s in again.submissions] == [s.checked.inputs for s in first.submissions]
+    assert [s.checked.written for s in again.submissions] == [s.checked.written for s in first.submissions]
+    # Figures keep their exponents: 投入 of the published 资阳市科学技术协会 workbook typed as 16, recalculated 16.35.
+    kexie = next(s for s in again.submissions if s.report.unit_code == "156001" and not s.report.project_name)
+    assert (str(kexie.checked.written["s.l1.input"]), str(kexie.checked.values["s.l1.input"])) == ("16", "16.35")
