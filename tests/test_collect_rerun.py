@@ -290,3 +290,19 @@ def test_snapshots_written_before_are_still_read(
     # Figures keep their exponents: 投入 of the published 资阳市科学技术协会 workbook typed as 16, recalculated 16.35.
     kexie = next(s for s in again.submissions if s.report.unit_code == "156001" and not s.report.project_name)
     assert (str(kexie.checked.written["s.l1.input"]), str(kexie.checked.values["s.l1.input"])) == ("16", "16.35")
+
+
+def test_check_of_a_long_folder_says_where_the_other_copies_are(
+    again: Round, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "LONG_BATCH", 10)
+    out_dir = tmp_path / "审核"
+    main(["check", str(again.folder), "--out-dir", str(out_dir), "--workers", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert (
+        "其余 19 份通过（无错误、无警告；优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出；"
+        f"审核文件在 {out_dir}；加 --json 可得每份的结果"
+    ) in lines
+    # The copies of the files needing attention are named one by one, the others are not.
+    named = [line for line in lines if line.startswith("审核文件：")]
+    assert len(named) == 4 and len(list(out_dir.glob("*_审核.xlsx"))) == 23

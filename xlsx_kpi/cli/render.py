@@ -183,8 +183,17 @@ def print_summary(console: Console, reports: list[Report]) -> None:
             who = f"{printable(r.file.name)}（{r.unit_name}）" if r.unit_name else printable(r.file.name)
             lines.append(f"  {who}：{r.status}，{_figures(r)}" if r.usable else f"  {who}：{r.status}")
         if rest:
+            folders = {r.annotated.parent for r in rest if r.annotated}
+            where = (
+                f"；审核文件在 {printable(str(next(iter(folders))))}"
+                if len(folders) == 1
+                else "；审核文件在各原文件旁"
+                if folders
+                else ""
+            )
             lines.append(
-                f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出；加 --json 可得每份的结果"
+                f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出{where}；"
+                "加 --json 可得每份的结果"
             )
         _print_long(console, lines)
         _print_files(console, shown)
