@@ -6,12 +6,14 @@ import json
 import shutil
 import sqlite3
 from dataclasses import dataclass
+from decimal import Decimal as D
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
-from test_collect import Batch, batch, dept_workbook  # noqa: F401 - the session's collected batch
+from published import corrected_dept_inputs
+from test_collect import Batch, batch, dept_workbook, two_year_inputs, year_workbook  # noqa: F401 - session's batch
 
 from xlsx_kpi.batch import collect as collect_module
 from xlsx_kpi.batch.collect import collect
@@ -306,3 +308,27 @@ def test_check_of_a_long_folder_says_where_the_other_copies_are(
     # The copies of the files needing attention are named one by one, the others are not.
     named = [line for line in lines if line.startswith("审核文件：")]
     assert len(named) == 4 and len(list(out_dir.glob("*_审核.xlsx"))) == 23
+
+
+def test_a_file_checked_again_for_its_previous_year_keeps_that_audit(
+    catalog: Catalog, tmp_path: Path, audited: list[str]
+) -> None:
+    folder = tmp_path / "in"
+    year_workbook(catalog, folder, 2022, two_year_inputs(2022, project_carry=1461, prev_project=None), "a_2022.xlsx")
+    db = tmp_path / "h.sqlite"
+    with History(db) as history:
+        alone = collect([folder], catalog, history=history)
+    assert alone.submissions[0].value("exec.total.carry_change") != D("-0.5")  # no 2021 figure to compare with
+    # The 2021 workbook comes in: stored first, then 2022 (already stored) is checked again against it.
+    year_workbook(catalog, folder, 2021, corrected_dept_inputs(), "b_2021.xlsx")
+    with History(db) as history:
+        both = collect([folder], catalog, history=history)
+    assert (both.stored, both.already_stored) == (1, 1)
+    assert audited == ["a_2022.xlsx", "b_2021.xlsx"]
+    # Run again: nothing is read, and 2022 is as checked against 2021, not as first stored.
+    with History(db) as history:
+        again = collect([folder], catalog, history=history)
+    assert audited == ["a_2022.xlsx", "b_2021.xlsx"]
+    [later] = [s for s in again.submissions if s.report.year == "2022"]
+    assert later.value("exec.total.carry_change") == D("-0.5")
+    assert [f.code for f in later.report.findings].count("prior-year-filled") == 6

@@ -147,9 +147,10 @@ def collect(
     specs = specs_digest(sheets)
     known: dict[Path, Checked] = {}
     if history is not None and not recheck:
+        stored = history.snapshots(shas.values(), specs)
         for f in files:
-            stored = history.snapshot(shas[f], specs) if f in shas else None
-            again = from_snapshot(f, stored) if stored is not None else None
+            data = stored.get(shas[f]) if f in shas else None
+            again = from_snapshot(f, data) if data is not None else None
             if again is not None:
                 known[f] = again
     # A file stored as a submission is no summary: only the others are opened to look for the summary's mark.
@@ -234,18 +235,21 @@ def _store(
     for i in sorted(range(len(used)), key=lambda i: used[i].report.year):
         sub = used[i]
         code, wid, project, year = sub.key
+        reused = sub.file in known
         if year.isdigit() and (code, wid, project, str(int(year) - 1)) in stored_now:
             rechecked = audit_file(sub.file, catalog, Options(annotate=False), history=history)
             if rechecked.report.usable:
                 sub = used[i] = Submission(rechecked, sub.sha256, sub.mtime, sub.kind, sub.saved)
-        if history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime, specs=specs):
+                reused = False
+        if reused:  # its audit came from the history: stored already
+            out.already_stored += 1
+        elif history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime, specs=specs):
             out.stored += 1
             out.new_files.append(sub.file)
             stored_now.add(sub.key)
-        else:
+        else:  # stored, but read again: another version, other specs, or --recheck
             out.already_stored += 1
-            if sub.file not in known:
-                stale.append((sub.checked, sub.sha256))
+            stale.append((sub.checked, sub.sha256))
     history.refresh_snapshots(stale, specs=specs)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -269,13 +269,27 @@ class History:
             ).fetchone()
         except sqlite3.DatabaseError:
             return None  # a read-only database of schema version 1: no such columns
-        if row is None or not row[0]:
-            return None
-        try:
-            data = json.loads(row[0])
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) and data.get("specs", "") == specs else None
+        return None if row is None else _snapshot_data(row[0], specs)
+
+    def snapshots(self, sha256s: Iterable[str], specs: str = "") -> dict[str, dict[str, Any]]:
+        """snapshot() of many file contents at once (a query per 500): {SHA-256: snapshot} of those stored."""
+        wanted = list(dict.fromkeys(sha256s))
+        found: dict[str, dict[str, Any]] = {}
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i : i + 500]
+            try:
+                rows = self.conn.execute(
+                    f"SELECT sha256, snapshot FROM submission WHERE tool_version = ? AND sha256 IN "
+                    f"({','.join('?' * len(chunk))})",
+                    (__version__, *chunk),
+                ).fetchall()
+            except sqlite3.DatabaseError:
+                return {}  # a read-only database of schema version 1: no such columns
+            for sha256, text in rows:
+                data = _snapshot_data(text, specs)
+                if data is not None:
+                    found[sha256] = data
+        return found
 
     def summary_record(self, path: Path) -> tuple[str, str] | None:
         """(fingerprint, SHA-256) of the summary workbook record_summary noted at `path`; None when none."""
@@ -413,6 +427,16 @@ class History:
 
 def _is_full(e: sqlite3.DatabaseError) -> bool:
     return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+
+
+def _snapshot_data(text: str, specs: str) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("specs", "") == specs else None
 
 
 def _snapshot_json(checked: Checked, specs: str) -> str:
