@@ -147,9 +147,8 @@ def collect(
     specs = specs_digest(sheets)
     known: dict[Path, Checked] = {}
     if history is not None and not recheck:
-        stored = history.snapshots(shas.values(), specs)
         for f in files:
-            data = stored.get(shas[f]) if f in shas else None
+            data = history.snapshot(shas[f], specs) if f in shas else None
             again = from_snapshot(f, data) if data is not None else None
             if again is not None:
                 known[f] = again

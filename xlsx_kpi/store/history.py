@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -270,26 +270,6 @@ class History:
         except sqlite3.DatabaseError:
             return None  # a read-only database of schema version 1: no such columns
         return None if row is None else _snapshot_data(row[0], specs)
-
-    def snapshots(self, sha256s: Iterable[str], specs: str = "") -> dict[str, dict[str, Any]]:
-        """snapshot() of many file contents at once (a query per 500): {SHA-256: snapshot} of those stored."""
-        wanted = list(dict.fromkeys(sha256s))
-        found: dict[str, dict[str, Any]] = {}
-        for i in range(0, len(wanted), 500):
-            chunk = wanted[i : i + 500]
-            try:
-                rows = self.conn.execute(
-                    f"SELECT sha256, snapshot FROM submission WHERE tool_version = ? AND sha256 IN "
-                    f"({','.join('?' * len(chunk))})",
-                    (__version__, *chunk),
-                ).fetchall()
-            except sqlite3.DatabaseError:
-                return {}  # a read-only database of schema version 1: no such columns
-            for sha256, text in rows:
-                data = _snapshot_data(text, specs)
-                if data is not None:
-                    found[sha256] = data
-        return found
 
     def summary_record(self, path: Path) -> tuple[str, str] | None:
         """(fingerprint, SHA-256) of the summary workbook record_summary noted at `path`; None when none."""
