@@ -5,6 +5,7 @@ from __future__ import annotations
 import zipfile
 from datetime import datetime
 from decimal import Decimal
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -494,16 +495,21 @@ class SummaryWriter(TableWriter):
             )
             + "点击文件名打开原文件并定位到该单元格。"
         )
-        widths = [[v for v in row] for row, *_ in rows]
-        for row in widths:
-            row[7] = ""  # 说明 wraps in a fixed width
-        self.widths(widths, headers, cap=60)
+        # Each column's distinct values measured once (a unit's name is on every row of its findings); 说明 wraps in
+        # a fixed width.
+        columns = [list(dict.fromkeys(row[j] for row, *_ in rows)) for j in range(len(headers))]
+        columns[7] = []
+        self.widths(zip_longest(*columns, fillvalue=""), headers, cap=60)
         self.table(ws, "问题清单", info, headers)
         kinds = ("text", "code", "text", "center", "text", "center", "center", "wrap", "text", "text")
         message_width = headers[7][1]
+        heights: dict[str, float] = {}  # many units get the same message
         for n, (row, file, sheet, a1) in enumerate(rows):
             # Neither Excel nor LibreOffice fits a row to wrapped text on opening: size it here.
-            ws.set_row(3 + n, row_height(str(row[7]), message_width))
+            message = str(row[7])
+            if message not in heights:
+                heights[message] = row_height(message, message_width)
+            ws.set_row(3 + n, heights[message])
             for j, v in enumerate(row):
                 if j == 2:
                     self.link(ws, 3 + n, j, file, str(v), sheet, a1)
