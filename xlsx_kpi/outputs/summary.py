@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
 from itertools import zip_longest
@@ -59,6 +60,14 @@ def _number(value: Value) -> Decimal | str | None:
     if parsed.status is Status.OK:
         return parsed.value
     return value if value.strip() else None
+
+
+def _distinct(rows: list[list[object]]) -> Iterator[tuple[object, ...]]:
+    """Rows whose columns hold each column's distinct values once: TableWriter.widths measures each text once
+    (a unit's name is on every row of its findings; a thousand rows share a few kinds and grades)."""
+    width = max((len(row) for row in rows), default=0)
+    columns = [list(dict.fromkeys(row[j] for row in rows if j < len(row))) for j in range(width)]
+    return zip_longest(*columns, fillvalue="")
 
 
 def _col(n: int) -> str:
@@ -211,7 +220,7 @@ class SummaryWriter(TableWriter):
             info += "\n" + statement
         years = "、".join(c.years)
         headers = [(name, width) for name, _, width in heads]
-        self.widths(rows, headers, cap=60)
+        self.widths(_distinct(rows), headers, cap=60)
         self.table(ws, f"{years}年度预算绩效自评汇总" if years else "预算绩效自评汇总", info, headers, header_height=32)
         i_file = len(heads) - 2
         # Row 2 states the counts and which units sent which kinds: wrapped across the printed columns.
@@ -495,11 +504,8 @@ class SummaryWriter(TableWriter):
             )
             + "点击文件名打开原文件并定位到该单元格。"
         )
-        # Each column's distinct values measured once (a unit's name is on every row of its findings); 说明 wraps in
-        # a fixed width.
-        columns = [list(dict.fromkeys(row[j] for row, *_ in rows)) for j in range(len(headers))]
-        columns[7] = []
-        self.widths(zip_longest(*columns, fillvalue=""), headers, cap=60)
+        # 说明 wraps in a fixed width.
+        self.widths(_distinct([[*row[:7], "", *row[8:]] for row, *_ in rows]), headers, cap=60)
         self.table(ws, "问题清单", info, headers)
         kinds = ("text", "code", "text", "center", "text", "center", "center", "wrap", "text", "text")
         message_width = headers[7][1]
