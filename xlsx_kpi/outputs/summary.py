@@ -67,7 +67,7 @@ def _distinct(rows: list[list[object]]) -> Iterator[tuple[object, ...]]:
     (a unit's name is on every row of its findings; a thousand rows share a few kinds and grades)."""
     width = max((len(row) for row in rows), default=0)
     columns = [list(dict.fromkeys(row[j] for row in rows if j < len(row))) for j in range(width)]
-    return zip_longest(*columns, fillvalue="")
+    return zip_longest(*columns, fillvalue=None)  # None: not measured
 
 
 def _col(n: int) -> str:
