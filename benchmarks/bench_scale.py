@@ -42,7 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from bench_check import KINDS, UNITS, generate  # noqa: E402
+from bench_check import KINDS, UNITS, generate, own_view  # noqa: E402
 
 import xlsx_kpi  # noqa: E402
 from xlsx_kpi.audit.reader import read_workbook  # noqa: E402
@@ -75,7 +75,8 @@ def replace_text(xml: bytes, old: str, new: str) -> bytes:
 
 
 def make_files(folder: Path, sources: list[Path], n: int) -> list[Path]:
-    """N workbooks cycling through `sources`, the k-th made unit k (name, code and digest rewritten)."""
+    """N workbooks cycling through `sources`, the k-th made unit k (name, code and digest rewritten) with its own
+    sheet views (bench_check.own_view)."""
     catalog = load_specs()
     loaded = []
     for src in sources:
@@ -94,6 +95,8 @@ def make_files(folder: Path, sources: list[Path], n: int) -> list[Path]:
                 if info.filename in IDENTITY_PARTS:
                     for field in ("unit_name", "unit_code", "identity"):
                         data = replace_text(data, meta[field], own[field])
+                elif info.filename.startswith("xl/worksheets/sheet"):
+                    data = own_view(data, k)  # as bench_check: no two nearby files share a worksheet part
                 out.writestr(info, data)
         files.append(dst)
     # The rewriting is checked on the first file of each variant: it reads as its own unit, untampered.
