@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from xml.etree import ElementTree
 
@@ -13,9 +14,9 @@ from published import dept_published
 from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.formats.spec import Catalog
-from xlsx_kpi.ooxml.patch import Unpatchable
+from xlsx_kpi.ooxml.patch import Element, Unpatchable, parse_sheet, parse_tags
 from xlsx_kpi.outputs.annotate import memo
-from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, forget
+from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, forget, sheet_root, tags_from
 from xlsx_kpi.outputs.annotate.patcher import annotate_fast
 from xlsx_kpi.outputs.annotate.sheets import merges_of
 
@@ -53,6 +54,39 @@ def sheet_part(path: Path, name: str) -> str:
     return target.lstrip("/") if target.startswith("/") else "xl/" + target
 
 
+def rewritten(source: Path, out: Path, sheet: Callable[[bytes], bytes], book: Callable[[bytes], bytes]) -> Path:
+    """The workbook with every worksheet part and workbook.xml passed through `sheet` and `book`."""
+    with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.startswith("xl/worksheets/sheet"):
+                data = sheet(data)
+            elif info.filename == "xl/workbook.xml":
+                data = book(data)
+            dst.writestr(info, data)
+    return out
+
+
+def own_view(data: bytes) -> bytes:
+    """A unit's save: its own zoom and first visible cell, a wider dimension, one more row of figures."""
+    data = data.replace(b"<sheetView ", b'<sheetView zoomScale="85" topLeftCell="B3" ', 1)
+    data = re.sub(rb'<dimension ref="[^"]*"', b'<dimension ref="A1:Z1000"', data, count=1)
+    return data.replace(b"</sheetData>", EXTRA_ROW + b"</sheetData>")
+
+
+def own_window(data: bytes) -> bytes:
+    """workbook.xml as another save leaves it: the window elsewhere, another sheet active."""
+    data = re.sub(rb'windowWidth="\d+"', b'windowWidth="28800"', data)
+    return re.sub(rb'activeTab="\d+"', b'activeTab="2"', data)
+
+
+def dump(el: Element) -> tuple[object, ...]:
+    """Everything an element holds, its kept descendants included."""
+    return (el.tag, el.attrs, el.start, el.head_end, el.empty, el.inner_end, el.end, el.count) + tuple(
+        dump(c) for c in el.children
+    )
+
+
 def longer_sheets(source: Path, out: Path) -> Path:
     """The same workbook with one more row in every worksheet's <sheetData>: the same layout, other content."""
     with zipfile.ZipFile(source) as src, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as dst:
@@ -80,7 +114,8 @@ def test_a_second_file_of_the_layout_gives_the_copy_a_fresh_parse_gives(
     forget()
     cold = annotate_fast(other, report, tmp_path / "cold.xlsx")
     assert cold is not None
-    assert len(parsed) == len({f.sheet for f in report.findings}) == 3  # parsed afresh
+    # parsed afresh: the flagged sheets, and 填表说明 (tabSelected, so its copy is unselected)
+    assert len(parsed) == len({f.sheet for f in report.findings}) + 1 == 4
     assert members(warm) == members(cold)
     # The content after the new row moved: the extra row is in the copy, and the findings' fills still land.
     part = sheet_part(warm, "附件2")
@@ -95,7 +130,7 @@ def test_two_layouts_keep_two_entries(catalog: Catalog, source: Path, report: Re
     forget()
     other = longer_sheets(source, tmp_path / "other.xlsx")
     annotate_fast(source, report, tmp_path / "a.xlsx")
-    kept = len(memo._SKELETONS.entries)
+    kept = len(memo._TAILS.entries)
     # A sheet with another skeleton (a merge more) is a new entry, not a hit on the first one.
     with zipfile.ZipFile(source) as z:
         part = sheet_part(source, "附件2")
@@ -103,10 +138,10 @@ def test_two_layouts_keep_two_entries(catalog: Catalog, source: Path, report: Re
     moved = data.replace(b'<mergeCell ref="', b'<mergeCell ref="AA1:AB1"/><mergeCell ref="', 1)
     root_a = flagged_sheet(data, KEEP, merges_of)
     root_b = flagged_sheet(moved, KEEP, merges_of)
-    assert len(memo._SKELETONS.entries) == kept + 1
+    assert len(memo._TAILS.entries) == kept + 1
     assert (1, 27, 1, 28) in root_b.merges and (1, 27, 1, 28) not in root_a.merges
     annotate_fast(other, report, tmp_path / "b.xlsx")
-    assert len(memo._SKELETONS.entries) == kept + 1  # same layout as the first file: no new entry
+    assert len(memo._TAILS.entries) == kept + 1  # same layout as the first file: no new entry
 
 
 def test_new_content_is_still_checked_by_expat(source: Path, report: Report, tmp_path: Path) -> None:
@@ -163,3 +198,103 @@ def test_other_findings_on_the_same_file_get_their_own_styles(source: Path, repo
     assert members(full)["xl/styles.xml"].count(b'rgb="FFFF9C9C"') == red + 2  # our fill: fgColor and bgColor
     assert members(warm)["xl/styles.xml"].count(b'rgb="FFFF9C9C"') == red
     assert members(warm)["xl/styles.xml"].count(b'rgb="FFBDD7EE"') == 2  # the 提示 fill
+
+
+def test_a_file_with_its_own_view_reuses_the_parsed_tail_and_gives_the_fresh_copy(
+    source: Path, report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Heads differ (zoom, first visible cell, dimension; the window in workbook.xml), tails are the template's."""
+    other = rewritten(source, tmp_path / "other.xlsx", own_view, own_window)
+    forget()
+    assert annotate_fast(source, report, tmp_path / "first.xlsx") is not None
+    parsed: list[bytes] = []
+    real_sheet, real_tags = memo.parse_sheet, memo.parse_tags
+    monkeypatch.setattr(memo, "parse_sheet", lambda data, *a: parsed.append(data) or real_sheet(data, *a))
+    monkeypatch.setattr(memo, "parse_tags", lambda data, *a: parsed.append(data) or real_tags(data, *a))
+    warm = annotate_fast(other, report, tmp_path / "warm.xlsx")
+    assert warm is not None
+    # 3 flagged sheets, the tabSelected 填表说明 and workbook.xml: only their heads went through expat's callbacks.
+    assert len(parsed) == 5
+    assert not any(b"<mergeCell" in data or b"<definedName " in data for data in parsed)
+    assert all(data.endswith(b"</worksheet>") or data.endswith(b"</workbook>") for data in parsed)
+    monkeypatch.undo()
+    forget()
+    cold = annotate_fast(other, report, tmp_path / "cold.xlsx")
+    assert cold is not None
+    assert members(warm) == members(cold)
+    part = sheet_part(warm, "附件2")
+    assert b'<sheetView zoomScale="85" topLeftCell="B3" workbookViewId="0">' in members(warm)[part]
+    assert b'<dimension ref="A1:Z1000" />' in members(warm)[part]
+    assert b'windowWidth="28800"' in members(warm)["xl/workbook.xml"]
+    assert b'activeTab="0"' in members(warm)["xl/workbook.xml"]  # 审核结果, first and active
+    # The joined trees are the fresh parse's, offsets and kept grandchildren (the merges, the views) included.
+    with zipfile.ZipFile(source) as z:
+        memo_keep = {"sheetViews": None, "cols": None, "mergeCells": None}
+        flagged_sheet(z.read(part), memo_keep, merges_of)  # its tail kept
+    with zipfile.ZipFile(other) as z:
+        data, book = z.read(part), z.read("xl/workbook.xml")
+    joined = flagged_sheet(data, memo_keep, merges_of)
+    root, rows = parse_sheet(data, memo_keep, True)
+    assert dump(joined.root) == dump(root)
+    assert [dump(r.el) for r in joined.rows] == [dump(r.el) for r in rows]
+    assert joined.merges == merges_of(root) and (1, 1, 1, 2) in joined.merges  # A1:B1
+    assert dump(sheet_root(data, {"sheetViews": None})) == dump(parse_sheet(data, {"sheetViews": None}, False)[0])
+    book_keep: dict[str, str | None] = {"sheets": None, "bookViews": None, "definedNames": "localSheetId"}
+    assert dump(tags_from(book, book_keep, "sheets")) == dump(parse_tags(book, book_keep))
+
+
+def test_a_file_with_another_tail_is_parsed_afresh(
+    source: Path, report: Report, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A merge more after </sheetData> (and another calcPr after <sheets>): new tails, whole parses, the same copy."""
+    other = rewritten(
+        source,
+        tmp_path / "other.xlsx",
+        lambda d: own_view(d).replace(b'<mergeCell ref="', b'<mergeCell ref="AA1:AB1"/><mergeCell ref="', 1),
+        lambda d: own_window(d).replace(b"</workbook>", b'<calcPr calcId="191029"/></workbook>'),
+    )
+    forget()
+    assert annotate_fast(source, report, tmp_path / "first.xlsx") is not None
+    kept = len(memo._TAILS.entries)
+    parsed: list[bytes] = []
+    real_sheet, real_tags = memo.parse_sheet, memo.parse_tags
+    monkeypatch.setattr(memo, "parse_sheet", lambda data, *a: parsed.append(data) or real_sheet(data, *a))
+    monkeypatch.setattr(memo, "parse_tags", lambda data, *a: parsed.append(data) or real_tags(data, *a))
+    warm = annotate_fast(other, report, tmp_path / "warm.xlsx")
+    assert warm is not None
+    whole = [data for data in parsed if b"AA1:AB1" in data or b'calcId="191029"' in data]
+    # Each part with a new tail parsed whole, once: the 3 flagged sheets and workbook.xml (填表说明 has no merges:
+    # its tail is the one kept, only its head is parsed).
+    assert len(whole) == 4 and len(parsed) == 5
+    assert len(memo._TAILS.entries) == kept + 4
+    monkeypatch.undo()
+    forget()
+    cold = annotate_fast(other, report, tmp_path / "cold.xlsx")
+    assert cold is not None
+    assert members(warm) == members(cold)
+    assert b'<mergeCell ref="AA1:AB1"/>' in members(warm)[sheet_part(warm, "附件2")]
+
+
+def test_a_kept_tail_vouches_for_nothing_before_it(source: Path) -> None:
+    """A broken head is refused as a fresh parse refuses it; a head with a comment is parsed whole."""
+    keep: dict[str, str | None] = {"sheetViews": None, "cols": None, "mergeCells": None}
+    with zipfile.ZipFile(source) as z:
+        data = z.read(sheet_part(source, "附件2"))
+    forget()
+    flagged_sheet(data, keep, merges_of)  # its tail kept
+    unclosed = data.replace(b"<sheetViews>", b"<sheetViews><sheetView>", 1)
+    with pytest.raises(Unpatchable):
+        flagged_sheet(unclosed, keep, merges_of)
+    with pytest.raises(Unpatchable):
+        parse_sheet(unclosed, keep, True)
+    bomb = data.replace(b"<sheetViews>", b'<sheetViews a="&bomb;">', 1)
+    with pytest.raises(Unpatchable):
+        flagged_sheet(bomb, keep, merges_of)
+    # The tail kept under another root tag is not used for this one (its end tag would not close it).
+    prefixed = data.replace(b"<worksheet ", b"<x:worksheet xmlns:x='urn:x' ", 1)
+    with pytest.raises(Unpatchable):
+        flagged_sheet(prefixed, keep, merges_of)
+    commented = data.replace(b"<sheetViews>", b"<!-- the unit's note --><sheetViews>", 1)
+    got = flagged_sheet(commented, keep, merges_of)
+    assert dump(got.root) == dump(parse_sheet(commented, keep, True)[0])
+    assert got.root.kid("mergeCells") is not None and len(got.merges) == len(merges_of(got.root)) > 0

@@ -1,11 +1,17 @@
-"""What the patcher derives from a part's exact bytes, kept for the next file of the same layout.
+"""What the patcher derives from a part's bytes, kept for the next file of the same layout.
 
 Workbooks made from one template and not saved again by Excel (XlsxWriter's, and what tools that keep the parts
-return) carry byte-identical workbook.xml, styles.xml, [Content_Types].xml, relationships and docProps/app.xml, and
-worksheets that differ only inside <sheetData>. Parsing those parts with expat's callbacks was about half of a copy's
-cost, so each parse is kept, keyed by the bytes themselves (never by a digest: a collision would misplace an edit),
-and reused by the next file with the same bytes. A file saved by Excel has parts of its own: its keys are new, it is
-parsed as before, and the entries used longest ago make room. Nothing kept is mutated by its users.
+return) carry byte-identical [Content_Types].xml, relationships, styles.xml and docProps/app.xml. Parsing those
+parts with expat's callbacks was about half of a copy's cost, so each parse is kept, keyed by the bytes themselves
+(never by a digest: a collision would misplace an edit), and reused by the next file with the same bytes.
+
+Two parts differ in every return even then, but only at one end: a worksheet's <sheetData> content (the unit's
+figures) and what precedes it (the view the unit left: zoom, selection, first visible cell; the dimension), and
+workbook.xml's start (<bookViews> with the window's place and the active sheet, the folder it was saved in). For
+these the root's children from a cut on (after </sheetData>; at <sheets>) are kept, keyed by the bytes from the
+cut to the end, and each file parses only what comes before the cut. A file saved by Excel has parts of its own:
+its keys are new, it is parsed as before, and the entries used longest ago make room. Nothing kept is mutated by
+its users, and every tree is the one a fresh parse gives (tests/test_annotate_memo.py compares them).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Generic, TypeVar
 
 from xlsx_kpi.ooxml.patch import START_TAG, Element, Row, Unpatchable, parse_sheet, parse_tags, prefix_of, tag_attrs
 
-__all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "forget", "tags"]
+__all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "forget", "sheet_root", "tags", "tags_from"]
 
 KEPT = 64  # entries per kind: a batch mixes a few layouts; each entry holds its part's bytes (at most ~0.2 MB)
 T = TypeVar("T")
@@ -87,85 +93,168 @@ class Sheet:
 
 
 @dataclass(frozen=True, slots=True)
-class _Skeleton:
-    """A worksheet parsed once, for every file whose sheet has the same bytes outside <sheetData>'s content."""
+class _Tail:
+    """The root's children from a cut between two of them to the root's end, as parsed in a part cut at `cut`."""
 
-    root: Element
-    length: int  # how long it was in the file parsed
-    merges: list[tuple[int, int, int, int]]
-    prefix: bytes  # the root's prefix ("x:" or ""), which parse_sheet looks for on rows
+    cut: int
+    children: list[Element]
+    inner_end: int  # the root's end tag
+    end: int
+    merges: list[tuple[int, int, int, int]] | None  # a worksheet's merged ranges, when its <mergeCells> is here
 
 
-_SKELETONS: Memo[_Skeleton] = Memo()
+_TAILS: Memo[_Tail] = Memo()
+_ROOT = re.compile(rb"<([^\s/>!?]+)")
 _SHEET_DATA = re.compile(rb"<((?:[^\s/<>:!?]+:)?)sheetData[\s>]")
+Merges = Callable[[Element], list[tuple[int, int, int, int]]]
 
 
-def _content(data: bytes) -> tuple[int, int] | None:
-    """Where <sheetData>'s content is (from the end of its start tag to its end tag); None where not found."""
-    m = _SHEET_DATA.search(data)
-    if m is None:
+def _clean_root(data: bytes) -> str | None:
+    """The root's tag of a part where every "<" starts a tag (no comment, CDATA, DTD, nor a second processing
+    instruction: parse_sheet's own condition for checking contents without callbacks); None for another part."""
+    if b"<!" in data or data.count(b"<?") > 1:
         return None
-    head = START_TAG.match(data, m.start())
-    if head is None or head.group(1):
-        return None
-    close = re.compile(b"</" + re.escape(m.group(1)) + rb"sheetData\s*>").search(data, head.end())
-    return (head.end(), close.start()) if close is not None else None
+    m = _ROOT.search(data)
+    return m.group(1).decode("utf-8", "replace") if m is not None else None
 
 
-def flagged_sheet(
-    data: bytes, keep: dict[str, str | None], merges_of: Callable[[Element], list[tuple[int, int, int, int]]]
-) -> Sheet:
-    """parse_sheet(data, keep, True) and merges_of(its root); the part outside <sheetData>'s content parsed once.
+def _tail_key(data: bytes, cut: int, root_tag: str, keep: dict[str, str | None]) -> Hashable:
+    return (data[cut:], root_tag, tuple(keep.items()))
 
-    For a sheet whose bytes outside that content are those of a sheet already parsed, expat checks only the new
-    content (wrapped in one element: with the same bytes around it the part is then well-formed, as the parsed one
-    was), the kept tree is reused with the offsets after the content moved by the difference in length, and the
-    rows are found as parse_sheet finds them in a part with no comment, CDATA or processing instruction.
+
+def _joined(
+    data: bytes, keep: dict[str, str | None], cut: int, skip: list[tuple[int, int]], root_tag: str
+) -> tuple[Element, _Tail] | None:
+    """The tree of a part whose bytes from `cut` (between two of the root's children) are a kept tail's: expat
+    parses the head (closed there by the root's end tag, `skip` checked without callbacks) and the kept tail's
+    elements follow, moved by the difference in where the cut is. None when no tail is kept for these bytes, or
+    when the head does not parse as the part's start up to a child boundary: the caller parses it afresh.
+
+    The tail parsed alike in the part it was kept from: expat here resolves no namespace and no entity (a DTD is
+    refused), so what it checks in the tail depends only on the open root, whose tag is part of the key.
     """
-    span = _content(data)
-    if span is None:
-        root, rows = parse_sheet(data, keep, True)
-        return Sheet(root, rows, merges_of(root))
-    a, b = span
-    content = data[a:b]
-    if b"<!" in content or b"<?" in content or b"extLst" in content:
-        root, rows = parse_sheet(data, keep, True)  # parse_sheet walks such content with expat's callbacks
-        return Sheet(root, rows, merges_of(root))
-    key = (data[:a], data[b:], tuple(keep.items()))
-    skeleton = _SKELETONS.find(key)
-    if skeleton is None:
-        root, rows = parse_sheet(data, keep, True)
-        merges = merges_of(root)
+    tail = _TAILS.find(_tail_key(data, cut, root_tag, keep))
+    if tail is None:
+        return None
+    try:
+        root = parse_tags(data[:cut] + b"</" + root_tag.encode() + b">", keep, None, skip)
+    except Unpatchable:
+        return None
+    if root.tag != root_tag or root.inner_end != cut:
+        return None
+    delta = cut - tail.cut
+    root.children += tail.children if delta == 0 else [_moved(c, delta) for c in tail.children]
+    root.count += len(tail.children)
+    root.inner_end, root.end = tail.inner_end + delta, tail.end + delta
+    return root, tail
+
+
+def _keep_tail(
+    data: bytes, keep: dict[str, str | None], cut: int, root: Element, merges: list[tuple[int, int, int, int]] | None
+) -> None:
+    """Keep the children of a freshly parsed `root` from `cut` on (a boundary between two of them) for _joined."""
+    if not root.head_end <= cut <= root.inner_end or root.count != len(root.children):
+        return
+    at = next((i for i, c in enumerate(root.children) if c.start >= cut), len(root.children))
+    if at and root.children[at - 1].end > cut:
+        return
+    children = root.children[at:]
+    if any(c.local == "mergeCells" for c in root.children[:at]):
+        merges = None  # merges_of reads the first <mergeCells>: one in the head is read again for each file
+    _TAILS.put(_tail_key(data, cut, root.tag, keep), _Tail(cut, children, root.inner_end, root.end, merges))
+
+
+def tags_from(data: bytes, keep: dict[str, str | None], name: str) -> Element:
+    """parse_tags(data, keep), with the root's children from the first <`name`> on parsed once per distinct
+    bytes from there: in workbook.xml, <sheets> and <definedNames> are the template's, while what comes
+    before (<fileVersion>, <workbookPr>, the saved folder in <x15ac:absPath>, <bookViews> with the window's
+    place and the active sheet) is each save's own. The tree is the same as parse_tags', and read only."""
+    root_tag = _clean_root(data)
+    if root_tag is None:
+        return tags(data, keep)
+    p = prefix_of(root_tag).encode()
+    m = re.compile(b"<" + re.escape(p + name.encode()) + rb"[\s/>]").search(data)
+    if m is None or data.find(name.encode()) != m.start() + 1 + len(p):
+        return tags(data, keep)  # the name first seen elsewhere (in an attribute value): parse the part whole
+    cut = m.start()
+    joined = _joined(data, keep, cut, [], root_tag)
+    if joined is not None:
+        return joined[0]
+    root = parse_tags(data, keep)
+    _keep_tail(data, keep, cut, root, None)
+    return root
+
+
+def _sheet_cut(data: bytes) -> tuple[int, int, int, str, bytes] | None:
+    """(start, end of <sheetData>'s content, end of </sheetData>, root tag, prefix) of a worksheet that parse_sheet
+    parses on its path without callbacks, with nothing in <sheetData> making it take the other one; else None."""
+    root_tag = _clean_root(data)
+    if root_tag is None:
+        return None
+    m = _SHEET_DATA.search(data)
+    if m is None or data.find(b"sheetData") != m.start() + 1 + len(m.group(1)):
+        return None  # another <sheetData> first (an empty one), or the name in an attribute value
+    p = m.group(1)
+    head = START_TAG.match(data, m.start())
+    if head is None or head.group(1) or p != prefix_of(root_tag).encode():
+        return None
+    close = re.compile(b"</" + re.escape(p) + rb"sheetData\s*>").search(data, head.end())
+    if close is None:
+        return None
+    a, b = head.end(), close.start()
+    if b"extLst" in data[a:b] or data.find(b"<" + p + b"dataValidations", 0, close.end()) >= 0:
+        return None  # parse_sheet walks such a sheet with expat's callbacks
+    return a, b, close.end(), root_tag, p
+
+
+def sheet_root(data: bytes, keep: dict[str, str | None]) -> Element:
+    """parse_sheet(data, keep, False)[0], the elements after <sheetData> parsed once per distinct bytes."""
+    return _sheet(data, keep, None, False).root
+
+
+def flagged_sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges) -> Sheet:
+    """parse_sheet(data, keep, True) and merges_of(its root); what follows <sheetData> parsed once per distinct bytes.
+
+    A worksheet's bytes after </sheetData> (merges, conditional formats, validations, page set-up: most of a
+    template's sheet) are the same in every return of one template; those before it (the view a unit left: zoom,
+    selection, first visible cell; the dimension) often are not. For a sheet whose tail is one already parsed,
+    expat parses only the head (with callbacks) and the new <sheetData> content (without: it is checked, its rows
+    found as parse_sheet finds them in a part with no comment, CDATA or processing instruction), and the kept
+    tail's elements follow, their offsets moved by the difference in length.
+    """
+    return _sheet(data, keep, merges_of, True)
+
+
+def _sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges | None, with_rows: bool) -> Sheet:
+    """The sheet (its merges only with `merges_of`, its rows only `with_rows`), the tail joined where one is kept."""
+    found = _sheet_cut(data)
+    if found is not None:
+        a, b, cut, root_tag, p = found
+        joined = _joined(data, keep, cut, [(a, b)], root_tag)
+        if joined is not None:
+            root, tail = joined
+            merges = tail.merges if tail.merges is not None or merges_of is None else merges_of(root)
+            return Sheet(root, _rows(data, a, b, p) if with_rows else [], merges or [])
+    root, rows = parse_sheet(data, keep, with_rows)
+    merges = merges_of(root) if merges_of is not None else None
+    if found is not None:
         sheet_data = root.kid("sheetData")
-        if sheet_data is not None and (sheet_data.head_end, sheet_data.inner_end) == (a, b):
-            _SKELETONS.put(key, _Skeleton(root, b - a, merges, prefix_of(root.tag).encode()))
-        return Sheet(root, rows, merges)
-    # expat with no callbacks over the content (parse_tags' skip): Unpatchable unless it is well-formed
-    parse_tags(b"<x><y>" + content + b"</y></x>", {}, None, [(6, 6 + len(content))])
-    return Sheet(
-        _shifted(skeleton.root, a + skeleton.length, len(content) - skeleton.length),
-        _rows(data, a, b, skeleton.prefix),
-        skeleton.merges,
-    )
+        if sheet_data is not None and (sheet_data.head_end, sheet_data.inner_end, sheet_data.end) == found[:3]:
+            _keep_tail(data, keep, found[2], root, merges)
+    return Sheet(root, rows, merges or [])
 
 
-def _shifted(el: Element, at: int, delta: int) -> Element:
-    """The tree with every offset from `at` on moved by `delta` (elements wholly before `at` shared)."""
-    if delta == 0 or el.end < at:
-        return el
-
-    def move(n: int) -> int:
-        return n + delta if n >= at else n
-
+def _moved(el: Element, delta: int) -> Element:
+    """A copy of the tree with every offset moved by `delta`."""
     return Element(
         el.tag,
         el.attrs,
-        move(el.start),
-        move(el.head_end),
+        el.start + delta,
+        el.head_end + delta,
         el.empty,
-        move(el.inner_end),
-        move(el.end),
-        [_shifted(c, at, delta) for c in el.children],
+        el.inner_end + delta,
+        el.end + delta,
+        [_moved(c, delta) for c in el.children],
         el.count,
     )
 

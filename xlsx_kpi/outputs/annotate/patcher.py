@@ -31,13 +31,12 @@ from xlsx_kpi.ooxml.patch import (
     check_namespace,
     free_name,
     open_patchable,
-    parse_sheet,
     prefix_of,
     read_part,
     write_zip,
 )
 from xlsx_kpi.outputs.annotate.comments import comments_xml, first_vml_block, vml_drawing
-from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, tags
+from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, sheet_root, tags, tags_from
 from xlsx_kpi.outputs.annotate.result import result_sheet
 from xlsx_kpi.outputs.annotate.sheets import (
     SheetPart,
@@ -105,7 +104,7 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
             )
 
     book_data = read_part(pkg, "xl/workbook.xml")
-    book = tags(book_data, {"sheets": None, "bookViews": None, "definedNames": "localSheetId"})
+    book = tags_from(book_data, {"sheets": None, "bookViews": None, "definedNames": "localSheetId"}, "sheets")
     check_namespace(book, MAIN_NS)
     rel_prefix = relationship_prefix(book)
     sheets: dict[str, SheetPart] = {}
@@ -249,7 +248,7 @@ def _unselected(data: bytes) -> bytes | None:
     """The sheet without tabSelected (once per distinct sheet); None when no view of it is selected."""
 
     def make() -> tuple[bytes | None]:
-        root, _ = parse_sheet(data, {"sheetViews": None}, False)
+        root = sheet_root(data, {"sheetViews": None})
         edits = unselect(data, root)
         return (apply_edits(data, edits) if edits else None,)
 
