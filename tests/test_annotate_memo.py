@@ -15,10 +15,11 @@ from xlsx_kpi.audit.report import Report
 from xlsx_kpi.batch.check import Options, check_file
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.ooxml.patch import Element, Unpatchable, parse_sheet, parse_tags
-from xlsx_kpi.outputs.annotate import memo
+from xlsx_kpi.outputs.annotate import memo, workbook
 from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, forget, sheet_root, tags_from
 from xlsx_kpi.outputs.annotate.patcher import annotate_fast
 from xlsx_kpi.outputs.annotate.sheets import merges_of
+from xlsx_kpi.outputs.annotate.workbook import drop_app_titles
 
 STAMP = re.compile(rb"\d{4}-\d\d-\d\d \d\d:\d\d|\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ| [0-9a-f]{32}<")
 KEEP: dict[str, str | None] = {"sheetViews": None, "cols": None, "mergeCells": None}
@@ -298,3 +299,42 @@ def test_a_kept_tail_vouches_for_nothing_before_it(source: Path) -> None:
     got = flagged_sheet(commented, keep, merges_of)
     assert dump(got.root) == dump(parse_sheet(commented, keep, True)[0])
     assert got.root.kid("mergeCells") is not None and len(got.merges) == len(merges_of(got.root)) > 0
+
+
+APP = (
+    '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n<Properties xmlns="http://schemas.openxmlformats.org/'
+    'officeDocument/2006/extended-properties" xmlns:vt="http://schemas.openxmlformats.org/officeDocument/2006/'
+    'docPropsVTypes"><Application>Microsoft Excel</Application><DocSecurity>0</DocSecurity>'
+    '<HeadingPairs><vt:vector size="2" baseType="variant"><vt:variant><vt:lpstr>工作表</vt:lpstr></vt:variant>'
+    "<vt:variant><vt:i4>2</vt:i4></vt:variant></vt:vector></HeadingPairs>"
+    '<TitlesOfParts><vt:vector size="2" baseType="lpstr"><vt:lpstr>附件1</vt:lpstr><vt:lpstr>附件2</vt:lpstr>'
+    "</vt:vector></TitlesOfParts><Company>资阳市科学技术协会</Company><AppVersion>16.0300</AppVersion></Properties>"
+).encode()
+APP_TRIMMED = APP[: APP.index(b"<HeadingPairs>")] + APP[APP.index(b"<Company>") :]
+
+
+def test_app_titles_are_cut_with_their_vectors_checked_without_callbacks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """docProps/app.xml differs between units (Company, AppVersion): no memo, but the long lists skip the callbacks."""
+    skips: list[list[tuple[int, int]] | None] = []
+    real = workbook.parse_tags
+    monkeypatch.setattr(
+        workbook,
+        "parse_tags",
+        lambda data, keep, rows=None, skip=None: skips.append(skip) or real(data, keep, rows, skip),
+    )
+    assert drop_app_titles(APP) == APP_TRIMMED
+    vector = APP.index(b"<vt:vector")
+    assert skips == [
+        [
+            (vector, APP.index(b"</HeadingPairs>")),
+            (APP.index(b'<vt:vector size="2" baseType="lpstr">'), APP.index(b"</TitlesOfParts>")),
+        ]
+    ]
+    # A comment: every element walked, the same cut.
+    commented = APP.replace(b"<Company>", b"<!-- x --><Company>")
+    skips.clear()
+    assert drop_app_titles(commented) == APP_TRIMMED.replace(b"<Company>", b"<!-- x --><Company>")
+    assert skips == [[]]
+    # Broken inside a skipped vector: refused by expat all the same, the part left as the unit sent it.
+    broken = APP.replace(b"<vt:i4>2</vt:i4>", b"<vt:i4>2</vt:i5>")
+    assert drop_app_titles(broken) == broken

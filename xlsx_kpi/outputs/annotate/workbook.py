@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -127,11 +128,40 @@ def add_relationships(data: bytes | None, new: list[tuple[str, str]]) -> tuple[b
 def drop_app_titles(data: bytes) -> bytes:
     """docProps/app.xml without HeadingPairs/TitlesOfParts: the sheet list there would miss 审核结果.
 
-    Both are optional; Excel rewrites them on save, and openpyxl's copy has neither.
+    Both are optional; Excel rewrites them on save, and openpyxl's copy has neither. Their contents (a vector
+    item per sheet and per defined name: hundreds in a template) are checked by expat without callbacks, so a
+    part that differs from the last one seen (another unit's Company, another AppVersion) costs little.
     """
     try:
-        root = parse_tags(data, {})
+        try:
+            root = parse_tags(data, {}, None, _title_contents(data))
+        except Unpatchable:
+            root = parse_tags(data, {})  # the contents were not where the scan put them: every element walked
     except Unpatchable:
         return data  # metadata only, and nothing reads it on open: leave it as the unit sent it
-    cuts = [(c.start, c.end, 0, b"") for c in root.children if c.local in ("HeadingPairs", "TitlesOfParts")]
+    cuts = [(c.start, c.end, 0, b"") for c in root.children if c.local in _TITLES]
     return apply_edits(data, cuts) if cuts else data
+
+
+_TITLES = ("HeadingPairs", "TitlesOfParts")
+_ROOT = re.compile(rb"<([^\s/>!?]+)")
+
+
+def _title_contents(data: bytes) -> list[tuple[int, int]]:
+    """Where HeadingPairs' and TitlesOfParts' contents are (parse_tags checks that they are exactly that), in a
+    part where every "<" starts a tag; [] for another part."""
+    root = _ROOT.search(data)
+    if b"<!" in data or data.count(b"<?") > 1 or root is None:
+        return []
+    p = re.escape(prefix_of(root.group(1).decode("utf-8", "replace")).encode())
+    spans = []
+    for name in _TITLES:
+        start = re.compile(b"<" + p + name.encode() + rb"\s*>").search(data)
+        if start is None:
+            continue
+        end = re.compile(b"</" + p + name.encode() + rb"\s*>").search(data, start.end())
+        if end is None:
+            return []
+        spans.append((start.end(), end.start()))
+    spans.sort()
+    return [] if len(spans) == 2 and spans[0][1] > spans[1][0] else spans
