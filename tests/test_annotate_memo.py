@@ -125,6 +125,14 @@ def test_a_second_file_of_the_layout_gives_the_copy_a_fresh_parse_gives(
     assert re.search(rb'<c r="F7" s="(\d+)"', members(warm)[part]).group(1) == re.search(  # type: ignore[union-attr]
         rb'<c r="F7" s="(\d+)"', members(first)[part]
     ).group(1)
+    # The tree made of the kept head (up to <sheetData>'s content) and the kept tail is the fresh parse's.
+    with zipfile.ZipFile(other) as z:
+        data = z.read(part)
+    assert memo._HEADS.find((data[: data.index(b"<sheetData>") + 11], tuple(KEEP.items()))) is not None
+    got = flagged_sheet(data, KEEP, merges_of)
+    root, rows = parse_sheet(data, KEEP, True)
+    assert dump(got.root) == dump(root) and [dump(r.el) for r in got.rows] == [dump(r.el) for r in rows]
+    assert root.kid("sheetData").inner_end == data.index(b"</sheetData>")  # type: ignore[union-attr]
 
 
 def test_two_layouts_keep_two_entries(catalog: Catalog, source: Path, report: Report, tmp_path: Path) -> None:

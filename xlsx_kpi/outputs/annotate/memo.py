@@ -123,30 +123,32 @@ def _tail_key(data: bytes, cut: int, root_tag: str, keep: dict[str, str | None])
 
 
 def _joined(
-    data: bytes, keep: dict[str, str | None], cut: int, skip: list[tuple[int, int]], root_tag: str
-) -> tuple[Element, _Tail] | None:
-    """The tree of a part whose bytes from `cut` (between two of the root's children) are a kept tail's: expat
-    parses the head (closed there by the root's end tag, `skip` checked without callbacks) and the kept tail's
-    elements follow, moved by the difference in where the cut is. None when no tail is kept for these bytes, or
-    when the head does not parse as the part's start up to a child boundary: the caller parses it afresh.
+    data: bytes, keep: dict[str, str | None], cut: int, skip: list[tuple[int, int]], root_tag: str, tail: _Tail
+) -> Element | None:
+    """The tree of a part whose bytes from `cut` (between two of the root's children) are `tail`'s: expat parses
+    the head (closed there by the root's end tag, `skip` checked without callbacks) and the tail's elements
+    follow. None when the head does not parse as the part's start up to a child boundary: the caller parses the
+    part afresh (and refuses it, when that is what a fresh parse does).
 
     The tail parsed alike in the part it was kept from: expat here resolves no namespace and no entity (a DTD is
     refused), so what it checks in the tail depends only on the open root, whose tag is part of the key.
     """
-    tail = _TAILS.find(_tail_key(data, cut, root_tag, keep))
-    if tail is None:
-        return None
     try:
         root = parse_tags(data[:cut] + b"</" + root_tag.encode() + b">", keep, None, skip)
     except Unpatchable:
         return None
     if root.tag != root_tag or root.inner_end != cut:
         return None
+    return _attach(root, tail, cut)
+
+
+def _attach(root: Element, tail: _Tail, cut: int) -> Element:
+    """`root` (new, holding the head's children) with the tail's children after them, moved to a cut at `cut`."""
     delta = cut - tail.cut
     root.children += tail.children if delta == 0 else [_moved(c, delta) for c in tail.children]
     root.count += len(tail.children)
     root.inner_end, root.end = tail.inner_end + delta, tail.end + delta
-    return root, tail
+    return root
 
 
 def _keep_tail(
@@ -177,9 +179,10 @@ def tags_from(data: bytes, keep: dict[str, str | None], name: str) -> Element:
     if m is None or data.find(name.encode()) != m.start() + 1 + len(p):
         return tags(data, keep)  # the name first seen elsewhere (in an attribute value): parse the part whole
     cut = m.start()
-    joined = _joined(data, keep, cut, [], root_tag)
+    tail = _TAILS.find(_tail_key(data, cut, root_tag, keep))
+    joined = _joined(data, keep, cut, [], root_tag, tail) if tail is not None else None
     if joined is not None:
-        return joined[0]
+        return joined
     root = parse_tags(data, keep)
     _keep_tail(data, keep, cut, root, None)
     return root
@@ -230,18 +233,70 @@ def _sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges | None, w
     found = _sheet_cut(data)
     if found is not None:
         a, b, cut, root_tag, p = found
-        joined = _joined(data, keep, cut, [(a, b)], root_tag)
-        if joined is not None:
-            root, tail = joined
-            merges = tail.merges if tail.merges is not None or merges_of is None else merges_of(root)
-            return Sheet(root, _rows(data, a, b, p) if with_rows else [], merges or [])
+        tail = _TAILS.find(_tail_key(data, cut, root_tag, keep))
+        if tail is not None:
+            head_key = (data[:a], tuple(keep.items()))
+            head = _HEADS.find(head_key)
+            if head is not None:
+                root = _from_head(head, data, a, b, cut, tail)
+            else:
+                root = _joined(data, keep, cut, [(a, b)], root_tag, tail)
+                if root is not None:
+                    _keep_head(head_key, root, a)
+            if root is not None:
+                merges = tail.merges if tail.merges is not None or merges_of is None else merges_of(root)
+                return Sheet(root, _rows(data, a, b, p) if with_rows else [], merges or [])
     root, rows = parse_sheet(data, keep, with_rows)
     merges = merges_of(root) if merges_of is not None else None
     if found is not None:
         sheet_data = root.kid("sheetData")
         if sheet_data is not None and (sheet_data.head_end, sheet_data.inner_end, sheet_data.end) == found[:3]:
             _keep_tail(data, keep, found[2], root, merges)
+            _keep_head((data[:a], tuple(keep.items())), root, a)
     return Sheet(root, rows, merges or [])
+
+
+@dataclass(frozen=True, slots=True)
+class _Head:
+    """A worksheet's root start tag, its children before <sheetData> and <sheetData>'s start tag, as parsed."""
+
+    root: Element  # its start tag's fields; children: those before <sheetData>, all closed there
+    sheet_data: Element  # its start tag's fields
+
+
+_HEADS: Memo[_Head] = Memo()
+
+
+def _keep_head(key: Hashable, root: Element, a: int) -> None:
+    """Keep what precedes <sheetData>'s content (at `a`) in a tree just parsed, for the next sheet with those bytes."""
+    at = next((i for i, c in enumerate(root.children) if c.local == "sheetData"), -1)
+    if at < 0 or root.children[at].head_end != a or (at and root.children[at - 1].end > root.children[at].start):
+        return
+    sd = root.children[at]
+    _HEADS.put(
+        key,
+        _Head(
+            Element(root.tag, root.attrs, root.start, root.head_end, False, children=root.children[:at]),
+            Element(sd.tag, sd.attrs, sd.start, sd.head_end, False),
+        ),
+    )
+
+
+def _from_head(head: _Head, data: bytes, a: int, b: int, cut: int, tail: _Tail) -> Element | None:
+    """The tree of a sheet whose bytes before <sheetData>'s content (data[a:b]) are a kept head's and whose bytes
+    from `cut` (after </sheetData>) are `tail`'s: expat checks only the content, wrapped in one element (with the
+    same bytes around it the part is then well-formed, as the parsed ones were). None where it is not: the
+    caller parses the part afresh."""
+    content = data[a:b]
+    try:
+        parse_tags(b"<x><y>" + content + b"</y></x>", {}, None, [(6, 6 + len(content))])
+    except Unpatchable:
+        return None
+    r, sd = head.root, head.sheet_data
+    children = [*r.children, Element(sd.tag, sd.attrs, sd.start, sd.head_end, False, b, cut)]
+    return _attach(
+        Element(r.tag, r.attrs, r.start, r.head_end, False, children=children, count=len(children)), tail, cut
+    )
 
 
 def _moved(el: Element, delta: int) -> Element:
