@@ -101,21 +101,14 @@ class _Tail:
     inner_end: int  # the root's end tag
     end: int
     merges: list[tuple[int, int, int, int]] | None  # a worksheet's merged ranges, when its <mergeCells> is here
+    instructions: int  # how many "<?" it holds (see _sheet)
 
 
 _TAILS: Memo[_Tail] = Memo()
+_BOOKS: Memo[Element] = Memo()
 _ROOT = re.compile(rb"<([^\s/>!?]+)")
 _SHEET_DATA = re.compile(rb"<((?:[^\s/<>:!?]+:)?)sheetData[\s>]")
 Merges = Callable[[Element], list[tuple[int, int, int, int]]]
-
-
-def _clean_root(data: bytes) -> str | None:
-    """The root's tag of a part where every "<" starts a tag (no comment, CDATA, DTD, nor a second processing
-    instruction: parse_sheet's own condition for checking contents without callbacks); None for another part."""
-    if b"<!" in data or data.count(b"<?") > 1:
-        return None
-    m = _ROOT.search(data)
-    return m.group(1).decode("utf-8", "replace") if m is not None else None
 
 
 def _tail_key(data: bytes, cut: int, root_tag: str, keep: dict[str, str | None]) -> Hashable:
@@ -125,13 +118,14 @@ def _tail_key(data: bytes, cut: int, root_tag: str, keep: dict[str, str | None])
 def _joined(
     data: bytes, keep: dict[str, str | None], cut: int, skip: list[tuple[int, int]], root_tag: str, tail: _Tail
 ) -> Element | None:
-    """The tree of a part whose bytes from `cut` (between two of the root's children) are `tail`'s: expat parses
-    the head (closed there by the root's end tag, `skip` checked without callbacks) and the tail's elements
-    follow. None when the head does not parse as the part's start up to a child boundary: the caller parses the
-    part afresh (and refuses it, when that is what a fresh parse does).
+    """The tree of a part whose bytes from `cut` are `tail`'s: expat parses the head (closed there by the root's
+    end tag, `skip` checked without callbacks) and the tail's elements follow. None when the head does not parse
+    as the part's start up to a boundary between two of the root's children: the caller parses the part afresh
+    (and refuses it, when that is what a fresh parse does).
 
-    The tail parsed alike in the part it was kept from: expat here resolves no namespace and no entity (a DTD is
-    refused), so what it checks in the tail depends only on the open root, whose tag is part of the key.
+    The tail parsed alike in the part it was kept from: at the cut expat was, as here, in the root's content (the
+    root's end tag closed the head there), and it resolves no namespace and no entity (a DTD is refused), so
+    what it checks in the tail depends only on the open root, whose tag is part of the key.
     """
     try:
         root = parse_tags(data[:cut] + b"</" + root_tag.encode() + b">", keep, None, skip)
@@ -163,7 +157,8 @@ def _keep_tail(
     children = root.children[at:]
     if any(c.local == "mergeCells" for c in root.children[:at]):
         merges = None  # merges_of reads the first <mergeCells>: one in the head is read again for each file
-    _TAILS.put(_tail_key(data, cut, root.tag, keep), _Tail(cut, children, root.inner_end, root.end, merges))
+    tail = _Tail(cut, children, root.inner_end, root.end, merges, data.count(b"<?", cut))
+    _TAILS.put(_tail_key(data, cut, root.tag, keep), tail)
 
 
 def tags_from(data: bytes, keep: dict[str, str | None], name: str) -> Element:
@@ -171,43 +166,57 @@ def tags_from(data: bytes, keep: dict[str, str | None], name: str) -> Element:
     bytes from there: in workbook.xml, <sheets> and <definedNames> are the template's, while what comes
     before (<fileVersion>, <workbookPr>, the saved folder in <x15ac:absPath>, <bookViews> with the window's
     place and the active sheet) is each save's own. The tree is the same as parse_tags', and read only."""
-    root_tag = _clean_root(data)
-    if root_tag is None:
-        return tags(data, keep)
-    p = prefix_of(root_tag).encode()
-    m = re.compile(b"<" + re.escape(p + name.encode()) + rb"[\s/>]").search(data)
-    if m is None or data.find(name.encode()) != m.start() + 1 + len(p):
-        return tags(data, keep)  # the name first seen elsewhere (in an attribute value): parse the part whole
-    cut = m.start()
-    tail = _TAILS.find(_tail_key(data, cut, root_tag, keep))
-    joined = _joined(data, keep, cut, [], root_tag, tail) if tail is not None else None
-    if joined is not None:
-        return joined
-    root = parse_tags(data, keep)
-    _keep_tail(data, keep, cut, root, None)
+    key = (data, tuple(keep.items()))
+    found = _BOOKS.find(key)
+    if found is not None:
+        return found
+    root_tag = _ROOT.search(data)
+    m = None
+    if root_tag is not None:
+        p = prefix_of(root_tag.group(1).decode("utf-8", "replace")).encode()
+        m = re.compile(b"<" + re.escape(p + name.encode()) + rb"[\s/>]").search(data)
+    if m is None or root_tag is None:
+        root = parse_tags(data, keep)
+    else:
+        cut, tag = m.start(), root_tag.group(1).decode("utf-8", "replace")
+        tail = _TAILS.find(_tail_key(data, cut, tag, keep))
+        joined = _joined(data, keep, cut, [], tag, tail) if tail is not None else None
+        if joined is not None:
+            root = joined
+        else:
+            root = parse_tags(data, keep)
+            _keep_tail(data, keep, cut, root, None)
+    _BOOKS.put(key, root)
     return root
 
 
 def _sheet_cut(data: bytes) -> tuple[int, int, int, str, bytes] | None:
-    """(start, end of <sheetData>'s content, end of </sheetData>, root tag, prefix) of a worksheet that parse_sheet
-    parses on its path without callbacks, with nothing in <sheetData> making it take the other one; else None."""
-    root_tag = _clean_root(data)
-    if root_tag is None:
-        return None
+    """(start, end of <sheetData>'s content, end of </sheetData>, root tag, prefix) of a worksheet whose content
+    has nothing that makes parse_sheet walk it with expat's callbacks (a comment, CDATA, a processing instruction,
+    an extension); None for another sheet. What lies before and after the content is checked by the caller."""
     m = _SHEET_DATA.search(data)
     if m is None or data.find(b"sheetData") != m.start() + 1 + len(m.group(1)):
         return None  # another <sheetData> first (an empty one), or the name in an attribute value
     p = m.group(1)
+    root = _ROOT.search(data, 0, m.start())
     head = START_TAG.match(data, m.start())
-    if head is None or head.group(1) or p != prefix_of(root_tag).encode():
+    if (
+        root is None
+        or head is None
+        or head.group(1)
+        or p != prefix_of(root.group(1).decode("utf-8", "replace")).encode()
+    ):
         return None
     close = re.compile(b"</" + re.escape(p) + rb"sheetData\s*>").search(data, head.end())
     if close is None:
         return None
     a, b = head.end(), close.start()
-    if b"extLst" in data[a:b] or data.find(b"<" + p + b"dataValidations", 0, close.end()) >= 0:
-        return None  # parse_sheet walks such a sheet with expat's callbacks
-    return a, b, close.end(), root_tag, p
+    content = data[a:b]
+    if b"<!" in content or b"<?" in content or b"extLst" in content:
+        return None
+    if data.find(b"<" + p + b"dataValidations", 0, close.end()) >= 0:
+        return None  # parse_sheet would not skip the one after </sheetData>
+    return a, b, close.end(), root.group(1).decode("utf-8", "replace"), p
 
 
 def sheet_root(data: bytes, keep: dict[str, str | None]) -> Element:
@@ -221,15 +230,19 @@ def flagged_sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges) -
     A worksheet's bytes after </sheetData> (merges, conditional formats, validations, page set-up: most of a
     template's sheet) are the same in every return of one template; those before it (the view a unit left: zoom,
     selection, first visible cell; the dimension) often are not. For a sheet whose tail is one already parsed,
-    expat parses only the head (with callbacks) and the new <sheetData> content (without: it is checked, its rows
-    found as parse_sheet finds them in a part with no comment, CDATA or processing instruction), and the kept
-    tail's elements follow, their offsets moved by the difference in length.
+    expat parses only the head (with callbacks; not even that when the head too is one already parsed) and the
+    new <sheetData> content (without: it is checked, its rows found as parse_sheet finds them in a part with no
+    comment, CDATA or processing instruction), and the kept tail's elements follow, their offsets moved.
     """
     return _sheet(data, keep, merges_of, True)
 
 
 def _sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges | None, with_rows: bool) -> Sheet:
-    """The sheet (its merges only with `merges_of`, its rows only `with_rows`), the tail joined where one is kept."""
+    """The sheet (its merges only with `merges_of`, its rows only `with_rows`), the tail joined where one is kept.
+
+    Heads and tails are kept only from sheets that parse_sheet parses on its path without callbacks (no "<!",
+    at most one "<?"), and joined only where the sheet they make is one too: the tree is then the one it gives.
+    """
     found = _sheet_cut(data)
     if found is not None:
         a, b, cut, root_tag, p = found
@@ -237,22 +250,24 @@ def _sheet(data: bytes, keep: dict[str, str | None], merges_of: Merges | None, w
         if tail is not None:
             head_key = (data[:a], tuple(keep.items()))
             head = _HEADS.find(head_key)
+            root = None
             if head is not None:
-                root = _from_head(head, data, a, b, cut, tail)
-            else:
+                if head.instructions + tail.instructions <= 1:
+                    root = _from_head(head, data, a, b, cut, tail)
+            elif b"<!" not in data[:a] and (pis := data.count(b"<?", 0, a)) + tail.instructions <= 1:
                 root = _joined(data, keep, cut, [(a, b)], root_tag, tail)
                 if root is not None:
-                    _keep_head(head_key, root, a)
+                    _keep_head(head_key, root, a, pis)
             if root is not None:
                 merges = tail.merges if tail.merges is not None or merges_of is None else merges_of(root)
                 return Sheet(root, _rows(data, a, b, p) if with_rows else [], merges or [])
     root, rows = parse_sheet(data, keep, with_rows)
     merges = merges_of(root) if merges_of is not None else None
-    if found is not None:
+    if found is not None and b"<!" not in data and data.count(b"<?") <= 1:
         sheet_data = root.kid("sheetData")
         if sheet_data is not None and (sheet_data.head_end, sheet_data.inner_end, sheet_data.end) == found[:3]:
             _keep_tail(data, keep, found[2], root, merges)
-            _keep_head((data[:a], tuple(keep.items())), root, a)
+            _keep_head((data[: found[0]], tuple(keep.items())), root, found[0], data.count(b"<?", 0, found[0]))
     return Sheet(root, rows, merges or [])
 
 
@@ -262,12 +277,13 @@ class _Head:
 
     root: Element  # its start tag's fields; children: those before <sheetData>, all closed there
     sheet_data: Element  # its start tag's fields
+    instructions: int  # how many "<?" it holds (its XML declaration)
 
 
 _HEADS: Memo[_Head] = Memo()
 
 
-def _keep_head(key: Hashable, root: Element, a: int) -> None:
+def _keep_head(key: Hashable, root: Element, a: int, instructions: int) -> None:
     """Keep what precedes <sheetData>'s content (at `a`) in a tree just parsed, for the next sheet with those bytes."""
     at = next((i for i, c in enumerate(root.children) if c.local == "sheetData"), -1)
     if at < 0 or root.children[at].head_end != a or (at and root.children[at - 1].end > root.children[at].start):
@@ -278,6 +294,7 @@ def _keep_head(key: Hashable, root: Element, a: int) -> None:
         _Head(
             Element(root.tag, root.attrs, root.start, root.head_end, False, children=root.children[:at]),
             Element(sd.tag, sd.attrs, sd.start, sd.head_end, False),
+            instructions,
         ),
     )
 
