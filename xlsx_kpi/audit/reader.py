@@ -56,7 +56,7 @@ def read_workbook(path: Path, catalog: Catalog) -> Filing:
 
 
 def _read_package(pkg: Package, path: Path, catalog: Catalog) -> Filing:
-    check_kind(pkg)
+    check_kind(pkg, read_once)
     book = read_once(pkg, "book", (pkg.main, rels_of(pkg.main)), read_book)
     strings = read_shared_strings(pkg, book.shared_strings)
     meta = read_meta_sheet(pkg, book, strings)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +28,7 @@ from xlsx_kpi.ooxml.package import (
 __all__ = [
     "CORE_PART",
     "CoreProperties",
+    "PartMemo",
     "check_kind",
     "content_types",
     "member_sums",
@@ -106,14 +108,26 @@ def content_types(pkg: Package) -> list[str]:
 MACRO_CONTENT = ("macroenabled", "vbaproject", "vnd.ms-excel.addin", "vnd.ms-excel.template.macro")
 
 
-def check_kind(pkg: Package) -> None:
-    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros."""
+# read_once(pkg, what, parts, read): read(pkg), or the result kept for the same content of `parts` (audit.xml_parts).
+PartMemo = Callable[[Package, str, tuple[str, ...], Callable[[Package], Any]], Any]
+
+
+def check_kind(pkg: Package, once: PartMemo | None = None) -> None:
+    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros.
+
+    With `once`, the three small parts read here are parsed once per distinct content (a batch of returned
+    copies of one template has the same relationships and content types).
+    """
+
+    def parsed(what: str, part: str, read: Callable[[Package], Any]) -> Any:
+        return read(pkg) if once is None else once(pkg, what, (part,), read)
+
     names = pkg.members
     if "word/document.xml" in names:
         raise fail(MSG_DOCX, pkg.path)
     if any(n.startswith("ppt/") for n in names):
         raise fail(MSG_PPTX, pkg.path)
-    package_rels = relationships(pkg, "_rels/.rels")
+    package_rels = parsed("rels", "_rels/.rels", lambda p: tuple(relationships(p, "_rels/.rels")))
     main = next(
         (resolve_target("", t) for _, kind, t in package_rels if kind.endswith("/officeDocument")), "xl/workbook.xml"
     )
@@ -128,9 +142,14 @@ def check_kind(pkg: Package) -> None:
     # A macro project may have any name: its content type and relationship type say what it is.
     if any(n.endswith("vbaproject.bin") for n in names):
         raise fail(MSG_MACRO, pkg.path)
-    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in content_types(pkg)):
+    kinds = parsed("content types", "[Content_Types].xml", lambda p: tuple(content_types(p)))
+    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in kinds):
         raise fail(MSG_MACRO, pkg.path)
-    if any(kind.lower().endswith("/vbaproject") for _, kind, _ in relationships(pkg, rels_of(main))):
+    main_rels = rels_of(main)
+    if any(
+        kind.lower().endswith("/vbaproject")
+        for _, kind, _ in parsed("rels", main_rels, lambda p: tuple(relationships(p, main_rels)))
+    ):
         raise fail(MSG_MACRO, pkg.path)
 
 
