@@ -55,13 +55,13 @@ def read_meta_sheet(pkg: Package, book: Book, strings: Sequence[str]) -> dict[st
         return {}
     found, _ = scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
     meta: dict[str, str] = {}
-    for r in range(1, MAX_META_ROWS + 1):
-        if f"A{r}" in found:
-            a, b = found[f"A{r}"], found.get(f"B{r}")
-            key = as_text(raw_cell(a, f"{META_SHEET}!A{r}", (r - 1, 0), strings, frozenset(), {}, pkg.path))
-            value = as_text(raw_cell(b, f"{META_SHEET}!B{r}", (r - 1, 1), strings, frozenset(), {}, pkg.path))
-            if key and key.strip():
-                meta[key.strip()] = (value or "").strip()
+    # Row by row from the top, as found (a key written twice keeps its lower row's value).
+    for r in sorted(int(a1[1:]) for a1 in found if a1[0] == "A"):
+        a, b = found[f"A{r}"], found.get(f"B{r}")
+        key = as_text(raw_cell(a, f"{META_SHEET}!A{r}", (r - 1, 0), strings, frozenset(), {}, pkg.path))
+        value = as_text(raw_cell(b, f"{META_SHEET}!B{r}", (r - 1, 1), strings, frozenset(), {}, pkg.path))
+        if key and key.strip():
+            meta[key.strip()] = (value or "").strip()
     return meta
 
 
