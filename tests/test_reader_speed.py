@@ -11,15 +11,16 @@ from typing import Any
 import pytest
 from seed_data import DEPT_IDENTITY, dept_inputs
 
-from xlsx_kpi.audit import reader, xml_parts
+from xlsx_kpi.audit import identify, reader, xml_parts
 from xlsx_kpi.audit.cells import unescape
+from xlsx_kpi.audit.filing import MSG_DUPLICATE_CELL
 from xlsx_kpi.audit.identify import read_meta_sheet
 from xlsx_kpi.audit.reader import read_workbook
 from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.spec import Catalog
 from xlsx_kpi.ooxml import parts
-from xlsx_kpi.ooxml.package import open_package
+from xlsx_kpi.ooxml.package import MSG_CORRUPT, MSG_UNSAFE_XML, open_package
 from xlsx_kpi.ooxml.parts import MSG_MACRO, check_kind
 from xlsx_kpi.ooxml.shared_strings import read_plain
 from xlsx_kpi.outputs.template import write_template
@@ -126,14 +127,7 @@ def test_identity_rows_anywhere_in_the_first_rows_and_a_repeated_key(
 ) -> None:
     """Identity rows are read from the top down among the rows the sheet has: a key repeated below keeps the
     lower row's value, a row below MAX_META_ROWS is not read."""
-    with zipfile.ZipFile(filled) as z:
-        book = z.read("xl/workbook.xml").decode()
-        rels = z.read("xl/_rels/workbook.xml.rels").decode()
-    rid = re.search(r'<sheet [^>]*name="_xlsx_kpi"[^>]*r:id="([^"]+)"', book)
-    assert rid is not None
-    target = re.search(rf'Id="{rid.group(1)}"[^>]*Target="([^"]+)"|Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
-    assert target is not None
-    member = "xl/" + (target.group(1) or target.group(2))
+    member = meta_member(filled)
 
     def add_rows(xml: str) -> str:
         extra = (
@@ -147,11 +141,108 @@ def test_identity_rows_anywhere_in_the_first_rows_and_a_repeated_key(
         return xml.replace("</sheetData>", extra + "</sheetData>")
 
     out = rezip(filled, tmp_path / "meta.xlsx", {member: add_rows})
-    with open_package(out) as pkg:
-        check_kind(pkg)
-        book = xml_parts.read_book(pkg)
-        meta = read_meta_sheet(pkg, book, xml_parts.read_shared_strings(pkg, book.shared_strings))
+    meta = identity_rows(out)
     assert meta["note"] == "第160行"
     assert "late" not in meta
     assert meta["workbook_id"] == "sc-department" and meta["unit_code"] == DEPT_IDENTITY.unit_code
     assert meta.keys() == reader.read_workbook(filled, catalog).meta.keys() | {"note"}
+
+
+def meta_member(path: Path) -> str:
+    """The zip member of the hidden identity sheet, through workbook.xml and its relationships."""
+    with zipfile.ZipFile(path) as z:
+        book = z.read("xl/workbook.xml").decode()
+        rels = z.read("xl/_rels/workbook.xml.rels").decode()
+    rid = re.search(r'<sheet [^>]*name="_xlsx_kpi"[^>]*r:id="([^"]+)"', book)
+    assert rid is not None
+    target = re.search(rf'Id="{rid.group(1)}"[^>]*Target="([^"]+)"|Target="([^"]+)"[^>]*Id="{rid.group(1)}"', rels)
+    assert target is not None
+    return "xl/" + (target.group(1) or target.group(2))
+
+
+def identity_rows(path: Path, *, plain: bool = True, monkeypatch: pytest.MonkeyPatch | None = None) -> dict[str, str]:
+    """read_meta_sheet on a file: through the plain path when it applies, or (plain=False) through scan_sheet."""
+    with open_package(path) as pkg:
+        check_kind(pkg)
+        book = xml_parts.read_book(pkg)
+        strings = xml_parts.read_shared_strings(pkg, book.shared_strings)
+        if not plain:
+            assert monkeypatch is not None
+            monkeypatch.setattr(identify, "text_columns", lambda *args: None)
+        return read_meta_sheet(pkg, book, strings)
+
+
+DATA = Path(__file__).parent / "data"
+
+
+@pytest.mark.parametrize("name", ["filled", "cn_inserted_lo.xlsx", "tianfu_12_qty_lo.xlsx", "tianfu_stray_lo.xlsx"])
+def test_identity_sheet_reads_the_same_without_a_callback_per_element(
+    name: str, filled: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """XlsxWriter's and LibreOffice's identity sheets are in the plain form; both paths give the same rows."""
+    path = filled if name == "filled" else DATA / name
+    with open_package(path) as pkg:
+        check_kind(pkg)
+        book = xml_parts.read_book(pkg)
+        member = book.targets[book.sheets["_xlsx_kpi"]]
+        columns = xml_parts.text_columns(pkg, member, 200)
+    assert columns is not None and len(columns) >= 15
+    plain = identity_rows(path)
+    assert plain["workbook_id"] in ("sc-department", "sc-project", "gz-department", "cn-department")
+    assert len(plain["identity"]) == 16
+    assert identity_rows(path, plain=False, monkeypatch=monkeypatch) == plain
+
+
+def edit_meta(filled: Path, tmp_path: Path, edit: Any) -> Path:
+    return rezip(filled, tmp_path / "meta.xlsx", {meta_member(filled): edit})
+
+
+def test_identity_cells_in_other_forms_are_read_by_the_full_scan(filled: Path, tmp_path: Path) -> None:
+    def number_and_inline(xml: str) -> str:
+        extra = (
+            '<row r="40"><c r="A40" t="inlineStr"><is><t>count</t></is></c><c r="B40"><v>7</v></c></row>'
+            '<row r="41"><c r="A41" t="inlineStr"><is><t>blank</t></is></c><c r="B41" s="1"/></row>'
+        )
+        return xml.replace("</sheetData>", extra + "</sheetData>")
+
+    out = edit_meta(filled, tmp_path, number_and_inline)
+    with open_package(out) as pkg:
+        check_kind(pkg)
+        book = xml_parts.read_book(pkg)
+        assert xml_parts.text_columns(pkg, book.targets[book.sheets["_xlsx_kpi"]], 200) is None
+    meta = identity_rows(out)
+    assert meta["count"] == "7" and meta["blank"] == ""
+    assert meta["workbook_id"] == "sc-department"
+
+
+@pytest.mark.parametrize(
+    ("what", "edit", "message"),
+    [
+        (
+            "rows out of order",
+            lambda xml: xml.replace("<sheetData>", '<sheetData><row r="300"><c r="A300" t="s"><v>0</v></c></row>', 1),
+            "中第 1 行排在第 300 行之后",
+        ),
+        (
+            "a cell written twice",
+            lambda xml: re.sub(r'(<c r="A3" t="s"><v>[0-9]+</v></c>)', r"\1\1", xml, count=1),
+            MSG_DUPLICATE_CELL,
+        ),
+        (
+            "a string index past the shared strings",
+            lambda xml: re.sub(r'(<c r="B3" t="s"><v>)[0-9]+(</v>)', r"\g<1>999999\g<2>", xml, count=1),
+            "_xlsx_kpi!B3：" + MSG_CORRUPT,
+        ),
+        (
+            "a DTD",
+            lambda xml: xml.replace("?>", '?><!DOCTYPE worksheet [<!ENTITY a "b">]>', 1),
+            MSG_UNSAFE_XML,
+        ),
+    ],
+)
+def test_damaged_identity_sheets_are_refused_as_before(
+    what: str, edit: Any, message: str, filled: Path, catalog: Catalog, tmp_path: Path
+) -> None:
+    out = edit_meta(filled, tmp_path, edit)
+    with pytest.raises(XlsxKpiError, match=re.escape(message)):
+        read_workbook(out, catalog)

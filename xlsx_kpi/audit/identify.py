@@ -28,7 +28,7 @@ from xlsx_kpi.audit.filing import (
     RawCell,
     fail,
 )
-from xlsx_kpi.audit.xml_parts import Book, scan_sheet
+from xlsx_kpi.audit.xml_parts import Book, scan_sheet, text_columns
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.plan import Approved, Identity, WorkbookLayout
@@ -53,8 +53,17 @@ def read_meta_sheet(pkg: Package, book: Book, strings: Sequence[str]) -> dict[st
     member = book.targets.get(book.sheets.get(META_SHEET, ""))
     if member is None or member not in pkg.members:
         return {}
-    found, _ = scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
     meta: dict[str, str] = {}
+    columns = text_columns(pkg, member, MAX_META_ROWS)
+    if columns is not None and all(i is None or i < len(strings) for pair in columns.values() for i in pair):
+        for r in sorted(columns):
+            key_at, value_at = columns[r]
+            key = None if key_at is None else strings[key_at]
+            if key and key.strip():
+                value = None if value_at is None else strings[value_at]
+                meta[key.strip()] = (value or "").strip()
+        return meta
+    found, _ = scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
     # Row by row from the top, as found (a key written twice keeps its lower row's value).
     for r in sorted(int(a1[1:]) for a1 in found if a1[0] == "A"):
         a, b = found[f"A{r}"], found.get(f"B{r}")
