@@ -108,6 +108,7 @@ __all__ = [
     "template_filename",
     "unit_records",
     "unit_years",
+    "update_summary",
     "workbook_spec",
     "write_summary",
     "zip_member_limit",
@@ -597,6 +598,28 @@ def write_summary(collection: Collection, path: Path, *, force: bool = False) ->
     if path.exists() and not force:
         raise OutputExistsError("文件已存在；如需覆盖请加 --force", file=str(path))
     return write(collection, path, force=force)
+
+
+def update_summary(collection: Collection, path: Path, db: Path, *, force: bool = False) -> bool:
+    """write_summary unless the summary at `path` is still the one written last time from the same inputs.
+
+    The history database `db` notes each summary workbook collect writes (the inputs' fingerprint and the file's
+    SHA-256): run again on an unchanged folder (same files by content, same tool version, specs, unit list, nothing
+    newly stored, no --recheck) with the workbook untouched, nothing is written. True when the summary was written.
+    """
+    from xlsx_kpi.batch.collect import note_summary, summary_is_current
+
+    if path.is_file() and db.is_file():
+        with History(db) as history:
+            if summary_is_current(collection, path, history):
+                return False
+    written = write_summary(collection, path, force=force)
+    try:
+        with History(db) as history:
+            note_summary(collection, written, history)
+    except (XlsxKpiError, OSError):
+        pass  # not noted: the next run writes the summary again
+    return True
 
 
 def open_history(db: Path, *, readonly: bool = False) -> History:

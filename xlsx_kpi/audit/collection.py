@@ -86,6 +86,11 @@ class Collection:
     amount_unit: str = ""
     amount_factors: dict[str, Decimal] = field(default_factory=dict)
     cross: list[CrossFinding] = field(default_factory=list)
+    # What the summary workbook is made from (tool version, specs, unit list, every file's path, content and time):
+    # collect run again with the same fingerprint and nothing newly stored need not write it again.
+    fingerprint: str = ""
+    rechecked: bool = False  # every file read again (--recheck): the summary is written whatever the fingerprint
+    new_files: list[Path] = field(default_factory=list)  # stored by this run: new or changed since the last
 
     @property
     def errors(self) -> int:

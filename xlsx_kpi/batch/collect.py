@@ -9,6 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
+from xlsx_kpi import __version__
 from xlsx_kpi.audit.checked import Checked
 from xlsx_kpi.audit.collection import Collection, Submission
 from xlsx_kpi.audit.figures import AMOUNTS
@@ -17,7 +18,7 @@ from xlsx_kpi.batch.check import Options, audit_file, audit_paths, cross_check, 
 from xlsx_kpi.errors import XlsxKpiError, os_reason
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.plan import Identity
-from xlsx_kpi.formats.spec import Catalog
+from xlsx_kpi.formats.spec import Catalog, default_dir
 from xlsx_kpi.formats.units import UnitRow, read_units
 from xlsx_kpi.outputs.summary import is_summary
 from xlsx_kpi.safe_text import without_spaces
@@ -64,14 +65,53 @@ def _amount_unit(catalog: Catalog, workbook_id: str, submissions: Sequence[Submi
 
 
 def _inputs_of(paths: Sequence[Path], exclude: Iterable[Path]) -> list[Path]:
+    """The workbooks under `paths` but `exclude` and our own temp files (summaries are left out later)."""
     skip = {p.resolve() for p in exclude}
+    names = {p.name for p in skip}
     return [
         f
         for f in find_workbooks(paths)
-        if f.resolve() not in skip
+        # Resolved (a system call per folder level) only when the name is one to leave out.
+        if not (f.name in names and f.resolve() in skip)
         and not f.name.startswith(".xlsx-kpi-")  # our own half-written temp files
-        and not is_summary(f)
     ]
+
+
+def specs_digest(sheets: Path | None) -> str:
+    """The SHA-256 of what the audits read besides the files: the specs folder's *.yaml and the built-in *.yml
+    (the indicator-quality word lists), names and contents; "" when one cannot be read."""
+    h = hashlib.sha256()
+    try:
+        for spec in [*sorted((sheets or default_dir()).glob("*.yaml")), *sorted(default_dir().glob("*.yml"))]:
+            h.update(f"{spec.name}\0{sha256_of(spec)}\0".encode())
+    except OSError:
+        return ""
+    return h.hexdigest()
+
+
+def fingerprint(files: Sequence[Path], shas: dict[Path, str], units: Path | None, specs: str) -> str:
+    """What a summary workbook is made from: tool version, specs (digest), unit list, each file's path, content
+    and time.
+
+    Two collections with one fingerprint whose files all came from the history (nothing stored anew, no
+    --recheck) make the same workbook: collect then keeps the summary it wrote (issue 14).
+    """
+    if not specs:
+        return ""  # no claim: the summary is written
+    h = hashlib.sha256(f"xlsx-kpi {__version__}\0{specs}\0".encode())
+    try:
+        if units is not None:
+            h.update(f"{units.resolve()}\0{sha256_of(units)}\0".encode())
+    except OSError:
+        return ""  # no claim: the summary is written
+    for f in files:
+        try:
+            st = f.stat()
+        except OSError:
+            st = None
+        stamp = f"{st.st_mtime_ns}:{st.st_size}" if st is not None else "-"
+        h.update(f"{f.absolute()}\0{shas.get(f, '-')}\0{stamp}\0".encode("utf-8", "backslashreplace"))
+    return h.hexdigest()
 
 
 def collect(
@@ -98,23 +138,28 @@ def collect(
     """
     unit_rows = read_units(units, project=False) if units is not None else None
     files = _inputs_of(paths, exclude)
-    if not files:
-        raise XlsxKpiError("没有找到要汇总的 .xlsx 文件", file=", ".join(str(p) for p in paths))
     shas: dict[Path, str] = {}
     for f in files:
         try:
             shas[f] = sha256_of(f)
         except OSError:
             pass  # unreadable: the audit reports it
+    specs = specs_digest(sheets)
     known: dict[Path, Checked] = {}
     if history is not None and not recheck:
         for f in files:
-            stored = history.snapshot(shas[f]) if f in shas else None
-            again = from_snapshot(f, stored) if stored is not None else None
+            data = history.snapshot(shas[f], specs) if f in shas else None
+            again = from_snapshot(f, data) if data is not None else None
             if again is not None:
                 known[f] = again
-                if progress:
-                    progress(again.report)
+    # A file stored as a submission is no summary: only the others are opened to look for the summary's mark.
+    files = [f for f in files if f in known or not is_summary(f)]
+    if not files:
+        raise XlsxKpiError("没有找到要汇总的 .xlsx 文件", file=", ".join(str(p) for p in paths))
+    if progress:
+        for f in files:
+            if f in known:
+                progress(known[f].report)
     fresh = iter(
         audit_paths(
             [f for f in files if f not in known],
@@ -127,7 +172,14 @@ def collect(
         )
     )
     checked = [known[f] if f in known else next(fresh) for f in files]
-    out = Collection(submissions=[], sources=list(paths), files=len(files), units_file=units)
+    out = Collection(
+        submissions=[],
+        sources=list(paths),
+        files=len(files),
+        units_file=units,
+        fingerprint=fingerprint(files, shas, units, specs),
+        rechecked=recheck,
+    )
     groups: dict[tuple[str, str, str, str], list[Submission]] = {}
     for c in checked:
         if not c.report.usable:
@@ -156,7 +208,7 @@ def collect(
             out.duplicates.append(group)
 
     if history is not None and not history.readonly:
-        _store(used, catalog, history, out)
+        _store(used, catalog, history, out, specs, set(known))
         rechecked = {s.file: s for s in used}
         out.duplicates = [[rechecked[g[0].file], *g[1:]] for g in out.duplicates]
 
@@ -169,21 +221,35 @@ def collect(
     return out
 
 
-def _store(used: list[Submission], catalog: Catalog, history: History, out: Collection) -> None:
-    """Store oldest year first; a submission whose previous year was stored just now is checked again."""
+def _store(
+    used: list[Submission], catalog: Catalog, history: History, out: Collection, specs: str, known: set[Path]
+) -> None:
+    """Store oldest year first; a submission whose previous year was stored just now is checked again.
+
+    A file already stored that was read again (its snapshot from another version or other specs, or --recheck)
+    gets this audit as its snapshot, so that the next run need not read it again.
+    """
     stored_now: set[tuple[str, str, str, str]] = set()
+    stale: list[tuple[Checked, str]] = []
     for i in sorted(range(len(used)), key=lambda i: used[i].report.year):
         sub = used[i]
         code, wid, project, year = sub.key
+        reused = sub.file in known
         if year.isdigit() and (code, wid, project, str(int(year) - 1)) in stored_now:
             rechecked = audit_file(sub.file, catalog, Options(annotate=False), history=history)
             if rechecked.report.usable:
                 sub = used[i] = Submission(rechecked, sub.sha256, sub.mtime, sub.kind, sub.saved)
-        if history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime):
-            out.stored += 1
-            stored_now.add(sub.key)
-        else:
+                reused = False
+        if reused:  # its audit came from the history: stored already
             out.already_stored += 1
+        elif history.store(sub.checked, sha256=sub.sha256, file_mtime=sub.mtime, specs=specs):
+            out.stored += 1
+            out.new_files.append(sub.file)
+            stored_now.add(sub.key)
+        else:  # stored, but read again: another version, other specs, or --recheck
+            out.already_stored += 1
+            stale.append((sub.checked, sub.sha256))
+    history.refresh_snapshots(stale, specs=specs)
 
 
 def _units_and_amounts(out: Collection, catalog: Catalog, unit_rows: list[UnitRow] | None) -> None:
@@ -216,3 +282,27 @@ def _units_and_amounts(out: Collection, catalog: Catalog, unit_rows: list[UnitRo
         # Specs in different units: everything in 元 rather than adding 百元 to 万元.
         out.amount_unit = "元"
         out.amount_factors = {wid: Decimal(UNIT_FACTORS.get(u, 1)) for wid, u in units.items()}
+
+
+def summary_is_current(collection: Collection, path: Path, history: History) -> bool:
+    """Whether the summary workbook at `path` is the one `history` noted writing from these very inputs.
+
+    True only when nothing was stored anew and not every file was read again (--recheck), the collection's
+    fingerprint is the one noted, and the file is still there with the bytes written (not deleted, edited in
+    Excel or replaced). Then writing it again would give the same workbook.
+    """
+    if not collection.fingerprint or collection.rechecked or collection.stored:
+        return False
+    recorded = history.summary_record(path)
+    if recorded is None or recorded[0] != collection.fingerprint:
+        return False
+    try:
+        return sha256_of(path) == recorded[1]
+    except OSError:
+        return False  # deleted (or unreadable): written again
+
+
+def note_summary(collection: Collection, path: Path, history: History) -> None:
+    """Note the summary workbook just written at `path` in `history` (its fingerprint and SHA-256)."""
+    if collection.fingerprint:
+        history.record_summary(path, collection.fingerprint, sha256_of(path))

@@ -136,12 +136,17 @@ def collect_cmd(
     ] = None,
     output: Annotated[Path, typer.Option("--output", "-o", help="汇总工作簿")] = Path("汇总.xlsx"),
     db: Annotated[Path | None, typer.Option("--db", help=f"历史数据库（默认为文件夹中的 {api.DB_NAME}）")] = None,
-    force: Annotated[bool, typer.Option("--force", help="覆盖已存在的汇总工作簿")] = False,
+    force: Annotated[
+        bool,
+        typer.Option("--force", help="覆盖已存在的汇总工作簿（输入与上次相同、汇总工作簿也未改动时不重写）"),
+    ] = False,
     workers: Annotated[int, typer.Option("--workers", help="并行进程数（默认为 CPU 核数）")] = 0,
     recheck: Annotated[
         bool,
         typer.Option(
-            "--recheck", help="重新审核全部文件（默认：历史数据库中已有、且由同一版本审核过的同一文件不再重读）"
+            "--recheck",
+            help="重新审核全部文件并重写汇总工作簿（默认：历史数据库中已有、且由同一版本和同样的规格审核过的同一文件"
+            "不再重读）",
         ),
     ] = False,
     sheets: SpecsDir = None,
@@ -166,6 +171,6 @@ def collect_cmd(
             progress=lambda _: advance(),
             recheck=recheck,
         )
-        api.write_summary(collection, output, force=force)
-    print_collection(collection, output, db_path)
+        written = api.update_summary(collection, output, db_path, force=force)
+    print_collection(collection, output, db_path, written=written)
     raise typer.Exit(collection.exit_code)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
@@ -150,7 +151,53 @@ def print_findings(console: Console, report: Report, *, verbose: bool = False) -
         console.print("  未发现问题")
 
 
+# A batch of more files than this is not printed as a table a reviewer would have to read row by row: the files that
+# need attention (错误, 警告, unreadable, new in collect) are listed one per line, the others counted in one line.
+LONG_BATCH = 50
+
+
+def _passed(reports: Sequence[Report]) -> str:
+    """The grades of files that passed, counted: 优 12 份、良 3 份、未评级 1 份."""
+    grades = Counter(r.grade or "未评级" for r in reports)
+    order = ["优", "良", "中", "差", *sorted(set(grades) - {"优", "良", "中", "差", "未评级"}), "未评级"]
+    return "、".join(f"{g} {grades[g]} 份" for g in order if grades[g])
+
+
+def _figures(r: Report) -> str:
+    c = r.counts
+    total = "" if r.total is None else f"合计 {r.total:.2f}{' ' + r.grade if r.grade else ''}，"
+    return f"{total}错误 {c['错误']}、警告 {c['警告']}、已说明 {c['已说明']}、提示 {c['提示']}"
+
+
+def _print_long(console: Console, lines: list[str]) -> None:
+    """Many plain lines at once (a rich Table of 1,000 rows takes about a second to lay out)."""
+    console.print("\n".join(lines), markup=False, highlight=False, overflow="ignore", crop=False)
+
+
 def print_summary(console: Console, reports: list[Report]) -> None:
+    if len(reports) > LONG_BATCH:
+        shown = [r for r in reports if r.status != "通过" or r.output_error]
+        rest = [r for r in reports if r.status == "通过" and not r.output_error]
+        lines = [f"审核汇总：共 {len(reports)} 份，需要注意的 {len(shown)} 份（有错误、警告或无法读取）逐份列出："]
+        for r in shown:
+            who = f"{printable(r.file.name)}（{r.unit_name}）" if r.unit_name else printable(r.file.name)
+            lines.append(f"  {who}：{r.status}，{_figures(r)}" if r.usable else f"  {who}：{r.status}")
+        if rest:
+            folders = {r.annotated.parent for r in rest if r.annotated}
+            where = (
+                f"；审核文件在 {printable(str(next(iter(folders))))}"
+                if len(folders) == 1
+                else "；审核文件在各原文件旁"
+                if folders
+                else ""
+            )
+            lines.append(
+                f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出{where}；"
+                "加 --json 可得每份的结果"
+            )
+        _print_long(console, lines)
+        _print_files(console, shown)
+        return
     from rich.table import Table
 
     table = Table(title="审核汇总", show_lines=False)
@@ -170,6 +217,10 @@ def print_summary(console: Console, reports: list[Report]) -> None:
             r.status,
         )
     console.print(table)
+    _print_files(console, reports)
+
+
+def _print_files(console: Console, reports: Sequence[Report]) -> None:
     for r in reports:
         if r.error:
             console.print(f"无法读取：{printable(r.error)}", markup=False)
@@ -179,27 +230,32 @@ def print_summary(console: Console, reports: list[Report]) -> None:
             console.print(f"审核文件：{printable(str(r.annotated))}", markup=False)
 
 
-def print_collection(c: Collection, output: Path, db: Path) -> None:
-    from rich.table import Table
+def print_collection(c: Collection, output: Path, db: Path, *, written: bool = True) -> None:
+    """The collected submissions (a table; more than LONG_BATCH: those needing attention, the rest counted), what
+    is missing, duplicated or unreadable, the cross-workbook findings, and where the summary is."""
+    if len(c.submissions) > LONG_BATCH:
+        _print_long_collection(c, output)
+    else:
+        from rich.table import Table
 
-    table = Table(title="汇总", show_lines=False)
-    for col in ("单位", "编码", "年度", "项目", "合计", "等级", "错误", "警告", "提示"):
-        table.add_column(col, overflow="fold")
-    for s in c.submissions:
-        r = s.report
-        counts = r.counts
-        table.add_row(
-            r.unit_name,
-            r.unit_code,
-            r.year,
-            r.project_name,
-            "" if r.total is None else f"{r.total:.2f}",
-            r.grade,
-            str(counts["错误"]),
-            str(counts["警告"]),
-            str(counts["提示"]),
-        )
-    out.print(table)
+        table = Table(title="汇总", show_lines=False)
+        for col in ("单位", "编码", "年度", "项目", "合计", "等级", "错误", "警告", "提示"):
+            table.add_column(col, overflow="fold")
+        for s in c.submissions:
+            r = s.report
+            counts = r.counts
+            table.add_row(
+                r.unit_name,
+                r.unit_code,
+                r.year,
+                r.project_name,
+                "" if r.total is None else f"{r.total:.2f}",
+                r.grade,
+                str(counts["错误"]),
+                str(counts["警告"]),
+                str(counts["提示"]),
+            )
+        out.print(table)
     for row in c.missing:
         out.print(f"未报送：{row.unit_code} {row.unit_name} {row.project_name}".rstrip(), markup=False)
     for group in c.duplicates:
@@ -213,7 +269,29 @@ def print_collection(c: Collection, output: Path, db: Path) -> None:
         f"已有 {c.already_stored} 份",
         markup=False,
     )
-    out.print(f"汇总工作簿：{output}", markup=False)
+    out.print(f"汇总工作簿：{output}" if written else f"汇总表未变，未重写：{output}", markup=False)
+
+
+def _print_long_collection(c: Collection, output: Path) -> None:
+    new = set(c.new_files)  # the submissions' own paths
+
+    def attention(r: Report, file: Path) -> bool:
+        return bool(r.counts["错误"] or r.counts["警告"] or file in new)
+
+    shown = [s for s in c.submissions if attention(s.report, s.file)]
+    rest = [s for s in c.submissions if not attention(s.report, s.file)]
+    lines = [f"汇总：采用 {len(c.submissions)} 份，需要注意的 {len(shown)} 份（有错误、警告或本次新存入）逐份列出："]
+    for s in shown:
+        r = s.report
+        what = "，".join(x for x in (r.year, r.project_name) if x)
+        mark = "；本次新存入" if s.file in new else ""
+        lines.append(f"  {r.unit_code} {r.unit_name}（{what}）：{_figures(r)}{mark}")
+    if rest:
+        lines.append(
+            f"其余 {len(rest)} 份无错误、无警告、此前已存入（{_passed([s.report for s in rest])}），"
+            f"未逐行列出，见汇总工作簿：{output}"
+        )
+    _print_long(out, lines)
 
 
 def print_units(records: list[Record], db: Path) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Iterator
 from datetime import datetime
 from decimal import Decimal
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +60,14 @@ def _number(value: Value) -> Decimal | str | None:
     if parsed.status is Status.OK:
         return parsed.value
     return value if value.strip() else None
+
+
+def _distinct(rows: list[list[object]]) -> Iterator[tuple[object, ...]]:
+    """Rows whose columns hold each column's distinct values once: TableWriter.widths measures each text once
+    (a unit's name is on every row of its findings; a thousand rows share a few kinds and grades)."""
+    width = max((len(row) for row in rows), default=0)
+    columns = [list(dict.fromkeys(row[j] for row in rows if j < len(row))) for j in range(width)]
+    return zip_longest(*columns, fillvalue=None)  # None: not measured
 
 
 def _col(n: int) -> str:
@@ -210,7 +220,7 @@ class SummaryWriter(TableWriter):
             info += "\n" + statement
         years = "、".join(c.years)
         headers = [(name, width) for name, _, width in heads]
-        self.widths(rows, headers, cap=60)
+        self.widths(_distinct(rows), headers, cap=60)
         self.table(ws, f"{years}年度预算绩效自评汇总" if years else "预算绩效自评汇总", info, headers, header_height=32)
         i_file = len(heads) - 2
         # Row 2 states the counts and which units sent which kinds: wrapped across the printed columns.
@@ -494,16 +504,18 @@ class SummaryWriter(TableWriter):
             )
             + "点击文件名打开原文件并定位到该单元格。"
         )
-        widths = [[v for v in row] for row, *_ in rows]
-        for row in widths:
-            row[7] = ""  # 说明 wraps in a fixed width
-        self.widths(widths, headers, cap=60)
+        # 说明 wraps in a fixed width.
+        self.widths(_distinct([[*row[:7], "", *row[8:]] for row, *_ in rows]), headers, cap=60)
         self.table(ws, "问题清单", info, headers)
         kinds = ("text", "code", "text", "center", "text", "center", "center", "wrap", "text", "text")
         message_width = headers[7][1]
+        heights: dict[str, float] = {}  # many units get the same message
         for n, (row, file, sheet, a1) in enumerate(rows):
             # Neither Excel nor LibreOffice fits a row to wrapped text on opening: size it here.
-            ws.set_row(3 + n, row_height(str(row[7]), message_width))
+            message = str(row[7])
+            if message not in heights:
+                heights[message] = row_height(message, message_width)
+            ws.set_row(3 + n, heights[message])
             for j, v in enumerate(row):
                 if j == 2:
                     self.link(ws, 3 + n, j, file, str(v), sheet, a1)

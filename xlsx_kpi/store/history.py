@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from decimal import Decimal
@@ -63,6 +63,17 @@ CREATE TABLE IF NOT EXISTS finding (
     cell          TEXT NOT NULL,
     message       TEXT NOT NULL,
     PRIMARY KEY (submission_id, seq)
+);
+"""
+# The summary workbooks collect wrote: which inputs (fingerprint) and the file's own SHA-256, so that collect run again
+# on an unchanged folder keeps the summary instead of writing the same workbook again (issue 14). Created on first
+# use, without a new schema version: an older xlsx-kpi opens the database as before and ignores the table.
+SUMMARY_TABLE = """
+CREATE TABLE IF NOT EXISTS summary_file (
+    path         TEXT PRIMARY KEY,
+    fingerprint  TEXT NOT NULL,
+    sha256       TEXT NOT NULL,
+    written_at   TEXT NOT NULL
 );
 """
 _UPGRADE_1_TO_2 = (
@@ -245,11 +256,12 @@ class History:
     def has(self, sha256: str) -> bool:
         return self.conn.execute("SELECT 1 FROM submission WHERE sha256 = ?", (sha256,)).fetchone() is not None
 
-    def snapshot(self, sha256: str) -> dict[str, Any] | None:
-        """The audit stored for this file content by this version of the tool (snapshot()); None otherwise.
+    def snapshot(self, sha256: str, specs: str = "") -> dict[str, Any] | None:
+        """The audit stored for this file content by this version of the tool with these specs (their digest, as
+        given to store); None otherwise.
 
-        A database written before version 2 of the schema, or by another version of xlsx-kpi (other rules,
-        other messages), has none: collect then checks the file again.
+        A database written before version 2 of the schema, by another version of xlsx-kpi (other rules, other
+        messages) or with other specs has none: collect then checks the file again (and refresh_snapshot keeps it).
         """
         try:
             row = self.conn.execute(
@@ -257,13 +269,31 @@ class History:
             ).fetchone()
         except sqlite3.DatabaseError:
             return None  # a read-only database of schema version 1: no such columns
-        if row is None or not row[0]:
-            return None
+        return None if row is None else _snapshot_data(row[0], specs)
+
+    def summary_record(self, path: Path) -> tuple[str, str] | None:
+        """(fingerprint, SHA-256) of the summary workbook record_summary noted at `path`; None when none."""
         try:
-            data = json.loads(row[0])
-        except ValueError:
-            return None
-        return data if isinstance(data, dict) else None
+            row = self.conn.execute(
+                "SELECT fingerprint, sha256 FROM summary_file WHERE path = ?", (_path_key(path),)
+            ).fetchone()
+        except sqlite3.DatabaseError:
+            return None  # no such table yet (written by an older xlsx-kpi), or unreadable: written again
+        return None if row is None else (row[0], row[1])
+
+    def record_summary(self, path: Path, fingerprint: str, sha256: str) -> None:
+        """Note the summary workbook just written at `path` (from inputs `fingerprint`, its bytes `sha256`)."""
+        if self.readonly:
+            raise self._fail("历史数据库以只读方式打开，不能写入")
+        try:
+            with self._transaction() as conn:
+                conn.execute(SUMMARY_TABLE)
+                conn.execute(
+                    "INSERT OR REPLACE INTO summary_file (path, fingerprint, sha256, written_at) VALUES (?, ?, ?, ?)",
+                    (_path_key(path), fingerprint, sha256, datetime.now().isoformat(timespec="seconds")),
+                )
+        except sqlite3.DatabaseError as e:
+            raise self._fail(f"写入历史数据库失败（{e}）") from None
 
     def count(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM submission").fetchone()[0])
@@ -271,9 +301,18 @@ class History:
     # --- writing -------------------------------------------------------------------------------------
 
     def store(
-        self, checked: Checked, *, sha256: str, file_mtime: datetime, collected_at: datetime | None = None
+        self,
+        checked: Checked,
+        *,
+        sha256: str,
+        file_mtime: datetime,
+        collected_at: datetime | None = None,
+        specs: str = "",
     ) -> bool:
-        """Store one usable submission in one transaction; False when this exact file is already stored."""
+        """Store one usable submission in one transaction; False when this exact file is already stored.
+
+        `specs` (the digest of the specs it was checked with) goes with the audit snapshot (see snapshot()).
+        """
         if self.readonly:
             raise self._fail("历史数据库以只读方式打开，不能写入")
         report = checked.report
@@ -306,7 +345,7 @@ class History:
             encode_values(checked.written),
             json.dumps([finding_json(f) for f in report.findings], ensure_ascii=False),
             __version__,
-            json.dumps(snapshot(checked), ensure_ascii=False, separators=(",", ":")),
+            _snapshot_json(checked, specs),
         )
         try:
             with self._transaction() as conn:
@@ -324,6 +363,28 @@ class History:
                 raise self._fail(f"写入历史数据库失败：磁盘空间不足（{e}），本次未存入的报送不受影响") from None
             raise self._fail(f"写入历史数据库失败（{e}）") from None
         return True
+
+    def refresh_snapshots(self, audits: Sequence[tuple[Checked, str]], *, specs: str = "") -> None:
+        """Replace the audit snapshots of stored files (Checked, SHA-256) by new audits (this version, these specs),
+        all in one transaction.
+
+        The stored records themselves (figures, findings, times) stay as first stored. Without this, a file stored
+        by an older version, or with other specs, would be read again by every later collect (issue 14).
+        """
+        if self.readonly:
+            raise self._fail("历史数据库以只读方式打开，不能写入")
+        if not audits:
+            return
+        try:
+            with self._transaction() as conn:
+                conn.executemany(
+                    "UPDATE submission SET tool_version = ?, snapshot = ? WHERE sha256 = ?",
+                    [(__version__, _snapshot_json(checked, specs), sha256) for checked, sha256 in audits],
+                )
+        except sqlite3.DatabaseError as e:
+            if _is_full(e):
+                raise self._fail(f"写入历史数据库失败：磁盘空间不足（{e}）") from None
+            raise self._fail(f"写入历史数据库失败（{e}）") from None
 
     def _stored(self, sha256: str, conn: sqlite3.Connection | None = None) -> bool:
         try:
@@ -346,6 +407,28 @@ class History:
 
 def _is_full(e: sqlite3.DatabaseError) -> bool:
     return getattr(e, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL or "disk is full" in str(e)
+
+
+def _snapshot_data(text: str, specs: str) -> dict[str, Any] | None:
+    if not text:
+        return None
+    try:
+        data = json.loads(text)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("specs", "") == specs else None
+
+
+def _snapshot_json(checked: Checked, specs: str) -> str:
+    data = snapshot(checked)
+    if specs:
+        data["specs"] = specs
+    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def _path_key(path: Path) -> str:
+    # SQLite text must be UTF-8: a GBK file name held as lone surrogates is kept as its escapes.
+    return str(Path(path).resolve()).encode("utf-8", "backslashreplace").decode()
 
 
 def _reopen(path: Path, readonly: bool) -> History:
