@@ -185,7 +185,7 @@ def test_identity_sheet_reads_the_same_without_a_callback_per_element(
         check_kind(pkg)
         book = xml_parts.read_book(pkg)
         member = book.targets[book.sheets["_xlsx_kpi"]]
-        columns = xml_parts.text_columns(pkg, member, 200)
+        columns = parts.text_columns(pkg, member, 200)
     assert columns is not None and len(columns) >= 15
     plain = identity_rows(path)
     assert plain["workbook_id"] in ("sc-department", "sc-project", "gz-department", "cn-department")
@@ -209,7 +209,7 @@ def test_identity_cells_in_other_forms_are_read_by_the_full_scan(filled: Path, t
     with open_package(out) as pkg:
         check_kind(pkg)
         book = xml_parts.read_book(pkg)
-        assert xml_parts.text_columns(pkg, book.targets[book.sheets["_xlsx_kpi"]], 200) is None
+        assert parts.text_columns(pkg, book.targets[book.sheets["_xlsx_kpi"]], 200) is None
     meta = identity_rows(out)
     assert meta["count"] == "7" and meta["blank"] == ""
     assert meta["workbook_id"] == "sc-department"

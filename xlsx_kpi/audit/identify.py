@@ -28,12 +28,13 @@ from xlsx_kpi.audit.filing import (
     RawCell,
     fail,
 )
-from xlsx_kpi.audit.xml_parts import Book, scan_sheet, text_columns
+from xlsx_kpi.audit.xml_parts import Book, scan_sheet
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
 from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.plan import Approved, Identity, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.ooxml.package import Package
+from xlsx_kpi.ooxml.parts import text_columns
 
 RENAME_MIN_LABELS = 3  # fixed texts of a sheet compared to recognise it under another name
 RENAME_MATCH = 0.6  # share of those texts (or of its cells' defined names) that must agree

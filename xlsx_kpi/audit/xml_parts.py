@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from itertools import pairwise
 from typing import Any, TypeVar
-from xml.parsers import expat
-
-from defusedxml.common import DefusedXmlException
 
 from xlsx_kpi.audit.cells import (
     DATE_FORMAT_IDS,
@@ -34,7 +29,6 @@ from xlsx_kpi.audit.filing import (
     PART_MEMO_SIZE,
     fail,
 )
-from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.formats.spec import col_letters
 from xlsx_kpi.ooxml.package import Package, Stop, Tags, new_parser, parse_part
 from xlsx_kpi.ooxml.parts import rels_of, resolve_target
@@ -426,49 +420,3 @@ def scan_sheet(
     parser.StartElementHandler = start
     parse_part(pkg, name, parser)
     return found, masters
-
-
-# --- The identity sheet in its plain form -------------------------------------------------------------------
-# The template's hidden identity sheet holds two columns of text, which Excel, WPS, LibreOffice and XlsxWriter
-# all write as shared-string cells: `<c r="A3" t="s"><v>12</v></c>` (LibreOffice adds s="0"). In that form its
-# sheetData is matched whole by two patterns, with no Python call per element.
-_TEXT_ROWS = re.compile(
-    rb'(?:<row r="([0-9]{1,7})"[^<>]*>(?:<c r="[AB]\1"(?: s="[0-9]{1,9}")? t="s"><v>[0-9]{1,9}</v></c>)*+</row>)*+'
-)
-_TEXT_ROW_NUMBER = re.compile(rb'<row r="([0-9]{1,7})"')
-_TEXT_CELL = re.compile(rb'<c r="([AB])([0-9]{1,7})"(?: s="[0-9]{1,9}")? t="s"><v>([0-9]{1,9})</v></c>')
-
-
-def text_columns(pkg: Package, name: str, max_row: int) -> dict[int, tuple[int | None, int | None]] | None:
-    """Row (1-based, up to max_row) -> shared-string indexes of its A and B cells, for a worksheet part whose
-    every cell is a shared string in A or B; None for any other part (scan_sheet then reads it).
-
-    The part is parsed by expat first (well-formed, no DTD), so the patterns see markup as it is.
-    """
-    try:
-        data = pkg.read(name)
-    except XlsxKpiError:
-        return None  # scan_sheet says what is wrong with it, as for any sheet
-    parser = new_parser()
-    try:
-        parser.Parse(data, True)
-    except (expat.ExpatError, DefusedXmlException):
-        return None
-    start = data.find(b"<sheetData>")
-    end = data.find(b"</sheetData>", start)
-    if start < 0 or end < 0 or _TEXT_ROWS.fullmatch(data, start + len(b"<sheetData>"), end) is None:
-        return None  # anything but rows of shared-string cells in A and B (each cell of its own row)
-    rows = [int(r) for r in _TEXT_ROW_NUMBER.findall(data, start, end)]
-    cells = _TEXT_CELL.findall(data, start, end)
-    if any(b <= a for a, b in pairwise([0, *rows])) or len({(c, r) for c, r, _ in cells}) != len(cells):
-        return None  # rows out of order, or a cell written twice: refused by scan_sheet
-    # Nothing outside sheetData that scan_sheet would read as a row or a cell.
-    if data.count(b"<row") != len(rows) or data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/") != len(cells):
-        return None
-    out: dict[int, tuple[int | None, int | None]] = {}
-    for column, digits, index in cells:
-        row = int(digits)
-        if row <= max_row:
-            a, b = out.get(row, (None, None))
-            out[row] = (int(index), b) if column == b"A" else (a, int(index))
-    return out
