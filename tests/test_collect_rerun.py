@@ -301,13 +301,30 @@ def test_check_of_a_long_folder_says_where_the_other_copies_are(
     out_dir = tmp_path / "审核"
     main(["check", str(again.folder), "--out-dir", str(out_dir), "--workers", "1"])
     lines = capsys.readouterr().out.splitlines()
-    assert (
-        "其余 19 份通过（无错误、无警告；优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出；"
-        f"审核文件在 {out_dir}；加 --json 可得每份的结果"
-    ) in lines
-    # The copies of the files needing attention are named one by one, the others are not.
-    named = [line for line in lines if line.startswith("审核文件：")]
-    assert len(named) == 4 and len(list(out_dir.glob("*_审核.xlsx"))) == 23
+    passed = (
+        "其余 19 份通过（无错误、无警告；优 6 份、良 5 份、中 4 份、差 4 份），未逐行列出；加 --json 可得每份的结果"
+    )
+    assert passed in lines
+    # One line says where all 23 copies are (the 24th file is unreadable); none is named on a line of its own.
+    assert f"审核文件 23 份在 {out_dir}" in lines and len(list(out_dir.glob("*_审核.xlsx"))) == 23
+    assert not [line for line in lines if line.startswith("审核文件：")]
+    problems = [line for line in lines if line.startswith(("无法读取", "未生成"))]
+    assert len(problems) == 1 and "2021_156099_损坏.xlsx" in problems[0]
+
+
+def test_a_long_folder_checked_in_place_says_the_copies_are_beside_the_files(
+    again: Round, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(render, "LONG_BATCH", 10)
+    folder = tmp_path / "就地审核"
+    shutil.copytree(again.folder, folder)
+    (folder / "子文件夹").mkdir()
+    first = sorted(folder.glob("2021_156002_*.xlsx"))[0]
+    first.rename(folder / "子文件夹" / first.name)
+    main(["check", str(folder), "--workers", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert "审核文件 23 份在各原文件旁（原文件名后加“_审核”）" in lines
+    assert len(list(folder.rglob("*_审核.xlsx"))) == 23
 
 
 def test_a_file_checked_again_for_its_previous_year_keeps_that_audit(

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from xlsx_kpi.formats import catalog as catalog_module
+from xlsx_kpi.formats import spec_schema
 from xlsx_kpi.formats.catalog import load_specs
-from xlsx_kpi.formats.spec import Catalog, WorkbookSpec, default_dir
+from xlsx_kpi.formats.spec import Catalog, default_dir
 
 HEAVY = ("pandas", "openpyxl", "xlsxwriter", "docx", "numpy")
 SAMPLE = Path(__file__).parent / "data" / "cn_inserted_lo.xlsx"
@@ -70,16 +71,16 @@ def test_second_load_comes_from_the_cache_without_validation(cache: Path, monkey
     first = load_specs()
     [stored] = cache.glob("catalog-*.pickle")
 
-    def no_validation(*args: object, **kwargs: object) -> WorkbookSpec:
+    def no_validation(*args: object, **kwargs: object) -> spec_schema.WorkbookSpec:
         raise AssertionError("a spec was validated again")
 
-    monkeypatch.setattr(WorkbookSpec, "model_validate", no_validation)
+    monkeypatch.setattr(spec_schema.WorkbookSpec, "model_validate", no_validation)
     second = load_specs()
     assert isinstance(second, Catalog)
     assert second is not first
     assert list(second.workbooks) == list(first.workbooks)
     assert second.workbook("sc-department").name == "部门整体支出绩效自评（四川省·附件1计分表 + 附件2目标完成情况表）"
-    assert second.model_dump() == first.model_dump()
+    assert second == first
     assert [p.name for p in cache.glob("catalog-*.pickle")] == [stored.name]
 
 

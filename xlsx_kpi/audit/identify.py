@@ -29,8 +29,8 @@ from xlsx_kpi.audit.filing import (
     fail,
 )
 from xlsx_kpi.audit.xml_parts import Book, scan_sheet
+from xlsx_kpi.formats.catalog import layout_of
 from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fingerprint, identity_digest
-from xlsx_kpi.formats.layout import build_layout
 from xlsx_kpi.formats.plan import Approved, Identity, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.ooxml.package import Package
@@ -148,7 +148,7 @@ def plan_for(catalog: Catalog, wid: str, identity: Identity) -> Plan:
         if hit is not None and hit[0] is catalog:
             _CACHE.move_to_end(key)
             return hit[1]
-    layout = build_layout(catalog, catalog.workbook(wid), identity)
+    layout = layout_of(catalog, catalog.workbook(wid), identity)  # parsed formulas from the cache (issue 14)
     cells: dict[str, tuple[str, int, int, str]] = {}
     expected: dict[str, tuple[str, str]] = {}
     for k, ref in layout.refs.items():

@@ -2,6 +2,6 @@
 
 import sys
 
-from xlsx_kpi.cli import main
+from xlsx_kpi.cli import program
 
-sys.exit(main())
+sys.exit(program())

@@ -183,20 +183,17 @@ def print_summary(console: Console, reports: list[Report]) -> None:
             who = f"{printable(r.file.name)}（{r.unit_name}）" if r.unit_name else printable(r.file.name)
             lines.append(f"  {who}：{r.status}，{_figures(r)}" if r.usable else f"  {who}：{r.status}")
         if rest:
-            folders = {r.annotated.parent for r in rest if r.annotated}
-            where = (
-                f"；审核文件在 {printable(str(next(iter(folders))))}"
-                if len(folders) == 1
-                else "；审核文件在各原文件旁"
-                if folders
-                else ""
-            )
             lines.append(
-                f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出{where}；"
-                "加 --json 可得每份的结果"
+                f"其余 {len(rest)} 份通过（无错误、无警告；{_passed(rest)}），未逐行列出；加 --json 可得每份的结果"
             )
+        copies = [r.annotated for r in reports if r.annotated and not r.output_error]
+        folders = {p.parent for p in copies}
+        if len(folders) == 1:
+            lines.append(f"审核文件 {len(copies)} 份在 {printable(str(next(iter(folders))))}")
+        elif folders:
+            lines.append(f"审核文件 {len(copies)} 份在各原文件旁（原文件名后加“_审核”）")
         _print_long(console, lines)
-        _print_files(console, shown)
+        _print_problems(console, reports)
         return
     from rich.table import Table
 
@@ -218,6 +215,15 @@ def print_summary(console: Console, reports: list[Report]) -> None:
         )
     console.print(table)
     _print_files(console, reports)
+
+
+def _print_problems(console: Console, reports: Sequence[Report]) -> None:
+    """The files that could not be read and the copies that could not be written, one line each."""
+    for r in reports:
+        if r.error:
+            console.print(f"无法读取：{printable(r.error)}", markup=False)
+        if r.output_error:
+            console.print(f"未生成审核文件：{printable(r.output_error)}", markup=False)
 
 
 def _print_files(console: Console, reports: Sequence[Report]) -> None:

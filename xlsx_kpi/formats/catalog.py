@@ -13,10 +13,13 @@ from typing import Any
 
 from xlsx_kpi import __version__
 from xlsx_kpi.errors import SpecError
-from xlsx_kpi.formats.layout import check_catalog
-from xlsx_kpi.formats.spec import Catalog, SheetSpec, WorkbookSpec, default_dir, load_file
+from xlsx_kpi.formats import expr
+from xlsx_kpi.formats.expr.syntax import remember
+from xlsx_kpi.formats.layout import build_layout, check_catalog
+from xlsx_kpi.formats.plan import Identity, WorkbookLayout
+from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, SheetSpec, WorkbookSpec, default_dir
 
-__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "load_specs"]
+__all__ = ["CACHE_ENV", "CACHE_KEEP", "cache_dir", "layout_of", "load_data", "load_specs"]
 
 
 def load_specs(directory: Path | None = None) -> Catalog:
@@ -31,12 +34,96 @@ def load_specs(directory: Path | None = None) -> Catalog:
     key, where = _cache_key(directory, paths)
     if where is not None:
         cached = _read_cache(where, key)
-        if cached is not None:
+        if isinstance(cached, Catalog):
+            _keep_key(cached, key)
             return cached
     catalog = _load_specs(directory, paths)
     if where is not None:
         _write_cache(where, key, catalog)
+        _keep_key(catalog, key)
     return catalog
+
+
+# The last catalogs load_specs returned from (or wrote to) the cache, by id: (the catalog, kept so its id is not
+# reused; its cache key). layout_of caches parsed expressions only for these.
+_KEYS: dict[int, tuple[Catalog, str]] = {}
+_KEYS_KEPT = 8
+# (a catalog's cache key, workbook id) -> the sources whose parsed trees that workbook's cache file holds.
+_STORED: dict[tuple[str, str], frozenset[str]] = {}
+
+
+def _keep_key(catalog: Catalog, key: str) -> None:
+    _KEYS[id(catalog)] = (catalog, key)
+    while len(_KEYS) > _KEYS_KEPT:  # a server loading the specs per request holds only the last few
+        del _KEYS[next(iter(_KEYS))]
+
+
+def layout_of(catalog: Catalog, wb: WorkbookSpec, identity: Identity) -> WorkbookLayout:
+    """build_layout, with the expressions of that kind of workbook parsed in an earlier run read from the cache.
+
+    The first layout of a kind in a process reads the trees its formulas, self-checks and rule readings parsed into
+    (one file per kind, next to the catalog, keyed by the catalog's key); a layout that needs a tree not in the
+    file (another row count) writes the file again with it. A catalog not from the cache: build_layout alone.
+    """
+    known = _KEYS.get(id(catalog))
+    root = cache_dir()
+    if known is None or known[0] is not catalog or root is None:
+        return build_layout(catalog, wb, identity)
+    key = hashlib.sha256(f"{known[1]}\0{wb.id}".encode()).hexdigest()
+    where = root / f"exprs-{key[:24]}.pickle"
+    slot = (known[1], wb.id)
+    if slot not in _STORED:
+        trees = _read_cache(where, key)
+        trees = trees if isinstance(trees, list) and all(isinstance(t, expr.Expr) for t in trees) else []
+        remember(trees)
+        _STORED[slot] = frozenset(t.source for t in trees)
+    layout = build_layout(catalog, wb, identity)
+    sources = _sources(layout)
+    if not sources <= _STORED[slot]:
+        everything = _STORED[slot] | sources
+        # One kind's few shapes stay well under this; past it (many row counts) keep this layout's only.
+        kept = everything if len(everything) <= 4 * len(sources) else sources
+        _write_cache(where, key, [expr.parse(s) for s in sorted(kept)])
+        _STORED[slot] = frozenset(kept)
+    return layout
+
+
+def _sources(layout: WorkbookLayout) -> frozenset[str]:
+    """The expressions a check of this layout parses: formulas, self-checks, rule readings."""
+    found = {c.expr for c in layout.formulas() if c.expr is not None}
+    found.update(chk.expr for chk in layout.checks())
+    for sl in layout.sheets:
+        for block in sl.spec.blocks:
+            if isinstance(block, IndicatorsBlock):
+                for _, _, ind in block.indicators():
+                    if ind.rule is not None:
+                        found.update(r.expr for r in ind.rule.readings.values())
+    return frozenset(found)
+
+
+def load_data(path: Path) -> Any:
+    """A YAML data file of the sheets folder (indicator-quality.yml): parsed once, then read from the cache.
+
+    Keyed like the catalog by the file's bytes and path and the tool's version, so PyYAML (~15 ms to import) is
+    not loaded by a `check` the cache serves (issue 14). A bad file raises PyYAML's error, as parsing it did.
+    """
+    text = path.read_bytes()
+    root = cache_dir()
+    h = hashlib.sha256(f"{__version__}\0{sys.version}\0{path}\0".encode())
+    h.update(text)
+    key = h.hexdigest()
+    where = root / f"data-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:24]}.pickle" if root else None
+    if where is not None:
+        cached = _read_cache(where, key)
+        if cached is not None:
+            return cached
+    import yaml
+
+    # libyaml's safe loader when PyYAML has it: the pure-Python one takes ~20 ms more.
+    data = yaml.load(text.decode("utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    if where is not None:
+        _write_cache(where, key, data)
+    return data
 
 
 CACHE_ENV = "XLSX_KPI_CACHE_DIR"
@@ -77,26 +164,28 @@ def _cache_key(directory: Path, paths: list[Path]) -> tuple[str, Path | None]:
     return h.hexdigest(), root / f"catalog-{name}.pickle"
 
 
-def _read_cache(where: Path, key: str) -> Catalog | None:
+def _read_cache(where: Path, key: str) -> Any:
+    """What was stored under `key`, or None (no file, another key, unreadable)."""
     try:
         with where.open("rb") as fh:
-            stored_key, catalog = pickle.load(fh)
+            stored_key, value = pickle.load(fh)
     except Exception:  # noqa: BLE001 - a missing, truncated or foreign cache file is only a cache miss
         return None
-    return catalog if stored_key == key and isinstance(catalog, Catalog) else None
+    return value if stored_key == key else None
 
 
-def _write_cache(where: Path, key: str, catalog: Catalog) -> None:
+def _write_cache(where: Path, key: str, value: object) -> None:
     """Write atomically (a temporary file renamed into place); a cache that cannot be written is skipped."""
     tmp: str | None = None
     try:
         where.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".catalog.", suffix=".tmp", dir=where.parent)
         with os.fdopen(fd, "wb") as fh:
-            pickle.dump((key, catalog), fh, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump((key, value), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(tmp, where)
         tmp = None
-        old = sorted(where.parent.glob("catalog-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
+        kind = where.name.split("-", 1)[0]  # catalog-..., data-...
+        old = sorted(where.parent.glob(f"{kind}-*.pickle"), key=lambda p: p.stat().st_mtime, reverse=True)
         for stale in old[CACHE_KEEP:]:
             stale.unlink(missing_ok=True)
     except (OSError, pickle.PicklingError, RecursionError):
@@ -108,6 +197,9 @@ def _write_cache(where: Path, key: str, catalog: Catalog) -> None:
 
 
 def _load_specs(directory: Path, paths: list[Path]) -> Catalog:
+    # Validation (pydantic, PyYAML) only here, when the cache cannot serve: not on a warm `check` (issue 14).
+    from xlsx_kpi.formats.spec_schema import load_file
+
     workbooks: dict[str, WorkbookSpec] = {}
     sheets: dict[str, SheetSpec] = {}
     for path in paths:

@@ -209,7 +209,7 @@ class SheetBuilder:
         )
 
     def indicators(self, block: IndicatorsBlock) -> None:
-        top = {name: span(c) for name, c in block.columns.model_dump().items() if c is not None}
+        top = {name: span(c) for name, c in block.columns.as_dict().items() if c is not None}
         header_row = self.row
         self.header_cells(top, block.headers)
         self.layout.repeat_rows = (header_row, header_row)
@@ -535,7 +535,7 @@ class SheetBuilder:
 
     def targets(self, block: TargetsBlock) -> None:
         c = block.columns
-        cols = {name: span(getattr(c, name)) for name in type(c).model_fields}
+        cols = {name: span(value) for name, value in c.as_dict().items()}
         first = self.row
         for name, cc in cols.items():
             self.label(first, cc, block.headers.get(name, ""), "header")
@@ -606,7 +606,7 @@ class SheetBuilder:
 
     def inputs(self, block: InputsBlock) -> None:
         c = block.columns
-        cols = {name: span(getattr(c, name)) for name in type(c).model_fields}
+        cols = {name: span(value) for name, value in c.as_dict().items()}
         for name, cc in cols.items():
             self.label(self.row, cc, block.headers.get(name, ""), "header")
         self.layout.repeat_rows = (self.row, self.row)

@@ -211,12 +211,11 @@ def row_height(texts: Iterable[tuple[str, float]]) -> float:
 def check_output_paths(source: Path, out: Path, force: bool) -> None:
     if not source.is_file():
         raise XlsxKpiError("文件不存在，请检查路径", file=str(source))
-    same = out.resolve() == source.resolve()
-    if not same and out.exists():
-        try:
-            same = os.path.samefile(source, out)
-        except OSError:
-            same = False
+    # The source exists, so `out` names it only if `out` exists too: then samefile decides (links, case, "..").
+    try:
+        same = out.exists() and os.path.samefile(source, out)
+    except OSError:
+        same = out.resolve() == source.resolve()
     if same:
         raise XlsxKpiError("批注副本不能写到原文件上；请另选输出文件名", file=str(out))
     if out.is_dir():

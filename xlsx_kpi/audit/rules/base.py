@@ -34,6 +34,11 @@ def show(value: Value | object, fmt: str = "number") -> str:
 _BLANK = RawCell(None)
 
 
+# Parsed 指标值 texts, shared by every workbook a process checks (bounded for the long-running web app).
+_TARGETS: dict[str, list[Target]] = {}
+_TARGETS_KEPT = 8192
+
+
 @dataclass
 class Context:
     """Everything a rule may look at for one workbook; rules never read files themselves."""
@@ -47,7 +52,6 @@ class Context:
     # What several rules derive from this workbook, worked out once (what depends on the layout alone is kept
     # with the layout instead: recalc.once_per_layout).
     memo: dict[str, Any] = field(default_factory=dict, repr=False)
-    _targets: dict[str, list[Target]] = field(default_factory=dict, repr=False)
 
     @property
     def layout(self) -> WorkbookLayout:
@@ -71,10 +75,13 @@ class Context:
         return "number"
 
     def targets(self, text: str) -> list[Target]:
-        """values.parse_targets(text), parsed once per workbook whichever rules ask; do not modify the list."""
-        found = self._targets.get(text)
+        """values.parse_targets(text), parsed once per distinct text in this process (units of a batch type the
+        same 指标值 again and again), whichever rules ask; do not modify the list."""
+        found = _TARGETS.get(text)
         if found is None:
-            found = self._targets[text] = parse_targets(text)
+            if len(_TARGETS) >= _TARGETS_KEPT:
+                _TARGETS.clear()
+            found = _TARGETS[text] = parse_targets(text)
         return found
 
     def text(self, key: str) -> str:

@@ -9,9 +9,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from xlsx_kpi.audit.rules.base import Context
+from xlsx_kpi.formats.catalog import load_data
 from xlsx_kpi.formats.spec import IndicatorsBlock, TargetsBlock, default_dir
 
 QUALITY_FILE = "indicator-quality.yml"
@@ -20,10 +19,8 @@ QUALITY_FILE = "indicator-quality.yml"
 @functools.lru_cache(maxsize=1)
 def quality_data(path: Path | None = None) -> dict[str, Any]:
     """sheets/indicator-quality.yml: word lists, thresholds and units (formats are data, not code)."""
-    source = path or default_dir() / QUALITY_FILE
-    # libyaml's safe loader when PyYAML has it (as for the specs): the pure-Python one takes ~20 ms per check.
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    data: dict[str, Any] = yaml.load(source.read_text(encoding="utf-8"), Loader=loader)
+    # Parsed once and cached (formats.catalog.load_data): a check need not import PyYAML (issue 14).
+    data: dict[str, Any] = load_data(path or default_dir() / QUALITY_FILE)
     return data
 
 

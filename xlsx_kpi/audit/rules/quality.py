@@ -330,15 +330,18 @@ def _quantity_pattern() -> re.Pattern[str]:
     return re.compile(rf"(\d+(?:\.\d+)?)\s*([{mags}]?)\s*({'|'.join(map(re.escape, units))})")
 
 
-def quantities(text: str) -> list[Quantity]:
-    """Every number-with-unit in a text (“覆盖125万人次” -> 125 万 人次); money units split as 万 + 元."""
+@functools.lru_cache(maxsize=4096)
+def quantities(text: str) -> tuple[Quantity, ...]:
+    """Every number-with-unit in a text (“覆盖125万人次” -> 125 万 人次); money units split as 万 + 元.
+
+    Once per distinct text: the same 目标 and 指标值 come back in every file of a batch."""
     out = []
     for m in _quantity_pattern().finditer(text):
         number, magnitude, unit = Decimal(m[1]), m[2], m[3]
         if unit in ("万元", "亿元"):
             magnitude, unit = magnitude + unit[0], "元"
         out.append(Quantity(number, magnitude, unit, m[0]))
-    return out
+    return tuple(out)
 
 
 @register

@@ -32,12 +32,12 @@ from xlsx_kpi.ooxml.patch import (
     free_name,
     open_patchable,
     parse_sheet,
-    parse_tags,
     prefix_of,
     read_part,
     write_zip,
 )
 from xlsx_kpi.outputs.annotate.comments import comments_xml, first_vml_block, vml_drawing
+from xlsx_kpi.outputs.annotate.memo import Memo, flagged_sheet, tags
 from xlsx_kpi.outputs.annotate.result import result_sheet
 from xlsx_kpi.outputs.annotate.sheets import (
     SheetPart,
@@ -65,6 +65,8 @@ from xlsx_kpi.outputs.review import (
 
 MAX_SOURCE_BYTES = 50 * 1024 * 1024  # larger files go to openpyxl (they are not filled templates)
 _SELECTED = re.compile(rb"tabSelected\s*=\s*[\"'](?!0|false)")
+_UNSELECTED: Memo[tuple[bytes | None]] = Memo()  # a sheet's bytes -> (its copy without tabSelected, or None)
+_APP: Memo[tuple[bytes | None]] = Memo()  # docProps/app.xml -> (it without the sheet list, or None)
 
 
 def _build(source: Path, report: Report) -> bytes:
@@ -81,7 +83,7 @@ def _build(source: Path, report: Report) -> bytes:
 def _copy(pkg: Package, source: Path, report: Report) -> bytes:
     """The copy of an opened package: only the parts that change are parsed and rewritten."""
     types_data = read_part(pkg, "[Content_Types].xml")
-    types = parse_tags(types_data, {})
+    types = tags(types_data, {})
     check_namespace(types, CT_NS)
     overrides = {el.attrs.get("PartName", "").lower(): el for el in types.kids("Override")}
     defaults = {el.attrs.get("Extension", "").lower(): el for el in types.kids("Default")}
@@ -90,7 +92,7 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
         raise Unpatchable  # .xlsm/.xltx: openpyxl converts the content type (and drops the macros)
 
     rels_data = read_part(pkg, "xl/_rels/workbook.xml.rels")
-    rels = parse_tags(rels_data, {})
+    rels = tags(rels_data, {})
     check_namespace(rels, PKG_REL_NS)
     if rels.empty:
         raise Unpatchable
@@ -103,7 +105,7 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
             )
 
     book_data = read_part(pkg, "xl/workbook.xml")
-    book = parse_tags(book_data, {"sheets": None, "bookViews": None, "definedNames": "localSheetId"})
+    book = tags(book_data, {"sheets": None, "bookViews": None, "definedNames": "localSheetId"})
     check_namespace(book, MAIN_NS)
     rel_prefix = relationship_prefix(book)
     sheets: dict[str, SheetPart] = {}
@@ -145,9 +147,10 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
     for name, found in wanted.items():
         sheet = sheets[name]
         data = read_part(pkg, sheet.part)
-        root, rows = parse_sheet(data, {"sheetViews": None, "cols": None, "mergeCells": None}, True)
+        parsed = flagged_sheet(data, {"sheetViews": None, "cols": None, "mergeCells": None}, merges_of)
+        root, rows = parsed.root, parsed.rows
         check_namespace(root, MAIN_NS)
-        marks, anchors = resolve_marks(found, merges_of(root))
+        marks, anchors = resolve_marks(found, parsed.merges)
         for i, (r, c) in anchors.items():
             targets[i] = f"'{name.replace(chr(39), chr(39) * 2)}'!{a1(r, c)}"
         rels_name = rels_of(sheet.part)
@@ -178,10 +181,9 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
             continue
         data = read_part(pkg, sheet.part)
         if _SELECTED.search(data):
-            root, _ = parse_sheet(data, {"sheetViews": None}, False)
-            edits = unselect(data, root)
-            if edits:
-                changed[sheet.part] = apply_edits(data, edits)
+            unselected = _unselected(data)
+            if unselected is not None:
+                changed[sheet.part] = unselected
 
     result = result_sheet(report, source, targets, styles)
     result_part = free_name(pkg, "xl/worksheets/sheet{}.xml", taken)
@@ -226,8 +228,8 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
 
     if "docProps/app.xml" in pkg.names:
         app = read_part(pkg, "docProps/app.xml")
-        trimmed = drop_app_titles(app)
-        if trimmed is not app:
+        trimmed = _trimmed(app)
+        if trimmed is not None:
             changed["docProps/app.xml"] = trimmed
     # The mark that tells this copy from a unit's edited return: a digest of every other member as written.
     final = {name: (info.CRC, info.file_size) for name, info in pkg.names.items()}
@@ -241,6 +243,27 @@ def _copy(pkg: Package, source: Path, report: Report) -> bytes:
     except ValueError:
         raise Unpatchable from None
     return write_zip(pkg, changed, added)
+
+
+def _unselected(data: bytes) -> bytes | None:
+    """The sheet without tabSelected (once per distinct sheet); None when no view of it is selected."""
+
+    def make() -> tuple[bytes | None]:
+        root, _ = parse_sheet(data, {"sheetViews": None}, False)
+        edits = unselect(data, root)
+        return (apply_edits(data, edits) if edits else None,)
+
+    return _UNSELECTED.get(data, make)[0]
+
+
+def _trimmed(app: bytes) -> bytes | None:
+    """docProps/app.xml without the sheet list (once per distinct part); None when it has none (or does not parse)."""
+
+    def make() -> tuple[bytes | None]:
+        trimmed = drop_app_titles(app)
+        return (trimmed if trimmed is not app else None,)
+
+    return _APP.get(app, make)[0]
 
 
 def annotate_fast(source: Path, report: Report, out: Path, *, force: bool = False) -> Path | None:

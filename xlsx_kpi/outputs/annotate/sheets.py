@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -264,7 +265,8 @@ def patch_sheet(data: bytes, root: Element, rows: list[Row], marks: Marks, style
     # The template's self-check colours a cell through a conditional format, which paints over the fill
     # we give it: formats whose whole range we mark are dropped (fallback.unshadow).
     for child in root.kids("conditionalFormatting"):
-        covered = _sqref_cells(child.attrs.get("sqref", ""), len(marks.fills))
+        sqref = child.attrs.get("sqref", "")
+        covered = _sqref_set(sqref) or _sqref_cells(sqref, len(marks.fills))
         if covered is not None and covered <= marks.fills.keys():
             edits.append((child.start, child.end, 0, b""))
 
@@ -288,6 +290,14 @@ def _sqref_cells(sqref: str, limit: int) -> set[tuple[int, int]] | None:
             return None
         cells.update((r, c) for r in range(min(r1, r2), max(r1, r2) + 1) for c in range(min(c1, c2), max(c1, c2) + 1))
     return cells or None
+
+
+@functools.lru_cache(maxsize=4096)
+def _sqref_set(sqref: str) -> frozenset[tuple[int, int]] | None:
+    """_sqref_cells for a sqref of at most 4,096 cells, once per distinct sqref (a layout repeats its own on every
+    file); None for a larger or unparseable one (ask _sqref_cells with the limit that matters)."""
+    cells = _sqref_cells(sqref, 4096)
+    return frozenset(cells) if cells is not None else None
 
 
 def _widen(data: bytes, dimension: Element, cells: list[tuple[int, int]]) -> list[tuple[int, int, Any, bytes]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from xlsx_kpi.ooxml.patch import (
@@ -15,6 +16,7 @@ from xlsx_kpi.ooxml.patch import (
     prefix_of,
     set_attrs,
 )
+from xlsx_kpi.outputs.annotate.memo import Memo
 from xlsx_kpi.outputs.review import (
     FONT,
     LINK_COLOR,
@@ -35,26 +37,45 @@ _ALIGN = {
 }
 
 
+@dataclass(frozen=True, slots=True)
+class _Parsed:
+    """What Styles reads of a styles.xml (shared by every file with the same bytes: read only)."""
+
+    p: str
+    lists: dict[str, tuple[Element, int]]
+    xfs: list[Element]
+
+
+def _parse(data: bytes) -> _Parsed:
+    root = parse_tags(data, {"cellXfs": None})
+    check_namespace(root, MAIN_NS)
+    lists: dict[str, tuple[Element, int]] = {}
+    for name in ("fonts", "fills", "borders", "cellXfs"):
+        el = root.kid(name)
+        if el is None or el.empty:
+            raise Unpatchable
+        lists[name] = (el, el.count)
+    style_xfs = root.kid("cellStyleXfs")
+    if style_xfs is None or not style_xfs.count:
+        raise Unpatchable  # new formats point at xfId 0
+    xfs = lists["cellXfs"][0].children
+    if len(xfs) != lists["cellXfs"][1] or any(xf.local != "xf" for xf in xfs):
+        raise Unpatchable
+    return _Parsed(prefix_of(root.tag), lists, xfs)
+
+
+# styles.xml parsed once per distinct part, and patched once per distinct part and set of additions.
+_PARSED: Memo[_Parsed] = Memo()
+_PATCHED: Memo[bytes] = Memo()
+
+
 class Styles:
     """styles.xml with fills, fonts, a border and cell formats appended (nothing existing is renumbered)."""
 
     def __init__(self, data: bytes) -> None:
         self.data = data
-        root = parse_tags(data, {"cellXfs": None})
-        check_namespace(root, MAIN_NS)
-        self.p = prefix_of(root.tag)
-        self.lists: dict[str, tuple[Element, int]] = {}
-        for name in ("fonts", "fills", "borders", "cellXfs"):
-            el = root.kid(name)
-            if el is None or el.empty:
-                raise Unpatchable
-            self.lists[name] = (el, el.count)
-        style_xfs = root.kid("cellStyleXfs")
-        if style_xfs is None or not style_xfs.count:
-            raise Unpatchable  # new formats point at xfId 0
-        self.xfs = self.lists["cellXfs"][0].children
-        if len(self.xfs) != self.lists["cellXfs"][1] or any(xf.local != "xf" for xf in self.xfs):
-            raise Unpatchable
+        parsed = _PARSED.get(data, lambda: _parse(data))
+        self.p, self.lists, self.xfs = parsed.p, parsed.lists, parsed.xfs
         self.added: dict[str, list[str]] = {name: [] for name in self.lists}
         self.fills: dict[str, int] = {}
         self.fonts: dict[str, int] = {}
@@ -130,6 +151,10 @@ class Styles:
         return self.formats[key]
 
     def patched(self) -> bytes:
+        key = (self.data, tuple(tuple(v) for v in self.added.values()), tuple(self.clone_text))
+        return _PATCHED.get(key, self._patch)
+
+    def _patch(self) -> bytes:
         edits: list[tuple[int, int, Any, bytes]] = []
         for name, (el, count) in self.lists.items():
             if name == "cellXfs":
