@@ -34,6 +34,7 @@ from xlsx_kpi.formats.identity import GUIDE_SHEET, META_SHEET, defined_name, fin
 from xlsx_kpi.formats.plan import Approved, Identity, WorkbookLayout
 from xlsx_kpi.formats.spec import Catalog, IndicatorsBlock, col_index, col_letters
 from xlsx_kpi.ooxml.package import Package
+from xlsx_kpi.ooxml.parts import text_columns
 
 RENAME_MIN_LABELS = 3  # fixed texts of a sheet compared to recognise it under another name
 RENAME_MATCH = 0.6  # share of those texts (or of its cells' defined names) that must agree
@@ -53,15 +54,24 @@ def read_meta_sheet(pkg: Package, book: Book, strings: Sequence[str]) -> dict[st
     member = book.targets.get(book.sheets.get(META_SHEET, ""))
     if member is None or member not in pkg.members:
         return {}
-    found, _ = scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
     meta: dict[str, str] = {}
-    for r in range(1, MAX_META_ROWS + 1):
-        if f"A{r}" in found:
-            a, b = found[f"A{r}"], found.get(f"B{r}")
-            key = as_text(raw_cell(a, f"{META_SHEET}!A{r}", (r - 1, 0), strings, frozenset(), {}, pkg.path))
-            value = as_text(raw_cell(b, f"{META_SHEET}!B{r}", (r - 1, 1), strings, frozenset(), {}, pkg.path))
+    columns = text_columns(pkg, member, MAX_META_ROWS)
+    if columns is not None and all(i is None or i < len(strings) for pair in columns.values() for i in pair):
+        for r in sorted(columns):
+            key_at, value_at = columns[r]
+            key = None if key_at is None else strings[key_at]
             if key and key.strip():
+                value = None if value_at is None else strings[value_at]
                 meta[key.strip()] = (value or "").strip()
+        return meta
+    found, _ = scan_sheet(pkg, member, _META_CELLS, _META_ROWS, META_SHEET)
+    # Row by row from the top, as found (a key written twice keeps its lower row's value).
+    for r in sorted(int(a1[1:]) for a1 in found if a1[0] == "A"):
+        a, b = found[f"A{r}"], found.get(f"B{r}")
+        key = as_text(raw_cell(a, f"{META_SHEET}!A{r}", (r - 1, 0), strings, frozenset(), {}, pkg.path))
+        value = as_text(raw_cell(b, f"{META_SHEET}!B{r}", (r - 1, 1), strings, frozenset(), {}, pkg.path))
+        if key and key.strip():
+            meta[key.strip()] = (value or "").strip()
     return meta
 
 

@@ -56,7 +56,7 @@ def read_workbook(path: Path, catalog: Catalog) -> Filing:
 
 
 def _read_package(pkg: Package, path: Path, catalog: Catalog) -> Filing:
-    check_kind(pkg)
+    check_kind(pkg, read_once)
     book = read_once(pkg, "book", (pkg.main, rels_of(pkg.main)), read_book)
     strings = read_shared_strings(pkg, book.shared_strings)
     meta = read_meta_sheet(pkg, book, strings)
@@ -138,7 +138,7 @@ def _read_package(pkg: Package, path: Path, catalog: Catalog) -> Filing:
     for (sheet, row, _, a1), expected in zip(where_labels, plan.label_texts, strict=True):
         label = found[sheet].get(a1)
         text = as_text(raw_cell(label, f"{sheet}!{a1}", (row, 0), strings, frozenset(), {}, path)) or ""
-        if without_spaces(text) != without_spaces(expected):
+        if text != expected and without_spaces(text) != without_spaces(expected):
             shown = text.strip() or "（空）"
             raise fail(MSG_LABEL_MOVED.format(expected=expected, found=shown), path, cell=f"{sheet}!{a1}")
 

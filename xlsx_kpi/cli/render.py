@@ -228,11 +228,8 @@ def _print_problems(console: Console, reports: Sequence[Report]) -> None:
 
 def _print_files(console: Console, reports: Sequence[Report]) -> None:
     for r in reports:
-        if r.error:
-            console.print(f"无法读取：{printable(r.error)}", markup=False)
-        if r.output_error:
-            console.print(f"未生成审核文件：{printable(r.output_error)}", markup=False)
-        elif r.annotated:
+        _print_problems(console, [r])
+        if r.annotated and not r.output_error:
             console.print(f"审核文件：{printable(str(r.annotated))}", markup=False)
 
 

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 from xml.etree import ElementTree
+from xml.parsers import expat
 
 import defusedxml.ElementTree as defused_tree
 from defusedxml.common import DefusedXmlException
 
+from xlsx_kpi.errors import XlsxKpiError
 from xlsx_kpi.ooxml.package import (
     MAX_DIRECTORY_BYTES,
     MAX_MEMBERS,
@@ -27,6 +32,7 @@ from xlsx_kpi.ooxml.package import (
 __all__ = [
     "CORE_PART",
     "CoreProperties",
+    "PartMemo",
     "check_kind",
     "content_types",
     "member_sums",
@@ -36,6 +42,7 @@ __all__ = [
     "rels_of",
     "resolve_target",
     "stamp_core",
+    "text_columns",
 ]
 
 MSG_DOCX = "这是 Word 文档（.docx），不是 Excel 工作簿，请使用下发的 .xlsx 模板"
@@ -106,14 +113,26 @@ def content_types(pkg: Package) -> list[str]:
 MACRO_CONTENT = ("macroenabled", "vbaproject", "vnd.ms-excel.addin", "vnd.ms-excel.template.macro")
 
 
-def check_kind(pkg: Package) -> None:
-    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros."""
+# read_once(pkg, what, parts, read): read(pkg), or the result kept for the same content of `parts` (audit.xml_parts).
+PartMemo = Callable[[Package, str, tuple[str, ...], Callable[[Package], Any]], Any]
+
+
+def check_kind(pkg: Package, once: PartMemo | None = None) -> None:
+    """Say what the package is, find its main part through _rels/.rels (OPC), and refuse macros.
+
+    With `once`, the three small parts read here are parsed once per distinct content (a batch of returned
+    copies of one template has the same relationships and content types).
+    """
+
+    def parsed(what: str, part: str, read: Callable[[Package], Any]) -> Any:
+        return read(pkg) if once is None else once(pkg, what, (part,), read)
+
     names = pkg.members
     if "word/document.xml" in names:
         raise fail(MSG_DOCX, pkg.path)
     if any(n.startswith("ppt/") for n in names):
         raise fail(MSG_PPTX, pkg.path)
-    package_rels = relationships(pkg, "_rels/.rels")
+    package_rels = parsed("rels", "_rels/.rels", lambda p: tuple(relationships(p, "_rels/.rels")))
     main = next(
         (resolve_target("", t) for _, kind, t in package_rels if kind.endswith("/officeDocument")), "xl/workbook.xml"
     )
@@ -128,10 +147,61 @@ def check_kind(pkg: Package) -> None:
     # A macro project may have any name: its content type and relationship type say what it is.
     if any(n.endswith("vbaproject.bin") for n in names):
         raise fail(MSG_MACRO, pkg.path)
-    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in content_types(pkg)):
+    kinds = parsed("content types", "[Content_Types].xml", lambda p: tuple(content_types(p)))
+    if any(any(m in kind.lower() for m in MACRO_CONTENT) for kind in kinds):
         raise fail(MSG_MACRO, pkg.path)
-    if any(kind.lower().endswith("/vbaproject") for _, kind, _ in relationships(pkg, rels_of(main))):
+    main_rels = rels_of(main)
+    if any(
+        kind.lower().endswith("/vbaproject")
+        for _, kind, _ in parsed("rels", main_rels, lambda p: tuple(relationships(p, main_rels)))
+    ):
         raise fail(MSG_MACRO, pkg.path)
+
+
+# --- The identity sheet in its plain form -------------------------------------------------------------------
+# The template's hidden identity sheet holds two columns of text, which Excel, WPS, LibreOffice and XlsxWriter
+# all write as shared-string cells: `<c r="A3" t="s"><v>12</v></c>` (LibreOffice adds s="0"). In that form its
+# sheetData is matched whole by two patterns, with no Python call per element.
+_TEXT_ROWS = re.compile(
+    rb'(?:<row r="([0-9]{1,7})"[^<>]*>(?:<c r="[AB]\1"(?: s="[0-9]{1,9}")? t="s"><v>[0-9]{1,9}</v></c>)*+</row>)*+'
+)
+_TEXT_ROW_NUMBER = re.compile(rb'<row r="([0-9]{1,7})"')
+_TEXT_CELL = re.compile(rb'<c r="([AB])([0-9]{1,7})"(?: s="[0-9]{1,9}")? t="s"><v>([0-9]{1,9})</v></c>')
+
+
+def text_columns(pkg: Package, name: str, max_row: int) -> dict[int, tuple[int | None, int | None]] | None:
+    """Row (1-based, up to max_row) -> shared-string indexes of its A and B cells, for a worksheet part whose
+    every cell is a shared string in A or B; None for any other part (scan_sheet then reads it).
+
+    The part is parsed by expat first (well-formed, no DTD), so the patterns see markup as it is.
+    """
+    try:
+        data = pkg.read(name)
+    except XlsxKpiError:
+        return None  # scan_sheet says what is wrong with it, as for any sheet
+    parser = new_parser()
+    try:
+        parser.Parse(data, True)
+    except (expat.ExpatError, DefusedXmlException):
+        return None
+    start = data.find(b"<sheetData>")
+    end = data.find(b"</sheetData>", start)
+    if start < 0 or end < 0 or _TEXT_ROWS.fullmatch(data, start + len(b"<sheetData>"), end) is None:
+        return None  # anything but rows of shared-string cells in A and B (each cell of its own row)
+    rows = [int(r) for r in _TEXT_ROW_NUMBER.findall(data, start, end)]
+    cells = _TEXT_CELL.findall(data, start, end)
+    if any(b <= a for a, b in pairwise([0, *rows])) or len({(c, r) for c, r, _ in cells}) != len(cells):
+        return None  # rows out of order, or a cell written twice: refused by scan_sheet
+    # Nothing outside sheetData that scan_sheet would read as a row or a cell.
+    if data.count(b"<row") != len(rows) or data.count(b"<c ") + data.count(b"<c>") + data.count(b"<c/") != len(cells):
+        return None
+    out: dict[int, tuple[int | None, int | None]] = {}
+    for column, digits, index in cells:
+        row = int(digits)
+        if row <= max_row:
+            a, b = out.get(row, (None, None))
+            out[row] = (int(index), b) if column == b"A" else (a, int(index))
+    return out
 
 
 # --- Core properties ------------------------------------------------------------------------------------
