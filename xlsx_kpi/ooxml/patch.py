@@ -8,7 +8,7 @@ import struct
 import time
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ __all__ = [
     "parse_sheet",
     "parse_tags",
     "read_part",
+    "scan_rows",
     "set_attrs",
     "write_zip",
 ]
@@ -330,24 +331,32 @@ def parse_sheet(data: bytes, keep: dict[str, str | None], with_rows: bool) -> tu
         return parse_tags(data, keep, rows if with_rows else None), rows
     p, skips, (a, b) = found
     root = parse_tags(data, keep, None, skips)
-    if with_rows:
-        row_end = re.compile(b"</" + re.escape(p) + rb"row\s*>")
-        for m in re.compile(b"<" + re.escape(p) + rb"row[\s/>]").finditer(data, a, b):
-            head = START_TAG.match(data, m.start())
-            if head is None:
+    return root, scan_rows(data, a, b, p) if with_rows else rows
+
+
+def scan_rows(
+    data: bytes, a: int, b: int, p: bytes, attrs: Callable[[bytes], dict[str, str]] | None = None
+) -> list[Row]:
+    """The <row> elements of data[a:b] (a <sheetData> content with no comment, CDATA or processing instruction),
+    found by their tags; `attrs` reads a row's start tag (default tag_attrs; a caller may pass a cached one)."""
+    read = attrs or tag_attrs
+    rows: list[Row] = []
+    row_end = re.compile(b"</" + re.escape(p) + rb"row\s*>")
+    for m in re.compile(b"<" + re.escape(p) + rb"row[\s/>]").finditer(data, a, b):
+        head = START_TAG.match(data, m.start())
+        if head is None:
+            raise Unpatchable
+        start = data[m.start() : head.end()]
+        el = Element(p.decode() + "row", read(start), m.start(), head.end(), bool(head.group(1)))
+        if el.empty:
+            el.inner_end = el.end = el.head_end
+        else:
+            close = row_end.search(data, el.head_end, b)
+            if close is None:
                 raise Unpatchable
-            el = Element(
-                p.decode() + "row", tag_attrs(data[m.start() : head.end()]), m.start(), head.end(), bool(head.group(1))
-            )
-            if el.empty:
-                el.inner_end = el.end = el.head_end
-            else:
-                close = row_end.search(data, el.head_end, b)
-                if close is None:
-                    raise Unpatchable
-                el.inner_end, el.end = close.start(), close.end()
-            rows.append(Row(el, None, -1, p))
-    return root, rows
+            el.inner_end, el.end = close.start(), close.end()
+        rows.append(Row(el, None, -1, p))
+    return rows
 
 
 def row_cells(data: bytes, row: Row) -> list[tuple[str | None, int]]:

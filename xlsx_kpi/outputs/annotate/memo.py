@@ -23,7 +23,17 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from xlsx_kpi.ooxml.patch import START_TAG, Element, Row, Unpatchable, parse_sheet, parse_tags, prefix_of, tag_attrs
+from xlsx_kpi.ooxml.patch import (
+    START_TAG,
+    Element,
+    Row,
+    Unpatchable,
+    parse_sheet,
+    parse_tags,
+    prefix_of,
+    scan_rows,
+    tag_attrs,
+)
 
 __all__ = ["KEPT", "Memo", "Sheet", "flagged_sheet", "forget", "sheet_root", "tags", "tags_from"]
 
@@ -339,21 +349,4 @@ def _row_attrs(head: bytes) -> dict[str, str]:
 
 def _rows(data: bytes, a: int, b: int, p: bytes) -> list[Row]:
     """parse_sheet's rows of a part with no comment, CDATA or processing instruction in data[a:b] (<sheetData>)."""
-    rows: list[Row] = []
-    row_end = re.compile(b"</" + re.escape(p) + rb"row\s*>")
-    for m in re.compile(b"<" + re.escape(p) + rb"row[\s/>]").finditer(data, a, b):
-        head = START_TAG.match(data, m.start())
-        if head is None:
-            raise Unpatchable
-        el = Element(
-            p.decode() + "row", _row_attrs(data[m.start() : head.end()]), m.start(), head.end(), bool(head.group(1))
-        )
-        if el.empty:
-            el.inner_end = el.end = el.head_end
-        else:
-            close = row_end.search(data, el.head_end, b)
-            if close is None:
-                raise Unpatchable
-            el.inner_end, el.end = close.start(), close.end()
-        rows.append(Row(el, None, -1, p))
-    return rows
+    return scan_rows(data, a, b, p, _row_attrs)
